@@ -1,0 +1,626 @@
+//! `faas.toml`: the app, its functions and triggers, and backend profiles.
+//!
+//! ```toml
+//! [app]
+//! name = "greeter"
+//! default_backend = "dev"     # optional
+//!
+//! [functions.hello]
+//! timeout = "10s"             # "500ms", "10s", "2m", "1h"
+//! memory_mb = 128
+//! concurrency = 4             # instances at once (local: process pool size)
+//! prewarm = 1                 # instances started ahead of the first call
+//! env = { GREETING = "Hello" }
+//! http = { route = "/hello", method = "POST" }
+//! events = { type = "com.example.greet" }
+//!
+//! [backends.dev]
+//! kind = "local"
+//!
+//! [backends.prod]
+//! kind = "lambda"
+//! region = "eu-west-1"
+//! ```
+//!
+//! **Backend selection precedence** ([`Config::select_backend`]): the `--backend` flag, then the
+//! `FAAS_BACKEND` environment variable, then `[app] default_backend`, then the only profile when
+//! exactly one is defined, then an implicit `local` profile when none is. A name that is not
+//! defined is an error, except `local`, which always means the default local backend.
+//!
+//! Secrets are never written inline: keys whose name contains `secret`, `password`, `token` or
+//! `credentials` must hold a reference, `env:NAME` or `file:PATH`.
+//!
+//! Every error names the file, the line and the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::app::{EventFilter, Trigger};
+use crate::runner::{Capability, FunctionSpec};
+use crate::Error;
+
+/// Default function timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default memory size.
+pub const DEFAULT_MEMORY_MB: u32 = 128;
+/// Default number of instances per function.
+pub const DEFAULT_CONCURRENCY: u32 = 8;
+/// The config file name.
+pub const FILE_NAME: &str = "faas.toml";
+
+/// A configuration error: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {}{message}", key.as_ref().map(|k| format!("key `{k}`: ")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// The dotted key path, when known.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Error {
+        Error::bad_input(e.to_string()).with_type("InvalidConfig")
+    }
+}
+
+/// `[app]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSection {
+    /// App name.
+    pub name: String,
+    /// Default backend profile.
+    #[serde(default)]
+    pub default_backend: Option<String>,
+    /// The cargo binary target that holds the app (default: the package's only binary).
+    #[serde(default)]
+    pub bin: Option<String>,
+}
+
+/// An HTTP trigger in `faas.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Path starting with `/`.
+    pub route: String,
+    /// Method, or any when absent.
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+/// `[functions.NAME]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionConfig {
+    /// Timeout.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub timeout: Option<Duration>,
+    /// Memory in MB.
+    #[serde(default)]
+    pub memory_mb: Option<u32>,
+    /// Instances at once.
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// Instances started ahead.
+    #[serde(default)]
+    pub prewarm: Option<u32>,
+    /// Environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// HTTP trigger.
+    #[serde(default)]
+    pub http: Option<RouteConfig>,
+    /// CloudEvent trigger.
+    #[serde(default)]
+    pub events: Option<EventFilter>,
+    /// Capabilities the function needs.
+    #[serde(default)]
+    pub requires: Vec<Capability>,
+}
+
+impl FunctionConfig {
+    /// Applies these settings over a spec.
+    pub fn apply(&self, spec: &mut FunctionSpec) {
+        if let Some(t) = self.timeout {
+            spec.timeout = t;
+        }
+        if let Some(m) = self.memory_mb {
+            spec.memory_mb = m;
+        }
+        if let Some(c) = self.concurrency {
+            spec.concurrency = c;
+        }
+        if let Some(p) = self.prewarm {
+            spec.prewarm = p;
+        }
+        spec.env.extend(self.env.clone());
+        if let Some(h) = &self.http {
+            let t = Trigger::Http { method: h.method.as_ref().map(|m| m.to_ascii_uppercase()), route: h.route.clone() };
+            if !spec.triggers.contains(&t) {
+                spec.triggers.push(t);
+            }
+        }
+        if let Some(filter) = &self.events {
+            let t = Trigger::Event { filter: filter.clone() };
+            if !spec.triggers.contains(&t) {
+                spec.triggers.push(t);
+            }
+        }
+        for c in &self.requires {
+            if !spec.requires.contains(c) {
+                spec.requires.push(*c);
+            }
+        }
+    }
+}
+
+/// A named backend profile: a `kind` plus kind-specific settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendProfile {
+    /// The profile name (the key under `[backends]`).
+    pub name: String,
+    /// The runner kind.
+    pub kind: String,
+    /// Everything else in the table.
+    pub settings: toml::Table,
+    /// Where it was defined, for error messages.
+    pub origin: String,
+}
+
+impl BackendProfile {
+    /// A profile with no settings.
+    pub fn new(name: impl Into<String>, kind: impl Into<String>) -> BackendProfile {
+        BackendProfile { name: name.into(), kind: kind.into(), settings: toml::Table::new(), origin: "built-in".into() }
+    }
+
+    /// Adds a setting.
+    pub fn with(mut self, key: &str, value: impl Into<toml::Value>) -> BackendProfile {
+        self.settings.insert(key.to_string(), value.into());
+        self
+    }
+
+    fn wrong(&self, key: &str, expected: &str) -> Error {
+        Error::bad_input(format!("{}: key `backends.{}.{key}`: expected {expected}", self.origin, self.name))
+            .with_type("InvalidConfig")
+    }
+
+    /// A string setting.
+    pub fn str(&self, key: &str) -> Result<Option<String>, Error> {
+        match self.settings.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(self.wrong(key, "a string")),
+        }
+    }
+
+    /// An integer setting.
+    pub fn int(&self, key: &str) -> Result<Option<i64>, Error> {
+        match self.settings.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Integer(i)) => Ok(Some(*i)),
+            Some(_) => Err(self.wrong(key, "an integer")),
+        }
+    }
+
+    /// A boolean setting.
+    pub fn bool(&self, key: &str) -> Result<Option<bool>, Error> {
+        match self.settings.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
+            Some(_) => Err(self.wrong(key, "true or false")),
+        }
+    }
+
+    /// A duration setting (`"10s"`).
+    pub fn duration(&self, key: &str) -> Result<Option<Duration>, Error> {
+        match self.str(key)? {
+            None => Ok(None),
+            Some(s) => parse_duration(&s).map(Some).map_err(|_| self.wrong(key, "a duration like \"10s\"")),
+        }
+    }
+
+    /// Resolves a secret reference (`env:NAME` or `file:PATH`). The value is never logged.
+    pub fn secret(&self, key: &str) -> Result<Option<String>, Error> {
+        let Some(reference) = self.str(key)? else { return Ok(None) };
+        resolve_secret(&reference).map(Some).map_err(|why| {
+            Error::bad_input(format!("{}: key `backends.{}.{key}`: {why}", self.origin, self.name)).with_type("InvalidConfig")
+        })
+    }
+
+    /// Rejects settings not in `known`, naming the first unknown one.
+    pub fn deny_unknown(&self, known: &[&str]) -> Result<(), Error> {
+        for key in self.settings.keys() {
+            if !known.contains(&key.as_str()) {
+                return Err(Error::bad_input(format!(
+                    "{}: key `backends.{}.{key}`: unknown setting for a `{}` backend; known settings: {}",
+                    self.origin,
+                    self.name,
+                    self.kind,
+                    known.join(", ")
+                ))
+                .with_type("InvalidConfig"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn resolve_secret(reference: &str) -> Result<String, String> {
+    if let Some(var) = reference.strip_prefix("env:") {
+        std::env::var(var).map_err(|_| format!("environment variable `{var}` is not set"))
+    } else if let Some(path) = reference.strip_prefix("file:") {
+        std::fs::read_to_string(path).map(|s| s.trim().to_string()).map_err(|e| format!("cannot read `{path}`: {e}"))
+    } else {
+        Err("secrets must be references (`env:NAME` or `file:PATH`), never inline values".into())
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["secret", "password", "token", "credentials"].iter().any(|w| k.contains(w))
+}
+
+/// A parsed `faas.toml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it came from (none for a default config).
+    pub path: Option<PathBuf>,
+    /// `[app]`.
+    pub app: AppSection,
+    /// `[functions.*]`.
+    pub functions: BTreeMap<String, FunctionConfig>,
+    /// `[backends.*]`.
+    pub backends: BTreeMap<String, BackendProfile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    app: AppSection,
+    #[serde(default)]
+    functions: BTreeMap<String, FunctionConfig>,
+    #[serde(default)]
+    backends: BTreeMap<String, RawBackend>,
+}
+
+#[derive(Deserialize)]
+struct RawBackend {
+    kind: String,
+    #[serde(flatten)]
+    settings: toml::Table,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+/// The line of the header `[a.b]` or of the key `b = ...` inside `[a]`, best effort.
+fn line_of_key(text: &str, path: &[&str]) -> usize {
+    let lines: Vec<&str> = text.lines().collect();
+    let header_line = |header: &str| lines.iter().position(|l| l.trim() == header);
+    if let Some(i) = header_line(&format!("[{}]", path.join("."))) {
+        return i + 1;
+    }
+    if path.len() >= 2 {
+        if let Some(start) = header_line(&format!("[{}]", path[..path.len() - 1].join("."))) {
+            let key = path[path.len() - 1];
+            for (i, line) in lines.iter().enumerate().skip(start + 1) {
+                let t = line.trim_start();
+                if t.starts_with('[') {
+                    break;
+                }
+                if t.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('=')) {
+                    return i + 1;
+                }
+            }
+            return start + 1;
+        }
+    }
+    1
+}
+
+impl Config {
+    /// A config with only an app name: every function gets the defaults, the backend is local.
+    pub fn default_for(app: impl Into<String>) -> Config {
+        Config {
+            path: None,
+            app: AppSection { name: app.into(), default_backend: None, bin: None },
+            functions: BTreeMap::new(),
+            backends: BTreeMap::new(),
+        }
+    }
+
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            line: 0,
+            key: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        let mut config = Config::parse(&text, &path.display().to_string())?;
+        config.path = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// Finds `faas.toml` in `dir` or its ancestors.
+    pub fn find(dir: &Path) -> Option<PathBuf> {
+        dir.ancestors().map(|d| d.join(FILE_NAME)).find(|p| p.is_file())
+    }
+
+    /// Parses and validates config text; `file` is used in error messages.
+    ///
+    /// ```
+    /// use faas_api::Config;
+    /// let err = Config::parse("[app]\nname = \"x\"\n\n[functions.hello]\ntimeout = 10\n", "faas.toml").unwrap_err();
+    /// assert_eq!(err.line, 5);
+    /// assert_eq!(err.key.as_deref(), Some("functions.hello.timeout"));
+    /// assert!(err.to_string().starts_with("faas.toml:5: key `functions.hello.timeout`:"), "{err}");
+    /// ```
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let err = |line: usize, key: Option<String>, message: String| ConfigError { file: file.to_string(), line, key, message };
+        let de = toml::Deserializer::new(text);
+        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let line = inner.span().map(|s| line_of(text, s.start)).unwrap_or(1);
+            let key = (path != "." && !path.is_empty()).then_some(path);
+            let message = inner.message().to_string();
+            let (key, message) = match (key, message.strip_prefix("missing field `")) {
+                (Some(k), Some(rest)) => {
+                    let field = rest.split('`').next().unwrap_or_default();
+                    (Some(format!("{k}.{field}")), format!("missing required key `{field}`"))
+                }
+                (None, Some(rest)) => {
+                    let field = rest.split('`').next().unwrap_or_default();
+                    (Some(field.to_string()), format!("missing required key `{field}`"))
+                }
+                (k, _) => (k, message),
+            };
+            err(line, key, message)
+        })?;
+
+        if raw.app.name.trim().is_empty() {
+            return Err(err(line_of_key(text, &["app", "name"]), Some("app.name".into()), "must not be empty".into()));
+        }
+        for (name, f) in &raw.functions {
+            let at = |k: &str| line_of_key(text, &["functions", name, k]);
+            crate::validate_function_name(name)
+                .map_err(|e| err(line_of_key(text, &["functions", name]), Some(format!("functions.{name}")), e.message().into()))?;
+            if f.memory_mb == Some(0) {
+                return Err(err(at("memory_mb"), Some(format!("functions.{name}.memory_mb")), "must be at least 1".into()));
+            }
+            if f.concurrency == Some(0) {
+                return Err(err(at("concurrency"), Some(format!("functions.{name}.concurrency")), "must be at least 1".into()));
+            }
+            if f.timeout == Some(Duration::ZERO) {
+                return Err(err(at("timeout"), Some(format!("functions.{name}.timeout")), "must be longer than zero".into()));
+            }
+            if let Some(h) = &f.http {
+                if !h.route.starts_with('/') {
+                    return Err(err(at("http"), Some(format!("functions.{name}.http.route")), format!("route `{}` must start with `/`", h.route)));
+                }
+            }
+        }
+        let mut backends = BTreeMap::new();
+        for (name, b) in raw.backends {
+            let line = line_of_key(text, &["backends", &name]);
+            for (key, value) in &b.settings {
+                if is_secret_key(key) {
+                    let ok = value.as_str().is_some_and(|s| s.starts_with("env:") || s.starts_with("file:"));
+                    if !ok {
+                        return Err(err(
+                            line_of_key(text, &["backends", &name, key]),
+                            Some(format!("backends.{name}.{key}")),
+                            "secrets must be references (`env:NAME` or `file:PATH`), never inline values".into(),
+                        ));
+                    }
+                }
+            }
+            let origin = format!("{file}:{line}");
+            backends.insert(name.clone(), BackendProfile { name, kind: b.kind, settings: b.settings, origin });
+        }
+        if let Some(d) = &raw.app.default_backend {
+            if d != "local" && !backends.contains_key(d) {
+                return Err(err(
+                    line_of_key(text, &["app", "default_backend"]),
+                    Some("app.default_backend".into()),
+                    format!("names backend `{d}`, which is not defined under [backends]"),
+                ));
+            }
+        }
+        Ok(Config { path: None, app: raw.app, functions: raw.functions, backends })
+    }
+
+    /// Picks the backend profile: `flag`, then `FAAS_BACKEND`, then `default_backend`, then the
+    /// only profile, then the implicit `local` one.
+    pub fn select_backend(&self, flag: Option<&str>) -> Result<BackendProfile, Error> {
+        let env = std::env::var("FAAS_BACKEND").ok().filter(|s| !s.is_empty());
+        self.select_backend_with(flag, env.as_deref())
+    }
+
+    /// [`Config::select_backend`] with the environment value passed in.
+    ///
+    /// ```
+    /// use faas_api::Config;
+    /// let c = Config::parse("[app]\nname='a'\n[backends.dev]\nkind='local'\n[backends.prod]\nkind='lambda'\n", "faas.toml").unwrap();
+    /// assert_eq!(c.select_backend_with(Some("prod"), Some("dev")).unwrap().name, "prod");
+    /// assert_eq!(c.select_backend_with(None, Some("dev")).unwrap().name, "dev");
+    /// assert!(c.select_backend_with(None, None).unwrap_err().message().contains("--backend"));
+    /// assert!(c.select_backend_with(Some("staging"), None).unwrap_err().message().contains("defines: dev, prod"));
+    /// ```
+    pub fn select_backend_with(&self, flag: Option<&str>, env: Option<&str>) -> Result<BackendProfile, Error> {
+        let chosen = flag.or(env).or(self.app.default_backend.as_deref());
+        match chosen {
+            Some(name) => match self.backends.get(name) {
+                Some(p) => Ok(p.clone()),
+                None if name == "local" => Ok(BackendProfile::new("local", "local")),
+                None => Err(Error::bad_input(format!(
+                    "unknown backend profile `{name}`; {} defines: {}",
+                    self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| FILE_NAME.into()),
+                    if self.backends.is_empty() { "none".to_string() } else { self.backends.keys().cloned().collect::<Vec<_>>().join(", ") }
+                ))),
+            },
+            None => match self.backends.len() {
+                0 => Ok(BackendProfile::new("local", "local")),
+                1 => Ok(self.backends.values().next().expect("one").clone()),
+                _ => Err(Error::bad_input(format!(
+                    "several backends are configured ({}); choose one with --backend NAME or FAAS_BACKEND, or set [app] default_backend",
+                    self.backends.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))),
+            },
+        }
+    }
+}
+
+/// Parses `"500ms"`, `"10s"`, `"2m"`, `"1h"`.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(faas_api::config::parse_duration("1500ms").unwrap(), Duration::from_millis(1500));
+/// assert_eq!(faas_api::config::parse_duration("2m").unwrap(), Duration::from_secs(120));
+/// assert!(faas_api::config::parse_duration("ten").is_err());
+/// ```
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("invalid duration `{s}`: expected a number and a unit, like \"10s\""))?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        other => Err(format!("invalid duration `{s}`: unknown unit `{other}`; use ms, s, m or h")),
+    }
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        S(String),
+        Other(toml::Value),
+    }
+    match Raw::deserialize(d)? {
+        Raw::S(s) => parse_duration(&s).map(Some).map_err(serde::de::Error::custom),
+        Raw::Other(v) => Err(serde::de::Error::custom(format!(
+            "expected a duration string like \"10s\", got {} `{v}`",
+            v.type_str()
+        ))),
+    }
+}
+
+/// Serde helper: a [`Duration`] as integer milliseconds.
+pub mod duration_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Serialises as milliseconds.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    /// Deserialises from milliseconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[app]
+name = "greeter"
+
+[functions.hello]
+timeout = "10s"
+memory_mb = 256
+env = { GREETING = "Hi" }
+http = { route = "/hello", method = "post" }
+
+[backends.dev]
+kind = "local"
+mode = "process"
+
+[backends.prod]
+kind = "lambda"
+region = "eu-west-1"
+secret_access_key = "env:AWS_SECRET"
+"#;
+
+    #[test]
+    fn good_config_parses_and_applies() {
+        let c = Config::parse(GOOD, "faas.toml").unwrap();
+        assert_eq!(c.app.name, "greeter");
+        let mut spec = FunctionSpec::new("hello");
+        c.functions["hello"].apply(&mut spec);
+        assert_eq!(spec.timeout, Duration::from_secs(10));
+        assert_eq!(spec.memory_mb, 256);
+        assert_eq!(spec.env["GREETING"], "Hi");
+        assert_eq!(spec.triggers, vec![Trigger::Http { method: Some("POST".into()), route: "/hello".into() }]);
+        assert_eq!(c.backends["dev"].str("mode").unwrap().as_deref(), Some("process"));
+    }
+
+    fn error(text: &str) -> ConfigError {
+        Config::parse(text, "faas.toml").unwrap_err()
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = error("[app]\nname = \"a\"\n[functions.f]\nmemory_mb = \"lots\"\n");
+        assert_eq!((e.line, e.key.as_deref()), (4, Some("functions.f.memory_mb")));
+
+        let e = error("[app]\nname = \"a\"\n[functions.f]\ntimeot = \"1s\"\n");
+        assert_eq!(e.key.as_deref(), Some("functions.f.timeot"));
+        assert!(e.message.contains("unknown field `timeot`"), "{e}");
+        assert_eq!(e.line, 4);
+
+        let e = error("[app]\nname = \"a\"\n[backends.prod]\nregion = \"x\"\n");
+        assert_eq!(e.key.as_deref(), Some("backends.prod.kind"));
+        assert!(e.message.contains("missing required key `kind`"), "{e}");
+
+        let e = error("[app]\nname = \"a\"\n[functions.f]\n[functions.f]\n");
+        assert_eq!(e.line, 4, "{e}");
+
+        let e = error("[app]\nname = \"a\"\n[functions.\"a/b\"]\n");
+        assert_eq!(e.key.as_deref(), Some("functions.a/b"));
+
+        let e = error("[app\nname = 1\n");
+        assert_eq!(e.line, 1);
+
+        let e = error("[app]\nname = \"a\"\n[backends.p]\nkind = \"lambda\"\ntoken = \"hunter2\"\n");
+        assert_eq!((e.line, e.key.as_deref()), (5, Some("backends.p.token")));
+        assert!(!e.to_string().contains("hunter2"));
+
+        let e = error("[app]\nname = \"a\"\n[functions.f]\ntimeout = \"5 parsecs\"\n");
+        assert!(e.message.contains("unknown unit `parsecs`"), "{e}");
+        assert_eq!(e.line, 4);
+
+        let e = error("[functions.f]\n");
+        assert_eq!(e.key.as_deref(), Some("app"), "{e}");
+    }
+
+    #[test]
+    fn secret_references_resolve_from_the_environment() {
+        let c = Config::parse(GOOD, "faas.toml").unwrap();
+        std::env::set_var("AWS_SECRET", "s3cr3t");
+        assert_eq!(c.backends["prod"].secret("secret_access_key").unwrap().as_deref(), Some("s3cr3t"));
+    }
+
+    #[test]
+    fn no_backends_means_local() {
+        let c = Config::default_for("x");
+        assert_eq!(c.select_backend_with(None, None).unwrap().kind, "local");
+    }
+}

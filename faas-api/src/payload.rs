@@ -1,0 +1,120 @@
+//! Raw payloads: bytes with an optional content type.
+
+use bytes::Bytes;
+
+/// The content type of JSON payloads.
+pub const JSON: &str = "application/json";
+/// The content type of structured-mode CloudEvents.
+pub const CLOUDEVENTS_JSON: &str = "application/cloudevents+json";
+/// The content type of opaque bytes.
+pub const OCTET_STREAM: &str = "application/octet-stream";
+
+/// A request or response body with its content type, the unit every backend carries.
+///
+/// ```
+/// use faas_api::Payload;
+/// let p = Payload::json(&serde_json::json!({"name": "Ada"})).unwrap();
+/// assert_eq!(p.content_type(), Some("application/json"));
+/// assert_eq!(p.body().as_ref(), br#"{"name":"Ada"}"#);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Payload {
+    body: Bytes,
+    content_type: Option<String>,
+}
+
+impl Payload {
+    /// A payload of `body` with the given content type.
+    pub fn new(body: impl Into<Bytes>, content_type: Option<String>) -> Payload {
+        Payload { body: body.into(), content_type }
+    }
+
+    /// A payload with no body and no content type.
+    pub fn empty() -> Payload {
+        Payload::default()
+    }
+
+    /// Opaque bytes (`application/octet-stream`).
+    pub fn bytes(body: impl Into<Bytes>) -> Payload {
+        Payload::new(body, Some(OCTET_STREAM.to_string()))
+    }
+
+    /// A serialised JSON value (`application/json`).
+    pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Payload, crate::Error> {
+        let body = serde_json::to_vec(value)
+            .map_err(|e| crate::Error::function("SerializationError", format!("cannot serialise the reply: {e}")))?;
+        Ok(Payload::new(body, Some(JSON.to_string())))
+    }
+
+    /// The body bytes.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// Consumes the payload, returning the body.
+    pub fn into_body(self) -> Bytes {
+        self.body
+    }
+
+    /// The content type, if known.
+    pub fn content_type(&self) -> Option<&str> {
+        self.content_type.as_deref()
+    }
+
+    /// Body length in bytes.
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+
+    /// Whether the content type is JSON (`*/json`, `*/*+json`) or absent.
+    pub fn is_json_or_untyped(&self) -> bool {
+        match self.content_type() {
+            None => true,
+            Some(ct) => is_json_media_type(ct),
+        }
+    }
+
+    /// Decodes the body as JSON into `T`, mapping failures to a bad-input error naming the problem.
+    ///
+    /// ```
+    /// use faas_api::{ErrorKind, Payload};
+    /// let err = Payload::new(&b"{oops"[..], None).json_as::<serde_json::Value>().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::BadInput);
+    /// assert!(err.message().contains("line 1 column 2"), "{}", err.message());
+    /// ```
+    pub fn json_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::Error> {
+        if !self.is_json_or_untyped() {
+            return Err(crate::Error::bad_input(format!(
+                "expected a JSON body, got content type `{}`",
+                self.content_type().unwrap_or_default()
+            )));
+        }
+        if self.body.is_empty() {
+            return Err(crate::Error::bad_input("expected a JSON body, got an empty body"));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| {
+            let what = if e.is_data() { "JSON of the wrong shape" } else { "malformed JSON" };
+            crate::Error::bad_input(format!("{what}: {e}"))
+        })
+    }
+}
+
+/// Whether a media type is JSON: `application/json`, `text/json` or any `*/*+json`, parameters ignored.
+///
+/// ```
+/// assert!(faas_api::payload::is_json_media_type("application/json; charset=utf-8"));
+/// assert!(faas_api::payload::is_json_media_type("application/cloudevents+json"));
+/// assert!(!faas_api::payload::is_json_media_type("text/plain"));
+/// ```
+pub fn is_json_media_type(ct: &str) -> bool {
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match essence.split_once('/') {
+        Some((_, sub)) => sub == "json" || sub.ends_with("+json"),
+        None => false,
+    }
+}
