@@ -384,6 +384,24 @@ impl App {
     }
 }
 
+/// The functions among `specs` whose event triggers match `event`, in order, each once.
+///
+/// ```
+/// use faas_api::{app::functions_matching, EventFilter, FunctionSpec, Trigger};
+/// use faas_api::cloudevents::{EventBuilder, EventBuilderV10};
+/// let mut f = FunctionSpec::new("on_order");
+/// f.triggers.push(Trigger::Event { filter: EventFilter::new().event_type("order.*") });
+/// let e = EventBuilderV10::new().id("1").source("/shop").ty("order.created").build().unwrap();
+/// assert_eq!(functions_matching(&[f], &e), vec!["on_order".to_string()]);
+/// ```
+pub fn functions_matching(specs: &[crate::FunctionSpec], event: &Event) -> Vec<String> {
+    specs
+        .iter()
+        .filter(|s| s.triggers.iter().any(|t| matches!(t, Trigger::Event { filter } if filter.matches(event))))
+        .map(|s| s.name.clone())
+        .collect()
+}
+
 /// A not-found error for function `name` listing `known`.
 pub fn not_found_error<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Error {
     let known: Vec<&str> = known.into_iter().collect();

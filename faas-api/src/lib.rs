@@ -35,6 +35,7 @@ pub mod event;
 pub mod handler;
 pub mod payload;
 pub mod runner;
+pub mod wire;
 
 pub use app::{validate_function_name, App, EventFilter, FunctionDescription, HandlerKind, Manifest, Trigger};
 pub use cloudevents;

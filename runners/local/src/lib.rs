@@ -1,1 +1,25 @@
+//! # faas-runner-local
+//!
+//! The local backend of faas, in two modes:
+//!
+//! - **in-process**: the app's handlers are called directly, in this process (what `cargo test`
+//!   of a function and `cargo run` of an app binary use);
+//! - **process**: the app binary runs as child processes, like a real FaaS invoker: a warm pool
+//!   per function, a concurrency limit with queueing, deadlines enforced by killing the process,
+//!   crashes isolated, an optional memory limit, stdout/stderr captured per invocation.
+//!
+//! Both record an [`faas_api::Activation`] for every invocation and run asynchronous invocations
+//! from a durable queue with retries. The `faas-front` crate serves a runner over HTTP (the
+//! `faas dev` server).
+#![warn(missing_docs)]
 
+pub mod activations;
+pub mod build;
+pub mod child;
+pub mod exec;
+pub mod inproc;
+pub mod pool;
+pub mod queue;
+pub mod runner;
+
+pub use runner::{LocalOptions, LocalRunner, Mode};

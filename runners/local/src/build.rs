@@ -1,0 +1,106 @@
+//! Building an app: `cargo build` of the project, then asking the binary what it contains
+//! (`FAAS_DESCRIBE=1 ./app` prints its [`Manifest`]), merged with `faas.toml` into an [`AppSpec`].
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use faas_api::{AppSpec, Config, Error, Manifest, Progress};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+/// Builds the app in `project_dir` and describes it.
+pub async fn build_app(project_dir: &Path, config: &Config, release: bool, progress: &dyn Progress) -> Result<AppSpec, Error> {
+    let binary = cargo_build(project_dir, config.app.bin.as_deref(), release, progress).await?;
+    progress.step("reading the app manifest");
+    let manifest = describe(&binary).await?;
+    AppSpec::from_parts(config, binary, manifest)
+}
+
+/// Runs `cargo build` in `dir` and returns the path of the binary built (`bin`, or the only one).
+/// Compiler errors come back in the error message.
+pub async fn cargo_build(dir: &Path, bin: Option<&str>, release: bool, progress: &dyn Progress) -> Result<PathBuf, Error> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build").arg("--message-format=json-render-diagnostics").current_dir(dir);
+    if release {
+        cmd.arg("--release");
+    }
+    if let Some(b) = bin {
+        cmd.args(["--bin", b]);
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+    progress.step("cargo build");
+    let mut child = cmd.spawn().map_err(|e| Error::unavailable(format!("cannot run cargo: {e}")))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let stderr_task = tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        let mut kept = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            kept.push(line);
+        }
+        kept
+    });
+    let mut executables: Vec<(String, PathBuf)> = Vec::new();
+    let mut lines = BufReader::new(stdout).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        if let Some(name) = msg["target"]["name"].as_str() {
+            progress.step(&format!("compiled {name}"));
+        }
+        let is_bin = msg["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|v| v == "bin"));
+        if let (true, Some(exe)) = (is_bin, msg["executable"].as_str()) {
+            let name = msg["target"]["name"].as_str().unwrap_or_default().to_string();
+            executables.push((name, PathBuf::from(exe)));
+        }
+    }
+    let status = child.wait().await.map_err(|e| Error::unavailable(format!("cargo failed to run: {e}")))?;
+    let stderr_lines = stderr_task.await.unwrap_or_default();
+    if !status.success() {
+        let text = stderr_lines.join("\n");
+        return Err(Error::bad_input(format!("cargo build failed in {}:\n{text}", dir.display())).with_type("BuildFailed"));
+    }
+    match (bin, executables.len()) {
+        (Some(b), _) => executables
+            .into_iter()
+            .find(|(n, _)| n == b)
+            .map(|(_, p)| p)
+            .ok_or_else(|| Error::bad_input(format!("cargo built no binary named `{b}`"))),
+        (None, 1) => Ok(executables.remove(0).1),
+        (None, 0) => Err(Error::bad_input(format!("the package in {} has no binary target", dir.display()))),
+        (None, _) => Err(Error::bad_input(format!(
+            "the project builds several binaries ({}); set [app] bin in faas.toml",
+            executables.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// Runs `binary` with `FAAS_DESCRIBE=1` and parses the manifest it prints.
+pub async fn describe(binary: &Path) -> Result<Manifest, Error> {
+    let mut cmd = Command::new(binary);
+    cmd.env(faas_api::wire::ENV_DESCRIBE, "1").env_remove(faas_api::wire::ENV_SOCKET).stdin(Stdio::null()).kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(10), cmd.output())
+        .await
+        .map_err(|_| Error::timeout(format!("{} did not describe itself within 10 s", binary.display())))?
+        .map_err(|e| Error::bad_input(format!("cannot run {}: {e}", binary.display())))?;
+    if !out.status.success() {
+        return Err(Error::bad_input(format!(
+            "{} failed to describe itself ({}): {}",
+            binary.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or_default();
+    serde_json::from_str(line).map_err(|e| {
+        Error::bad_input(format!(
+            "{} is not a faas app (its FAAS_DESCRIBE output is not a manifest: {e}); does its main call `faas::serve`?",
+            binary.display()
+        ))
+    })
+}

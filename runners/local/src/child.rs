@@ -1,0 +1,170 @@
+//! The function side of process mode: what `faas::serve` runs inside a child process started by
+//! the pool (see [`crate::pool`] for the protocol). Also the [`Services`] a child uses to reach
+//! other functions and emit events through the HTTP front.
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use faas_api::cloudevents::Event;
+use faas_api::wire::{self, SENTINEL};
+use faas_api::{App, Context, Error, Payload, Services};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+/// Largest request body a child accepts (the pool enforces the configured limit first).
+const MAX_CHILD_BODY: usize = 64 * 1024 * 1024;
+
+/// Serves `app` on the Unix socket `socket` until stdin closes (the pool went away).
+/// `function` is the function this process is for (`FAAS_FUNCTION`); requests to
+/// `/invoke/{name}` may name another.
+pub async fn serve(app: App, socket: &Path, function: Option<String>) -> Result<(), Error> {
+    let _ = std::fs::remove_file(socket);
+    let listener = tokio::net::UnixListener::bind(socket)
+        .map_err(|e| Error::unavailable(format!("cannot listen on {}: {e}", socket.display())))?;
+    let services: Arc<dyn Services> = match std::env::var(wire::ENV_SERVICES) {
+        Ok(url) if !url.is_empty() => Arc::new(HttpServices::new(url)),
+        _ => Arc::new(faas_api::context::NoServices),
+    };
+    let state = Arc::new(State { app, function, services });
+    // Exit when the pool closes our stdin: children never outlive the process that started them.
+    tokio::spawn(async {
+        use tokio::io::AsyncReadExt;
+        let mut stdin = tokio::io::stdin();
+        let mut buf = [0u8; 64];
+        while let Ok(n) = stdin.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+        std::process::exit(0);
+    });
+    loop {
+        let (stream, _) = listener.accept().await.map_err(|e| Error::unavailable(format!("accept failed: {e}")))?;
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
+struct State {
+    app: App,
+    function: Option<String>,
+    services: Arc<dyn Services>,
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let id = wire::header(&parts.headers, wire::INVOCATION_ID).unwrap_or_default().to_string();
+    let result = invoke(&state, &parts, body, &id).await;
+    // Mark the end of this invocation's output before answering, so the pool can attribute lines.
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{SENTINEL} {id}");
+        let _ = out.flush();
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{SENTINEL} {id}");
+        let _ = err.flush();
+    }
+    let resp = match result {
+        Ok(p) => {
+            let mut r = Response::new(Full::new(p.body().clone()));
+            if let Some(ct) = p.content_type().and_then(|c| http::HeaderValue::from_str(c).ok()) {
+                r.headers_mut().insert(http::header::CONTENT_TYPE, ct);
+            }
+            r
+        }
+        Err(e) => {
+            let (status, headers, body) = wire::error_parts(&e);
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            *r.status_mut() = status;
+            *r.headers_mut() = headers;
+            r
+        }
+    };
+    Ok(resp)
+}
+
+async fn invoke(state: &State, parts: &http::request::Parts, body: Incoming, id: &str) -> Result<Payload, Error> {
+    let name = match parts.uri.path().strip_prefix("/invoke/") {
+        Some(n) if !n.is_empty() => n.to_string(),
+        _ => state.function.clone().ok_or_else(|| Error::bad_input("no function named in the request or FAAS_FUNCTION"))?,
+    };
+    let body = Limited::new(body, MAX_CHILD_BODY)
+        .collect()
+        .await
+        .map_err(|e| Error::payload_too_large(format!("cannot read the request body: {e}")))?
+        .to_bytes();
+    let mut cx = Context::builder(&name).backend("local").services(state.services.clone());
+    if !id.is_empty() {
+        cx = cx.invocation_id(id);
+    }
+    if let Some(ms) = wire::header(&parts.headers, wire::DEADLINE_MS).and_then(|v| v.parse::<u64>().ok()) {
+        cx = cx.deadline_ms(ms);
+    }
+    cx = cx.traceparent(wire::header(&parts.headers, wire::TRACEPARENT));
+    state.app.call(&name, cx.build(), wire::payload(&parts.headers, body)).await
+}
+
+/// [`Services`] over the HTTP front: `POST {base}/functions/{name}` and `POST {base}/events`.
+pub struct HttpServices {
+    base: String,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+impl HttpServices {
+    /// Services reaching the front at `base` (`http://127.0.0.1:PORT`).
+    pub fn new(base: impl Into<String>) -> HttpServices {
+        HttpServices {
+            base: base.into().trim_end_matches('/').to_string(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    async fn post(&self, path: &str, traceparent: String, payload: Payload) -> Result<(http::StatusCode, http::HeaderMap, Bytes), Error> {
+        let mut req = Request::post(format!("{}{path}", self.base)).header(wire::TRACEPARENT, traceparent);
+        if let Some(ct) = payload.content_type() {
+            req = req.header(http::header::CONTENT_TYPE, ct);
+        }
+        let req = req.body(Full::new(payload.into_body())).map_err(|e| Error::bad_input(e.to_string()))?;
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| Error::unavailable(format!("cannot reach the local front at {}: {e}", self.base)))?;
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.map_err(|e| Error::unavailable(e.to_string()))?.to_bytes();
+        Ok((parts.status, parts.headers, body))
+    }
+}
+
+#[async_trait]
+impl Services for HttpServices {
+    async fn invoke(&self, caller: &Context, name: &str, payload: Payload) -> Result<Payload, Error> {
+        faas_api::validate_function_name(name)?;
+        let (status, headers, body) = self.post(&format!("/functions/{name}"), caller.trace().child().traceparent(), payload).await?;
+        if status == http::StatusCode::OK {
+            Ok(Payload::new(body, wire::content_type(&headers)))
+        } else {
+            Err(wire::error_from_response(status, &headers, &body))
+        }
+    }
+
+    async fn emit(&self, caller: &Context, event: Event) -> Result<(), Error> {
+        let payload = faas_api::event::encode_structured(&event)?;
+        let (status, headers, body) = self.post("/events", caller.trace().child().traceparent(), payload).await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(wire::error_from_response(status, &headers, &body))
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The in-process executor: calls the app's handler directly, with the deadline enforced by
+//! aborting the task, panics turned into crash errors, and log lines captured per invocation.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use faas_api::context::{ContextBuilder, Level, LogSink};
+use faas_api::handler::{call_catching_panics, BoxHandler, Invocation};
+use faas_api::{Error, FunctionSpec, Payload};
+
+use crate::exec::{human, Gate, Outcome};
+
+/// Collects the lines one invocation writes through its logger.
+#[derive(Default)]
+struct Capture {
+    lines: Mutex<Vec<String>>,
+}
+
+impl LogSink for Capture {
+    fn write(&self, _invocation_id: &str, level: Level, line: &str) {
+        self.lines.lock().expect("capture lock").push(format!("{} {line}", level.as_str()));
+    }
+}
+
+/// One deployed function in in-process mode.
+pub struct InProcess {
+    handler: BoxHandler,
+    gate: Gate,
+    warm: AtomicBool,
+}
+
+impl InProcess {
+    /// Wraps `handler` with the concurrency limit of `spec`.
+    pub fn new(handler: BoxHandler, spec: &FunctionSpec, max_waiting: usize) -> InProcess {
+        InProcess { handler, gate: Gate::new(&spec.name, spec.concurrency, max_waiting), warm: AtomicBool::new(false) }
+    }
+
+    /// Runs one invocation. `cx` is completed here with the log capture; its deadline must be set.
+    pub async fn run(&self, cx: ContextBuilder, payload: Payload, spec: &FunctionSpec) -> Outcome {
+        let capture = Arc::new(Capture::default());
+        let cx = cx.log_sink(capture.clone()).build();
+        let deadline = cx.deadline();
+        let _permit = match self.gate.enter(deadline).await {
+            Ok(p) => p,
+            Err(e) => return Outcome::refused(e),
+        };
+        let cold = !self.warm.swap(true, Ordering::SeqCst);
+        let handler = self.handler.clone();
+        let task = tokio::spawn(async move { call_catching_panics(handler.as_ref(), Invocation { cx, payload }).await });
+        let abort = task.abort_handle();
+        let wait = deadline.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        let result = match tokio::time::timeout(wait, task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(join)) => Err(Error::crash(format!("the function task failed: {join}"))),
+            Err(_) => {
+                abort.abort();
+                Err(Error::timeout(format!("function `{}` timed out after {}", spec.name, human(spec.timeout))))
+            }
+        };
+        let logs = std::mem::take(&mut *capture.lines.lock().expect("capture lock"));
+        Outcome { result, logs, cold }
+    }
+}
