@@ -219,7 +219,8 @@ impl App {
             self.problems.push(format!("function `{name}` is defined twice"));
             return self;
         }
-        let description = FunctionDescription { name: name.to_string(), handler: handler_kind, triggers: vec![], requires: vec![] };
+        let description =
+            FunctionDescription { name: name.to_string(), handler: handler_kind, triggers: vec![], requires: vec![] };
         self.functions.insert(name.to_string(), Function { description, handler });
         self.order.push(name.to_string());
         self
@@ -444,7 +445,8 @@ mod tests {
     #[tokio::test]
     async fn malformed_json_is_bad_input_naming_the_parse_error() {
         let app = App::new().function("a", hello);
-        let err = app.call("a", Context::builder("a").build(), Payload::new(&b"{\"x\": }"[..], None)).await.unwrap_err();
+        let err =
+            app.call("a", Context::builder("a").build(), Payload::new(&b"{\"x\": }"[..], None)).await.unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::BadInput);
         assert!(err.message().starts_with("malformed JSON: expected value at line 1 column 7"), "{}", err.message());
     }
@@ -458,7 +460,10 @@ mod tests {
             .subscribe("z", EventFilter::new().event_type("t"));
         let m = app.manifest();
         assert_eq!(m.functions.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), vec!["z", "a"]);
-        assert_eq!(m.function("a").unwrap().triggers, vec![Trigger::Http { method: Some("POST".into()), route: "/a".into() }]);
+        assert_eq!(
+            m.function("a").unwrap().triggers,
+            vec![Trigger::Http { method: Some("POST".into()), route: "/a".into() }]
+        );
         let back: Manifest = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
         assert_eq!(back, m);
     }

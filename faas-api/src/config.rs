@@ -231,7 +231,8 @@ impl BackendProfile {
     pub fn secret(&self, key: &str) -> Result<Option<String>, Error> {
         let Some(reference) = self.str(key)? else { return Ok(None) };
         resolve_secret(&reference).map(Some).map_err(|why| {
-            Error::bad_input(format!("{}: key `backends.{}.{key}`: {why}", self.origin, self.name)).with_type("InvalidConfig")
+            Error::bad_input(format!("{}: key `backends.{}.{key}`: {why}", self.origin, self.name))
+                .with_type("InvalidConfig")
         })
     }
 
@@ -366,7 +367,12 @@ impl Config {
     /// assert!(err.to_string().starts_with("faas.toml:5: key `functions.hello.timeout`:"), "{err}");
     /// ```
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let err = |line: usize, key: Option<String>, message: String| ConfigError { file: file.to_string(), line, key, message };
+        let err = |line: usize, key: Option<String>, message: String| ConfigError {
+            file: file.to_string(),
+            line,
+            key,
+            message,
+        };
         let de = toml::Deserializer::new(text);
         let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
@@ -393,20 +399,37 @@ impl Config {
         }
         for (name, f) in &raw.functions {
             let at = |k: &str| line_of_key(text, &["functions", name, k]);
-            crate::validate_function_name(name)
-                .map_err(|e| err(line_of_key(text, &["functions", name]), Some(format!("functions.{name}")), e.message().into()))?;
+            crate::validate_function_name(name).map_err(|e| {
+                err(line_of_key(text, &["functions", name]), Some(format!("functions.{name}")), e.message().into())
+            })?;
             if f.memory_mb == Some(0) {
-                return Err(err(at("memory_mb"), Some(format!("functions.{name}.memory_mb")), "must be at least 1".into()));
+                return Err(err(
+                    at("memory_mb"),
+                    Some(format!("functions.{name}.memory_mb")),
+                    "must be at least 1".into(),
+                ));
             }
             if f.concurrency == Some(0) {
-                return Err(err(at("concurrency"), Some(format!("functions.{name}.concurrency")), "must be at least 1".into()));
+                return Err(err(
+                    at("concurrency"),
+                    Some(format!("functions.{name}.concurrency")),
+                    "must be at least 1".into(),
+                ));
             }
             if f.timeout == Some(Duration::ZERO) {
-                return Err(err(at("timeout"), Some(format!("functions.{name}.timeout")), "must be longer than zero".into()));
+                return Err(err(
+                    at("timeout"),
+                    Some(format!("functions.{name}.timeout")),
+                    "must be longer than zero".into(),
+                ));
             }
             if let Some(h) = &f.http {
                 if !h.route.starts_with('/') {
-                    return Err(err(at("http"), Some(format!("functions.{name}.http.route")), format!("route `{}` must start with `/`", h.route)));
+                    return Err(err(
+                        at("http"),
+                        Some(format!("functions.{name}.http.route")),
+                        format!("route `{}` must start with `/`", h.route),
+                    ));
                 }
             }
         }
@@ -493,7 +516,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration `{s}`: expected a number and a unit, like \"10s\""))?;
+    let n: u64 =
+        num.parse().map_err(|_| format!("invalid duration `{s}`: expected a number and a unit, like \"10s\""))?;
     match unit.trim() {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),

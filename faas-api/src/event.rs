@@ -32,9 +32,9 @@ fn check_specversion(value: Option<&str>) -> Result<(), Error> {
     match value {
         None => Err(Error::bad_input("CloudEvent is missing required attribute `specversion`")),
         Some("1.0") => Ok(()),
-        Some(other) => Err(Error::bad_input(format!(
-            "CloudEvent has unsupported specversion `{other}`; only `1.0` is supported"
-        ))),
+        Some(other) => {
+            Err(Error::bad_input(format!("CloudEvent has unsupported specversion `{other}`; only `1.0` is supported")))
+        }
     }
 }
 
@@ -48,9 +48,7 @@ fn check_required(name: &str, value: Option<&str>) -> Result<(), Error> {
 
 /// Validates one structured-mode JSON event (already parsed) and converts it.
 pub fn event_from_json(value: serde_json::Value) -> Result<Event, Error> {
-    let obj = value
-        .as_object()
-        .ok_or_else(|| Error::bad_input("a structured CloudEvent must be a JSON object"))?;
+    let obj = value.as_object().ok_or_else(|| Error::bad_input("a structured CloudEvent must be a JSON object"))?;
     let attr = |name: &str| -> Result<Option<&str>, Error> {
         match obj.get(name) {
             None | Some(serde_json::Value::Null) => Ok(None),
@@ -126,7 +124,8 @@ pub fn detect_mode(content_type: Option<&str>) -> Result<Mode, Error> {
         if ct.starts_with("application/cloudevents-batch+json") {
             Ok(Mode::Batch)
         } else {
-            Err(Error::bad_input(format!("unsupported CloudEvents batch format `{ct}`")).with_type("UnsupportedMediaType"))
+            Err(Error::bad_input(format!("unsupported CloudEvents batch format `{ct}`"))
+                .with_type("UnsupportedMediaType"))
         }
     } else if ct.starts_with("application/cloudevents") {
         if ct.starts_with("application/cloudevents+json") {

@@ -79,6 +79,23 @@ impl Payload {
         }
     }
 
+    /// Whether a body of this content type may be decoded as JSON by a typed function: JSON
+    /// types, no type, and the text types tools send by default (`text/plain`, and
+    /// `application/x-www-form-urlencoded`, which is what `curl -d` sends). Like Lambda, a typed
+    /// function does not insist on the header; it refuses only types that are clearly not text.
+    pub fn may_hold_json(&self) -> bool {
+        match self.content_type() {
+            None => true,
+            Some(ct) => {
+                let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                is_json_media_type(&essence)
+                    || essence.is_empty()
+                    || essence == "text/plain"
+                    || essence == "application/x-www-form-urlencoded"
+            }
+        }
+    }
+
     /// Decodes the body as JSON into `T`, mapping failures to a bad-input error naming the problem.
     ///
     /// ```
@@ -86,13 +103,18 @@ impl Payload {
     /// let err = Payload::new(&b"{oops"[..], None).json_as::<serde_json::Value>().unwrap_err();
     /// assert_eq!(err.kind(), ErrorKind::BadInput);
     /// assert!(err.message().contains("line 1 column 2"), "{}", err.message());
+    /// let png = Payload::new(&b"{}"[..], Some("image/png".into())).json_as::<serde_json::Value>().unwrap_err();
+    /// assert_eq!(png.error_type(), "UnsupportedMediaType");
+    /// let curl = Payload::new(&b"{}"[..], Some("application/x-www-form-urlencoded".into()));
+    /// assert!(curl.json_as::<serde_json::Value>().is_ok());
     /// ```
     pub fn json_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::Error> {
-        if !self.is_json_or_untyped() {
+        if !self.may_hold_json() {
             return Err(crate::Error::bad_input(format!(
                 "expected a JSON body, got content type `{}`",
                 self.content_type().unwrap_or_default()
-            )));
+            ))
+            .with_type("UnsupportedMediaType"));
         }
         if self.body.is_empty() {
             return Err(crate::Error::bad_input("expected a JSON body, got an empty body"));

@@ -95,7 +95,9 @@ pub async fn serve(app: App) -> Result<(), Error> {
             println!("{}", serde_json::to_string(&app.manifest()).expect("a manifest serialises"));
             Ok(())
         }
-        Host::LocalChild { socket, function } => faas_runner_local::child::serve(app, Path::new(&socket), function).await,
+        Host::LocalChild { socket, function } => {
+            faas_runner_local::child::serve(app, Path::new(&socket), function).await
+        }
         Host::LocalHttp { addr } => serve_http(app, addr).await,
     }
 }
@@ -118,7 +120,11 @@ pub async fn serve_http(app: App, addr: SocketAddr) -> Result<(), Error> {
     let front = faas_front::bind(runner.clone(), faas_front::FrontOptions { addr, ..Default::default() }).await?;
     runner.set_services_url(front.url());
     eprintln!("faas: serving {} in-process at {}", app.names().join(", "), front.url());
-    eprintln!("faas: try  curl -s {}/functions/{} -d '{{}}'", front.url(), app.names().first().copied().unwrap_or("NAME"));
+    eprintln!(
+        "faas: try  curl -s {}/functions/{} -d '{{...json...}}'",
+        front.url(),
+        app.names().first().copied().unwrap_or("NAME")
+    );
     let _ = tokio::signal::ctrl_c().await;
     front.shutdown().await;
     runner.shutdown().await;

@@ -10,7 +10,12 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 /// Builds the app in `project_dir` and describes it.
-pub async fn build_app(project_dir: &Path, config: &Config, release: bool, progress: &dyn Progress) -> Result<AppSpec, Error> {
+pub async fn build_app(
+    project_dir: &Path,
+    config: &Config,
+    release: bool,
+    progress: &dyn Progress,
+) -> Result<AppSpec, Error> {
     let binary = cargo_build(project_dir, config.app.bin.as_deref(), release, progress).await?;
     progress.step("reading the app manifest");
     let manifest = describe(&binary).await?;
@@ -19,7 +24,12 @@ pub async fn build_app(project_dir: &Path, config: &Config, release: bool, progr
 
 /// Runs `cargo build` in `dir` and returns the path of the binary built (`bin`, or the only one).
 /// Compiler errors come back in the error message.
-pub async fn cargo_build(dir: &Path, bin: Option<&str>, release: bool, progress: &dyn Progress) -> Result<PathBuf, Error> {
+pub async fn cargo_build(
+    dir: &Path,
+    bin: Option<&str>,
+    release: bool,
+    progress: &dyn Progress,
+) -> Result<PathBuf, Error> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.arg("build").arg("--message-format=json-render-diagnostics").current_dir(dir);
@@ -62,7 +72,9 @@ pub async fn cargo_build(dir: &Path, bin: Option<&str>, release: bool, progress:
     let stderr_lines = stderr_task.await.unwrap_or_default();
     if !status.success() {
         let text = stderr_lines.join("\n");
-        return Err(Error::bad_input(format!("cargo build failed in {}:\n{text}", dir.display())).with_type("BuildFailed"));
+        return Err(
+            Error::bad_input(format!("cargo build failed in {}:\n{text}", dir.display())).with_type("BuildFailed")
+        );
     }
     match (bin, executables.len()) {
         (Some(b), _) => executables
@@ -82,7 +94,10 @@ pub async fn cargo_build(dir: &Path, bin: Option<&str>, release: bool, progress:
 /// Runs `binary` with `FAAS_DESCRIBE=1` and parses the manifest it prints.
 pub async fn describe(binary: &Path) -> Result<Manifest, Error> {
     let mut cmd = Command::new(binary);
-    cmd.env(faas_api::wire::ENV_DESCRIBE, "1").env_remove(faas_api::wire::ENV_SOCKET).stdin(Stdio::null()).kill_on_drop(true);
+    cmd.env(faas_api::wire::ENV_DESCRIBE, "1")
+        .env_remove(faas_api::wire::ENV_SOCKET)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(10), cmd.output())
         .await
         .map_err(|_| Error::timeout(format!("{} did not describe itself within 10 s", binary.display())))?

@@ -96,7 +96,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Fu
 async fn invoke(state: &State, parts: &http::request::Parts, body: Incoming, id: &str) -> Result<Payload, Error> {
     let name = match parts.uri.path().strip_prefix("/invoke/") {
         Some(n) if !n.is_empty() => n.to_string(),
-        _ => state.function.clone().ok_or_else(|| Error::bad_input("no function named in the request or FAAS_FUNCTION"))?,
+        _ => state
+            .function
+            .clone()
+            .ok_or_else(|| Error::bad_input("no function named in the request or FAAS_FUNCTION"))?,
     };
     let body = Limited::new(body, MAX_CHILD_BODY)
         .collect()
@@ -129,7 +132,12 @@ impl HttpServices {
         }
     }
 
-    async fn post(&self, path: &str, traceparent: String, payload: Payload) -> Result<(http::StatusCode, http::HeaderMap, Bytes), Error> {
+    async fn post(
+        &self,
+        path: &str,
+        traceparent: String,
+        payload: Payload,
+    ) -> Result<(http::StatusCode, http::HeaderMap, Bytes), Error> {
         let mut req = Request::post(format!("{}{path}", self.base)).header(wire::TRACEPARENT, traceparent);
         if let Some(ct) = payload.content_type() {
             req = req.header(http::header::CONTENT_TYPE, ct);
@@ -150,7 +158,8 @@ impl HttpServices {
 impl Services for HttpServices {
     async fn invoke(&self, caller: &Context, name: &str, payload: Payload) -> Result<Payload, Error> {
         faas_api::validate_function_name(name)?;
-        let (status, headers, body) = self.post(&format!("/functions/{name}"), caller.trace().child().traceparent(), payload).await?;
+        let (status, headers, body) =
+            self.post(&format!("/functions/{name}"), caller.trace().child().traceparent(), payload).await?;
         if status == http::StatusCode::OK {
             Ok(Payload::new(body, wire::content_type(&headers)))
         } else {

@@ -52,7 +52,12 @@ pub struct Gate {
 impl Gate {
     /// A gate for `function` with `limit` slots.
     pub fn new(function: &str, limit: u32, max_waiting: usize) -> Gate {
-        Gate { function: function.to_string(), slots: Semaphore::new(limit.max(1) as usize), waiting: AtomicUsize::new(0), max_waiting }
+        Gate {
+            function: function.to_string(),
+            slots: Semaphore::new(limit.max(1) as usize),
+            waiting: AtomicUsize::new(0),
+            max_waiting,
+        }
     }
 
     /// Waits for a slot until `deadline`.
@@ -88,7 +93,7 @@ impl Gate {
 
 /// Formats a duration for error messages: `1.5s`, `250ms`.
 pub fn human(d: std::time::Duration) -> String {
-    if d.as_millis() >= 1000 && d.as_millis() % 1000 == 0 {
+    if d.as_millis() >= 1000 && d.as_millis().is_multiple_of(1000) {
         format!("{}s", d.as_secs())
     } else if d.as_millis() >= 1000 {
         format!("{:.1}s", d.as_secs_f64())

@@ -46,7 +46,8 @@ impl InProcess {
         };
         let cold = !self.warm.swap(true, Ordering::SeqCst);
         let handler = self.handler.clone();
-        let task = tokio::spawn(async move { call_catching_panics(handler.as_ref(), Invocation { cx, payload }).await });
+        let task =
+            tokio::spawn(async move { call_catching_panics(handler.as_ref(), Invocation { cx, payload }).await });
         let abort = task.abort_handle();
         let wait = deadline.duration_since(std::time::SystemTime::now()).unwrap_or_default();
         let result = match tokio::time::timeout(wait, task).await {

@@ -162,7 +162,11 @@ impl FunctionPool {
             Ok(r) => r,
             Err(e) => {
                 self.release(instance).await;
-                return Outcome { result: Err(Error::bad_input(format!("invalid request header: {e}"))), logs: vec![], cold };
+                return Outcome {
+                    result: Err(Error::bad_input(format!("invalid request header: {e}"))),
+                    logs: vec![],
+                    cold,
+                };
             }
         };
         let max_body = self.options.max_body;
@@ -261,7 +265,13 @@ impl FunctionPool {
         let socket = self.options.socket_dir.join(format!("{}-{number}.sock", self.spec.name));
         let _ = std::fs::remove_file(&socket);
         let mut cmd = Command::new(&self.binary);
-        for var in ["AWS_LAMBDA_RUNTIME_API", "FUNCTIONS_CUSTOMHANDLER_PORT", "FUNCTION_TARGET", "__OW_API_HOST", wire::ENV_DESCRIBE] {
+        for var in [
+            "AWS_LAMBDA_RUNTIME_API",
+            "FUNCTIONS_CUSTOMHANDLER_PORT",
+            "FUNCTION_TARGET",
+            "__OW_API_HOST",
+            wire::ENV_DESCRIBE,
+        ] {
             cmd.env_remove(var);
         }
         cmd.envs(&self.spec.env)

@@ -59,7 +59,14 @@ pub trait JobRunner: Send + Sync + 'static {
 
 /// Whether an async failure of this kind is worth another try.
 pub fn retryable(kind: ErrorKind) -> bool {
-    matches!(kind, ErrorKind::Function | ErrorKind::Crash | ErrorKind::Timeout | ErrorKind::Throttled | ErrorKind::BackendUnavailable)
+    matches!(
+        kind,
+        ErrorKind::Function
+            | ErrorKind::Crash
+            | ErrorKind::Timeout
+            | ErrorKind::Throttled
+            | ErrorKind::BackendUnavailable
+    )
 }
 
 /// The delay before try number `attempt + 1`: `base * 2^(attempt-1)`, capped at 5 minutes, with up
@@ -215,9 +222,20 @@ mod tests {
     fn pending_jobs_survive_reopen_and_torn_lines_are_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.jsonl");
-        let job = |id: &str| Job { id: id.into(), function: "f".into(), body: vec![0, 1, 255], content_type: None, traceparent: None, attempt: 1 };
+        let job = |id: &str| Job {
+            id: id.into(),
+            function: "f".into(),
+            body: vec![0, 1, 255],
+            content_type: None,
+            traceparent: None,
+            attempt: 1,
+        };
         let mut text = String::new();
-        for r in [Record::Enqueue { job: job("a") }, Record::Enqueue { job: job("b") }, Record::Done { id: "a".into(), ok: true }] {
+        for r in [
+            Record::Enqueue { job: job("a") },
+            Record::Enqueue { job: job("b") },
+            Record::Done { id: "a".into(), ok: true },
+        ] {
             text.push_str(&serde_json::to_string(&r).unwrap());
             text.push('\n');
         }
@@ -235,7 +253,10 @@ mod tests {
         for attempt in 1..6 {
             let d = backoff(b, attempt);
             let nominal = 100.0 * f64::from(1u32 << (attempt - 1));
-            assert!(d.as_millis() as f64 >= nominal * 0.74 && d.as_millis() as f64 <= nominal * 1.26, "{attempt}: {d:?}");
+            assert!(
+                d.as_millis() as f64 >= nominal * 0.74 && d.as_millis() as f64 <= nominal * 1.26,
+                "{attempt}: {d:?}"
+            );
         }
         assert!(backoff(Duration::from_secs(100), 10) <= Duration::from_secs(375));
     }

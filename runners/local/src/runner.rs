@@ -214,12 +214,18 @@ impl LocalRunner {
                 (d.clone(), None)
             }
             None => {
-                let t = tempfile::Builder::new().prefix("faas-state-").tempdir().map_err(|e| io("create a state directory", e))?;
+                let t = tempfile::Builder::new()
+                    .prefix("faas-state-")
+                    .tempdir()
+                    .map_err(|e| io("create a state directory", e))?;
                 (t.path().to_path_buf(), Some(t))
             }
         };
         // Unix socket paths are limited to ~108 bytes, so sockets live in a short temp dir.
-        let runtime_dir = tempfile::Builder::new().prefix("faas-").tempdir_in("/tmp").map_err(|e| io("create a socket directory", e))?;
+        let runtime_dir = tempfile::Builder::new()
+            .prefix("faas-")
+            .tempdir_in("/tmp")
+            .map_err(|e| io("create a socket directory", e))?;
         let activations = ActivationLog::open(&state_dir.join("activations.jsonl"), DEFAULT_CAPACITY)
             .map_err(|e| io("open the activation log", e))?;
         let journal = state_dir.join("async-journal.jsonl");
@@ -271,11 +277,18 @@ impl LocalRunner {
     /// Routes `event` to every deployed function whose event trigger matches it, as one
     /// asynchronous invocation each; returns `(function, activation id)` pairs.
     pub async fn emit_event(&self, event: &Event, traceparent: Option<String>) -> Result<Vec<(String, String)>, Error> {
-        let specs: Vec<FunctionSpec> = self.functions.read().expect("functions lock").values().map(|d| d.spec.clone()).collect();
+        let specs: Vec<FunctionSpec> =
+            self.functions.read().expect("functions lock").values().map(|d| d.spec.clone()).collect();
         let payload = faas_api::event::encode_structured(event)?;
         let mut out = vec![];
         for name in faas_api::app::functions_matching(&specs, event) {
-            let req = InvokeRequest { function: name.clone(), payload: payload.clone(), mode: InvokeMode::Async, traceparent: traceparent.clone(), with_logs: false };
+            let req = InvokeRequest {
+                function: name.clone(),
+                payload: payload.clone(),
+                mode: InvokeMode::Async,
+                traceparent: traceparent.clone(),
+                with_logs: false,
+            };
             let invoked = self.invoke(req).await?;
             out.push((name, invoked.activation_id));
         }
@@ -284,7 +297,8 @@ impl LocalRunner {
 
     /// Stops every function process.
     pub async fn shutdown(&self) {
-        let all: Vec<Arc<Deployed>> = std::mem::take(&mut *self.functions.write().expect("functions lock")).into_values().collect();
+        let all: Vec<Arc<Deployed>> =
+            std::mem::take(&mut *self.functions.write().expect("functions lock")).into_values().collect();
         for d in all {
             if let Executor::Process(pool) = &d.executor {
                 pool.retire().await;
@@ -294,13 +308,17 @@ impl LocalRunner {
 
     fn lookup(&self, name: &str) -> Result<Arc<Deployed>, Error> {
         let functions = self.functions.read().expect("functions lock");
-        functions.get(name).cloned().ok_or_else(|| faas_api::app::not_found_error(name, functions.keys().map(String::as_str)))
+        functions
+            .get(name)
+            .cloned()
+            .ok_or_else(|| faas_api::app::not_found_error(name, functions.keys().map(String::as_str)))
     }
 
     fn install(&self, specs: Vec<FunctionSpec>, artifact: &Path, digest: &str) -> Result<DeployReport, Error> {
         self.check(&specs)?;
         if self.options.mode == Mode::InProcess {
-            let app = self.app.as_ref().ok_or_else(|| Error::unavailable("this in-process runner has no app linked in"))?;
+            let app =
+                self.app.as_ref().ok_or_else(|| Error::unavailable("this in-process runner has no app linked in"))?;
             for s in &specs {
                 if !app.contains(&s.name) {
                     return Err(app.not_found(&s.name).with_type("UnknownFunction"));
@@ -430,7 +448,8 @@ impl LocalRunner {
         let file_name = binary.file_name().ok_or_else(|| Error::bad_input("the app binary path has no file name"))?;
         let artifact = dir.join(file_name);
         if !artifact.exists() {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::unavailable(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::unavailable(format!("cannot create {}: {e}", dir.display())))?;
             let tmp = dir.join(".partial");
             std::fs::copy(binary, &tmp)
                 .and_then(|_| std::fs::rename(&tmp, &artifact))
@@ -453,8 +472,8 @@ impl LocalRunner {
 
 /// Digest of an artifact's bytes (FNV-1a 64, hex): identifies a build for idempotent deploys.
 fn digest_file(path: &Path) -> Result<String, Error> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::bad_input(format!("cannot read artifact {}: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::bad_input(format!("cannot read artifact {}: {e}", path.display())))?;
     let mut h: u64 = 0xcbf29ce484222325;
     for b in &bytes {
         h ^= *b as u64;
@@ -470,8 +489,14 @@ impl Runner for LocalRunner {
     }
 
     fn capabilities(&self) -> Capabilities {
-        let mut claims: std::collections::BTreeSet<Capability> =
-            [Capability::WarmReuse, Capability::Async, Capability::CloudEvents, Capability::Logs, Capability::HttpRoutes].into();
+        let mut claims: std::collections::BTreeSet<Capability> = [
+            Capability::WarmReuse,
+            Capability::Async,
+            Capability::CloudEvents,
+            Capability::Logs,
+            Capability::HttpRoutes,
+        ]
+        .into();
         if self.options.mode == Mode::Process {
             claims.insert(Capability::ProcessIsolation);
             if self.options.memory_limit {
@@ -489,7 +514,12 @@ impl Runner for LocalRunner {
     async fn package(&self, app: &AppSpec, progress: &dyn Progress) -> Result<Package, Error> {
         self.check(&app.functions)?;
         if self.options.mode == Mode::InProcess {
-            return Ok(Package { app: app.app.clone(), artifact: app.binary.clone(), size: 0, functions: app.functions.clone() });
+            return Ok(Package {
+                app: app.app.clone(),
+                artifact: app.binary.clone(),
+                size: 0,
+                functions: app.functions.clone(),
+            });
         }
         progress.step("copying the app binary");
         let (artifact, _) = self.stage(&app.binary)?;
@@ -531,7 +561,9 @@ impl Runner for LocalRunner {
                     traceparent: req.traceparent.clone(),
                     attempt: 1,
                 };
-                self.queue.enqueue(job).map_err(|e| Error::unavailable(format!("cannot queue the invocation durably: {e}")))?;
+                self.queue
+                    .enqueue(job)
+                    .map_err(|e| Error::unavailable(format!("cannot queue the invocation durably: {e}")))?;
                 self.activations.record(Activation {
                     id: id.clone(),
                     function: req.function.clone(),
@@ -548,7 +580,8 @@ impl Runner for LocalRunner {
                 Ok(Invoked { activation_id: id, payload: Payload::empty(), logs: None })
             }
             InvokeMode::Sync => {
-                let (result, logs) = self.execute(&deployed, id.clone(), req.payload, req.traceparent, InvokeMode::Sync, 1).await;
+                let (result, logs) =
+                    self.execute(&deployed, id.clone(), req.payload, req.traceparent, InvokeMode::Sync, 1).await;
                 let payload = result?;
                 Ok(Invoked { activation_id: id, payload, logs: req.with_logs.then_some(logs) })
             }
@@ -564,7 +597,9 @@ impl Runner for LocalRunner {
         let removed = {
             let mut functions = self.functions.write().expect("functions lock");
             let known: Vec<String> = functions.keys().cloned().collect();
-            functions.remove(function).ok_or_else(|| faas_api::app::not_found_error(function, known.iter().map(String::as_str)))?
+            functions
+                .remove(function)
+                .ok_or_else(|| faas_api::app::not_found_error(function, known.iter().map(String::as_str)))?
         };
         if let Executor::Process(pool) = &removed.executor {
             pool.retire().await;
@@ -582,7 +617,8 @@ impl JobRunner for LocalRunner {
         Box::pin(async move {
             let deployed = self.lookup(&job.function)?;
             let payload = Payload::new(job.body, job.content_type);
-            let (result, _) = self.execute(&deployed, job.id, payload, job.traceparent, InvokeMode::Async, job.attempt).await;
+            let (result, _) =
+                self.execute(&deployed, job.id, payload, job.traceparent, InvokeMode::Async, job.attempt).await;
             result.map(|_| ())
         })
     }

@@ -39,7 +39,8 @@ async fn warm_instances_are_reused_and_cold_starts_are_recorded() {
     let b = call(&runner, "counter", json!({})).await.unwrap();
     assert_eq!(a["pid"], b["pid"], "the second call must reuse the warm process");
     assert_eq!(b["count"].as_u64().unwrap(), a["count"].as_u64().unwrap() + 1);
-    let acts = runner.activations(ActivationQuery { function: Some("counter".into()), ..Default::default() }).await.unwrap();
+    let acts =
+        runner.activations(ActivationQuery { function: Some("counter".into()), ..Default::default() }).await.unwrap();
     assert_eq!(acts.len(), 2);
     assert!(!acts[0].cold && acts[1].cold, "newest first: warm then cold: {acts:?}");
     runner.shutdown().await;
@@ -102,8 +103,13 @@ async fn stdout_stderr_and_logger_lines_are_attributed_to_their_invocation() {
         assert!(logs.iter().any(|l| l == want), "missing {want:?} in {logs:?}");
     }
     call(&runner, "log", json!({"marker": "m-2"})).await.unwrap();
-    let acts = runner.activations(ActivationQuery { function: Some("log".into()), ..Default::default() }).await.unwrap();
-    assert!(acts[0].logs.iter().all(|l| !l.contains("m-1")), "second invocation must not carry the first one's lines: {:?}", acts[0].logs);
+    let acts =
+        runner.activations(ActivationQuery { function: Some("log".into()), ..Default::default() }).await.unwrap();
+    assert!(
+        acts[0].logs.iter().all(|l| !l.contains("m-1")),
+        "second invocation must not carry the first one's lines: {:?}",
+        acts[0].logs
+    );
     assert!(acts[0].logs.iter().any(|l| l.contains("m-2")));
     runner.shutdown().await;
 }
@@ -187,7 +193,11 @@ async fn oversized_requests_are_refused_before_any_process_runs() {
 #[tokio::test]
 async fn async_invocations_are_journaled_retried_and_resumed_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let options = LocalOptions { state_dir: Some(dir.path().to_path_buf()), retry_base: Duration::from_millis(50), ..Default::default() };
+    let options = LocalOptions {
+        state_dir: Some(dir.path().to_path_buf()),
+        retry_base: Duration::from_millis(50),
+        ..Default::default()
+    };
     let runner = runner_with(options.clone(), |_| {}).await;
     let mut req = InvokeRequest::new("fail", Payload::json(&json!("async boom")).unwrap());
     req.mode = InvokeMode::Async;
@@ -221,7 +231,8 @@ async fn async_invocations_are_journaled_retried_and_resumed_after_a_restart() {
     assert_eq!(runner.resume_async(), 1);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let a = runner.activations(ActivationQuery { id: Some("left-over".into()), ..Default::default() }).await.unwrap();
+        let a =
+            runner.activations(ActivationQuery { id: Some("left-over".into()), ..Default::default() }).await.unwrap();
         if a.first().is_some_and(|a| a.status == ActivationStatus::Success) {
             break;
         }

@@ -1,0 +1,303 @@
+//! Local-backend benchmarks, each reported as a ratio against a baseline measured in the same run.
+//!
+//! `cargo bench -p faas --bench local` prints a table (and writes `target/bench/local.json`):
+//! 1. in-process invoke overhead of a trivial typed handler vs calling the handler directly;
+//! 2. process-mode warm invoke latency (p50, p99) and invocations/s, vs in-process invoke;
+//! 3. cold start (spawn to first response) of a release build of `examples/hello`, vs spawning
+//!    `/bin/true` to exit;
+//! 4. the HTTP front's requests/s vs a bare hyper echo server on the same port under the same load.
+//!
+//! Set `FAAS_BENCH_QUICK=1` for a short run (fewer iterations).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use faas::{App, Context, Error, InvokeRequest, NoProgress, Payload, Runner};
+use faas_runner_local::pool::{FunctionPool, PoolOptions};
+use faas_runner_local::{LocalOptions, LocalRunner};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+struct Hello {
+    name: String,
+}
+
+#[derive(Serialize)]
+struct Reply {
+    message: String,
+}
+
+async fn hello(_cx: Context, req: Hello) -> Result<Reply, Error> {
+    Ok(Reply { message: format!("Hello, {}!", req.name) })
+}
+
+async fn echo(_cx: Context, p: Payload) -> Result<Payload, Error> {
+    Ok(p)
+}
+
+fn quick() -> bool {
+    std::env::var_os("FAAS_BENCH_QUICK").is_some()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+struct Row {
+    what: String,
+    value: String,
+    baseline: String,
+    ratio: f64,
+    note: String,
+}
+
+#[tokio::main]
+async fn main() {
+    let mut rows = Vec::new();
+    let n = if quick() { 2_000 } else { 50_000 };
+
+    // 1. In-process overhead.
+    let cx = Context::builder("hello").build();
+    let t = Instant::now();
+    for i in 0..n {
+        let r = hello(cx.clone(), Hello { name: format!("Ada{}", i % 10) }).await.unwrap();
+        std::hint::black_box(r);
+    }
+    let direct = t.elapsed() / n;
+    let runner =
+        LocalRunner::in_process(App::new().function("hello", hello).raw("echo", echo), LocalOptions::default())
+            .unwrap();
+    let body = Bytes::from_static(br#"{"name":"Ada"}"#);
+    let t = Instant::now();
+    for _ in 0..n {
+        let out = runner
+            .invoke(InvokeRequest::new("hello", Payload::new(body.clone(), Some("application/json".into()))))
+            .await
+            .unwrap();
+        std::hint::black_box(out);
+    }
+    let inproc = t.elapsed() / n;
+    rows.push(Row {
+        what: "in-process invoke (typed hello)".into(),
+        value: format!("{:.2} µs", us(inproc)),
+        baseline: format!("{:.2} µs direct call", us(direct)),
+        ratio: us(inproc) / us(direct),
+        note: "includes JSON decode/encode, panic guard, deadline task, activation record".into(),
+    });
+
+    // 2 + 3 need a release build of examples/hello.
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    eprintln!("building examples/hello (release)...");
+    let binary =
+        faas_runner_local::build::cargo_build(&workspace.join("examples/hello"), Some("hello"), true, &NoProgress)
+            .await
+            .expect("release build of examples/hello");
+    let size = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
+
+    // 2. Process-mode warm invoke.
+    let proc_runner = LocalRunner::new(LocalOptions::default()).unwrap();
+    let manifest = faas_runner_local::build::describe(&binary).await.unwrap();
+    let spec = faas::AppSpec::from_parts(&faas::Config::default_for("hello"), binary.clone(), manifest).unwrap();
+    let package = proc_runner.package(&spec, &NoProgress).await.unwrap();
+    proc_runner.deploy(&package, &NoProgress).await.unwrap();
+    let warm_n = if quick() { 500 } else { 5_000 };
+    let mut lat = Vec::with_capacity(warm_n);
+    proc_runner
+        .invoke(InvokeRequest::new("hello", Payload::new(body.clone(), Some("application/json".into()))))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    for _ in 0..warm_n {
+        let s = Instant::now();
+        proc_runner
+            .invoke(InvokeRequest::new("hello", Payload::new(body.clone(), Some("application/json".into()))))
+            .await
+            .unwrap();
+        lat.push(s.elapsed());
+    }
+    let total = t.elapsed();
+    lat.sort();
+    let (p50, p99) = (percentile(&lat, 0.50), percentile(&lat, 0.99));
+    rows.push(Row {
+        what: "process-mode warm invoke p50".into(),
+        value: format!("{:.1} µs", us(p50)),
+        baseline: format!("{:.2} µs in-process", us(inproc)),
+        ratio: us(p50) / us(inproc),
+        note: format!(
+            "p99 {:.1} µs; {:.0} invocations/s sequential; target p50 < 200 µs",
+            us(p99),
+            warm_n as f64 / total.as_secs_f64()
+        ),
+    });
+    // Concurrent throughput: 8 callers, 8 instances.
+    let calls = if quick() { 400 } else { 4_000 };
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let r = proc_runner.clone();
+        let b = body.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..calls / 8 {
+                r.invoke(InvokeRequest::new("hello", Payload::new(b.clone(), Some("application/json".into()))))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let conc = calls as f64 / t.elapsed().as_secs_f64();
+    rows.push(Row {
+        what: "process-mode invocations/s, 8 concurrent".into(),
+        value: format!("{conc:.0}/s"),
+        baseline: format!("{:.0}/s sequential", warm_n as f64 / total.as_secs_f64()),
+        ratio: conc / (warm_n as f64 / total.as_secs_f64()),
+        note: "2 cores shared by caller, pool and functions".into(),
+    });
+    proc_runner.shutdown().await;
+
+    // 3. Cold start.
+    let colds = if quick() { 5 } else { 30 };
+    let sock = tempfile::Builder::new().prefix("faas-bench-").tempdir_in("/tmp").unwrap();
+    let mut cold = Vec::new();
+    let mut spawn_floor = Vec::new();
+    for i in 0..colds {
+        let s = Instant::now();
+        let st = tokio::process::Command::new("/bin/true").status().await.unwrap();
+        assert!(st.success());
+        spawn_floor.push(s.elapsed());
+        let mut fspec = faas::FunctionSpec::new("hello");
+        fspec.prewarm = 0;
+        let pool = FunctionPool::start(
+            fspec,
+            binary.clone(),
+            PoolOptions {
+                socket_dir: sock.path().to_path_buf(),
+                idle_timeout: Duration::from_secs(60),
+                memory_limit: false,
+                max_body: 6 << 20,
+                max_waiting: 10,
+                echo_logs: false,
+                services_url: Default::default(),
+            },
+        );
+        let deadline = std::time::SystemTime::now() + Duration::from_secs(10);
+        let s = Instant::now();
+        let out = pool
+            .invoke(
+                &format!("cold-{i}"),
+                deadline,
+                &faas::TraceContext::random().traceparent(),
+                Payload::new(body.clone(), Some("application/json".into())),
+            )
+            .await;
+        cold.push(s.elapsed());
+        assert!(out.cold && out.result.is_ok(), "{:?}", out.result);
+        pool.retire().await;
+    }
+    cold.sort();
+    spawn_floor.sort();
+    let (c50, f50) = (percentile(&cold, 0.5), percentile(&spawn_floor, 0.5));
+    rows.push(Row {
+        what: "cold start, spawn to first response (release hello)".into(),
+        value: format!("{:.2} ms p50", us(c50) / 1000.0),
+        baseline: format!("{:.2} ms spawn+exit of /bin/true", us(f50) / 1000.0),
+        ratio: us(c50) / us(f50),
+        note: format!(
+            "p90 {:.2} ms; binary {:.1} MiB; target < 10 ms",
+            us(percentile(&cold, 0.9)) / 1000.0,
+            size as f64 / 1048576.0
+        ),
+    });
+
+    // 4. Front vs bare hyper on the same port and load.
+    let seconds = if quick() { 1 } else { 3 };
+    let conns = 16;
+    let bare = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = bare.local_addr().unwrap();
+    let bare_task = tokio::spawn(bare_echo(bare));
+    let bare_rps = load(addr, "/", conns, Duration::from_secs(seconds)).await;
+    bare_task.abort();
+    let _ = bare_task.await;
+    let front =
+        faas_front::bind(runner.clone(), faas_front::FrontOptions { addr, ..Default::default() }).await.unwrap();
+    let front_rps = load(addr, "/functions/echo", conns, Duration::from_secs(seconds)).await;
+    front.shutdown().await;
+    rows.push(Row {
+        what: "faas dev HTTP front, requests/s (raw echo, in-process)".into(),
+        value: format!("{front_rps:.0}/s"),
+        baseline: format!("{bare_rps:.0}/s bare hyper echo"),
+        ratio: front_rps / bare_rps,
+        note: format!("{conns} keep-alive connections, {seconds} s, same port {}; target ≥ 0.7", addr.port()),
+    });
+
+    println!("\n| benchmark | value | baseline (same run) | ratio | note |\n|---|---|---|---|---|");
+    for r in &rows {
+        println!("| {} | {} | {} | {:.2} | {} |", r.what, r.value, r.baseline, r.ratio, r.note);
+    }
+    let json: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| serde_json::json!({"what": r.what, "value": r.value, "baseline": r.baseline, "ratio": r.ratio, "note": r.note}))
+        .collect();
+    let out = target_dir(&workspace).join("bench");
+    let _ = std::fs::create_dir_all(&out);
+    let _ = std::fs::write(out.join("local.json"), serde_json::to_string_pretty(&json).unwrap());
+}
+
+fn target_dir(workspace: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("target"))
+}
+
+async fn bare_echo(listener: tokio::net::TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { return };
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(body)))
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
+async fn load(addr: SocketAddr, path: &'static str, conns: usize, dur: Duration) -> f64 {
+    let end = Instant::now() + dur;
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+            tokio::spawn(conn);
+            let mut n = 0u64;
+            while Instant::now() < end {
+                let req = hyper::Request::post(path)
+                    .header("host", "127.0.0.1")
+                    .header("content-type", "application/octet-stream")
+                    .body(Full::new(Bytes::from_static(b"0123456789abcdef")))
+                    .unwrap();
+                sender.ready().await.unwrap();
+                let resp = sender.send_request(req).await.unwrap();
+                assert!(resp.status().is_success(), "{}", resp.status());
+                let _ = resp.into_body().collect().await.unwrap();
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / dur.as_secs_f64()
+}
