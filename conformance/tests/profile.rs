@@ -1,0 +1,40 @@
+//! `run_for_profile`, the entry point `faas conformance --backend NAME` uses: profile handling,
+//! probe discovery and both local modes from one call.
+
+use faas_api::{BackendProfile, ErrorKind, NoProgress};
+use faas_conformance::cases::catalogue;
+use faas_conformance::matrix::Mark;
+use faas_conformance::run_for_profile;
+
+#[tokio::test]
+async fn a_kind_without_a_runner_in_this_build_is_refused() {
+    let err = run_for_profile(BackendProfile::new("prod", "lambda"), &NoProgress).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadInput);
+    assert!(err.message().contains("no runner for backend kind `lambda` in this build"), "{}", err.message());
+    assert!(err.message().contains("`prod`"), "{}", err.message());
+}
+
+#[tokio::test]
+async fn an_invalid_local_profile_is_refused_naming_the_key() {
+    let profile = BackendProfile::new("dev", "local").with("colour", "blue");
+    let err = run_for_profile(profile, &NoProgress).await.unwrap_err();
+    assert!(err.message().contains("colour"), "{}", err.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_local_profile_runs_both_modes_with_its_options_and_a_private_state() {
+    let state = tempfile::tempdir().unwrap();
+    let profile = BackendProfile::new("dev", "local")
+        .with("state_dir", state.path().to_string_lossy().to_string())
+        .with("memory_limit", true);
+    let matrix = run_for_profile(profile, &NoProgress).await.expect("the suite ran");
+    assert_eq!(matrix.backends(), vec!["local (in-process)", "local (process)"]);
+    assert_eq!(matrix.results.len(), 2 * catalogue().len());
+    assert!(!matrix.has_failures(), "{}", matrix.to_markdown());
+    // The profile's memory_limit reached the process-mode runner: it now claims memory-limit, so
+    // CAP-01 has to refuse the next unclaimed capability instead.
+    assert_eq!(matrix.get("local (process)", "CAP-01").unwrap().note, "refused `response-streaming`");
+    assert_eq!(matrix.get("local (process)", "CAP-01").unwrap().outcome, Mark::Pass);
+    // The user's state directory is not touched by a conformance run.
+    assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
+}
