@@ -132,3 +132,16 @@ fn a_readme_without_markers_is_an_error_and_is_left_unchanged() {
     assert!(replace_block(&twice, "x").unwrap_err().contains("more than once"));
     assert!(update_readme(&dir.path().join("missing.md"), &[]).unwrap_err().message().contains("missing.md"));
 }
+
+#[test]
+fn the_committed_readme_table_is_the_one_generated_from_the_committed_matrix_files() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let matrices = Matrix::read_dir(&root.join("conformance/matrix")).unwrap();
+    assert!(!matrices.is_empty(), "conformance/matrix/*.json are missing");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let regenerated = replace_block(&readme, &render_readme_table(&matrices)).unwrap();
+    assert!(
+        regenerated == readme,
+        "README.md's backend table is out of date; run FAAS_UPDATE_MATRIX=1 cargo test -p faas-conformance --test local"
+    );
+}
