@@ -12,10 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
-use faas_api::{
-    wire, ActivationQuery, AppSpec, Error, FunctionDescription, InvokeMode, InvokeRequest, Manifest, NoProgress,
-    Package, Runner,
-};
+use faas_api::{wire, ActivationQuery, Error, InvokeMode, InvokeRequest, NoProgress, Package, Runner};
 use futures::FutureExt as _;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
@@ -394,27 +391,8 @@ async fn deploy(State(shared): AppState, req: Request) -> Response {
         if let Some(dup) = package.functions.iter().find(|f| !seen.insert(f.name.as_str())) {
             return Err(Error::bad_input(format!("the package lists function `{}` twice", dup.name)));
         }
-        let manifest = Manifest {
-            faas_version: env!("CARGO_PKG_VERSION").to_string(),
-            functions: package
-                .functions
-                .iter()
-                .map(|f| FunctionDescription {
-                    name: f.name.clone(),
-                    handler: f.handler,
-                    triggers: f.triggers.clone(),
-                    requires: f.requires.clone(),
-                })
-                .collect(),
-        };
-        let spec = AppSpec {
-            app: package.app.clone(),
-            binary: package.artifact.clone(),
-            manifest,
-            functions: package.functions.clone(),
-        };
-        let local = shared.runner.package(&spec, &NoProgress).await?;
-        shared.runner.deploy(&local, &NoProgress).await
+        // The runner stages the artifact itself (the local runner copies it under its state dir).
+        shared.runner.deploy(&package, &NoProgress).await
     };
     match result.await {
         Ok(report) => {

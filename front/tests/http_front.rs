@@ -710,7 +710,8 @@ async fn management_needs_the_right_token() {
     // A FrontClient without the right token can invoke, but every management call is refused.
     for token in [Some("wrong".to_string()), None] {
         let client = FrontClient::connect(&h.front.url(), token).await.unwrap();
-        let out = client.invoke(InvokeRequest::new("hello", Payload::json(&json!({"name": "x"})).unwrap())).await.unwrap();
+        let out =
+            client.invoke(InvokeRequest::new("hello", Payload::json(&json!({"name": "x"})).unwrap())).await.unwrap();
         assert_eq!(out.payload.json_as::<Value>().unwrap()["message"], "Hello, x!");
         assert_eq!(client.list().await.unwrap_err().kind(), ErrorKind::Unauthorized);
         assert_eq!(client.remove("hello").await.unwrap_err().kind(), ErrorKind::Unauthorized);

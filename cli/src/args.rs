@@ -1,0 +1,155 @@
+//! The command line: global flags and one struct per subcommand (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// `faas`: write a serverless function once, run it locally with hot reload, deploy it to any backend.
+#[derive(Debug, Parser)]
+#[command(name = "faas", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Flags every command accepts.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command accepts.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Machine-readable output on stdout: one JSON document (`faas dev`: one per line). Errors are
+    /// `{"ok":false,"error":{"kind","errorType","errorMessage"}}`.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The backend profile (a `[backends.NAME]` table of faas.toml). Precedence: this flag, then
+    /// FAAS_BACKEND, then `[app] default_backend`, then the only profile, then the implicit `local`.
+    #[arg(long, global = true, env = "FAAS_BACKEND", value_name = "NAME")]
+    pub backend: Option<String>,
+    /// The project directory; faas.toml is looked up here and in its parents.
+    #[arg(long, global = true, default_value = ".", value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new function project.
+    New(NewArgs),
+    /// Build the project and serve it locally, rebuilding and reloading on every change.
+    Dev(DevArgs),
+    /// Invoke a function (a W3C trace context in the TRACEPARENT environment variable is propagated).
+    Invoke(InvokeArgs),
+    /// Build, package and deploy the project to the selected backend.
+    Deploy(DeployArgs),
+    /// Remove a deployed function.
+    Remove(NameArgs),
+    /// List deployed functions.
+    List,
+    /// Show the log lines of a function's recent activations.
+    Logs(LogsArgs),
+    /// Show recent activations (invocations).
+    Activations(ActivationsArgs),
+    /// Run the conformance suite against a backend and print its capability matrix.
+    Conformance(ConformanceArgs),
+}
+
+/// `faas new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// Project, package and function name: letters, digits, `-` and `_`, starting with a letter.
+    pub name: String,
+    /// Create the project directory inside DIR instead of the current directory.
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+    /// The `faas` crate to depend on (default: the checkout this command was built from).
+    #[arg(long, value_name = "DIR")]
+    pub faas_path: Option<PathBuf>,
+}
+
+/// `faas dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// The project directory (overrides --dir).
+    pub project: Option<PathBuf>,
+    /// Port on 127.0.0.1 (0 picks a free one). Default: the profile's `port`, else 8080.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Do not watch the sources for changes.
+    #[arg(long)]
+    pub no_watch: bool,
+    /// Build in release mode.
+    #[arg(long)]
+    pub release: bool,
+}
+
+/// `faas invoke`.
+#[derive(Debug, Args)]
+pub struct InvokeArgs {
+    /// The function.
+    pub name: String,
+    /// The request body (content type application/json unless --content-type says otherwise).
+    #[arg(long, short = 'd', conflicts_with = "file")]
+    pub data: Option<String>,
+    /// Read the request body from a file (`-` for standard input).
+    #[arg(long, short = 'f', value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// The request content type. Default: application/json for --data and `.json` files,
+    /// else application/octet-stream.
+    #[arg(long, value_name = "CT")]
+    pub content_type: Option<String>,
+    /// Queue the invocation and print its activation id instead of waiting for the result.
+    #[arg(long = "async", conflicts_with = "dry_run")]
+    pub run_async: bool,
+    /// Only check that the function exists and would accept the request.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the invocation's log lines to stderr.
+    #[arg(long)]
+    pub logs: bool,
+}
+
+/// `faas deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Build in release mode.
+    #[arg(long)]
+    pub release: bool,
+}
+
+/// A command that takes a function name.
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// The function.
+    pub name: String,
+}
+
+/// `faas logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The function.
+    pub name: String,
+    /// Show at most this many activations, newest first.
+    #[arg(long, short = 'n', default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: u32,
+}
+
+/// `faas activations`.
+#[derive(Debug, Args)]
+pub struct ActivationsArgs {
+    /// Only this function's activations.
+    #[arg(long)]
+    pub function: Option<String>,
+    /// Show at most this many, newest first.
+    #[arg(long, short = 'n', default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: u32,
+}
+
+/// `faas conformance`.
+#[derive(Debug, Args)]
+pub struct ConformanceArgs {
+    /// Where to write matrix.json and matrix.md.
+    #[arg(long, default_value = "target/conformance", value_name = "DIR")]
+    pub out: PathBuf,
+}

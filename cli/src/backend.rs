@@ -1,0 +1,182 @@
+//! Runner selection: the registry of backend kinds this build of `faas` knows, and how the
+//! `local` kind reaches a running `faas dev` server.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use faas_api::{BackendProfile, Config, Error, ErrorKind, Registry, Runner};
+use faas_front::client::FrontClient;
+use faas_runner_local::LocalOptions;
+
+use crate::output::{CliResult, Failure};
+use crate::project::{read_dev_info, Project};
+
+/// Backend kinds the project plans to support but this build does not include yet.
+pub const PLANNED_KINDS: [&str; 4] = ["lambda", "azure", "gcf", "openwhisk"];
+
+/// Where `faas` looks for a dev server when nothing says otherwise.
+pub const DEFAULT_DEV_URL: &str = "http://127.0.0.1:8080";
+
+/// The runners of this build, by kind. `local` connects to the `faas dev` server of the project
+/// at `project_root` (see [`local_target`]); the planned cloud kinds answer with a plain "not
+/// available in this build yet" error; any other kind is refused by the registry, listing
+/// these.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let registry = faas_cli::backend::registry(std::path::Path::new("."));
+/// let err = registry.create(faas_api::BackendProfile::new("prod", "lambda")).await.err().unwrap();
+/// assert_eq!(err.message(), "the `lambda` backend is not available in this build yet");
+/// let err = registry.create(faas_api::BackendProfile::new("x", "nimbus")).await.err().unwrap();
+/// assert!(err.message().contains("unknown backend kind `nimbus`"));
+/// # });
+/// ```
+pub fn registry(project_root: &Path) -> Registry {
+    let mut registry = Registry::new();
+    let root: PathBuf = project_root.to_path_buf();
+    registry.register("local", move |profile: BackendProfile| {
+        let root = root.clone();
+        async move { connect_local(&root, &profile).await }
+    });
+    for kind in PLANNED_KINDS {
+        registry.register(kind, move |_profile: BackendProfile| async move {
+            Err::<Arc<dyn Runner>, Error>(not_built(kind))
+        });
+    }
+    registry
+}
+
+/// The error for a backend kind that is planned but not in this build.
+pub fn not_built(kind: &str) -> Error {
+    Error::unavailable(format!("the `{kind}` backend is not available in this build yet")).with_type("BackendNotBuilt")
+}
+
+/// Where a `local` profile's commands go: the server URL, the management token, and where
+/// they came from (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalTarget {
+    /// Base URL of the `faas dev` server.
+    pub url: String,
+    /// Management token, if one is known.
+    pub token: Option<String>,
+    /// Where the URL came from: `endpoint`, `port`, `dev.json` or `default`.
+    pub source: &'static str,
+}
+
+/// Resolves a `local` profile to a server: the profile's `endpoint`, else its `port` on
+/// 127.0.0.1, else the URL in the project's `.faas/dev.json`, else [`DEFAULT_DEV_URL`]. The
+/// token: the profile's `token` (a secret reference), else `FAAS_TOKEN`, else the token in
+/// `dev.json` when that file describes the same server.
+pub fn local_target(project_root: &Path, profile: &BackendProfile) -> Result<LocalTarget, Error> {
+    LocalOptions::from_profile(profile)?;
+    let dev = read_dev_info(project_root);
+    let (url, source) = if let Some(endpoint) = profile.str("endpoint")? {
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(Error::bad_input(format!(
+                "{}: key `backends.{}.endpoint`: `{endpoint}` is not an http:// URL",
+                profile.origin, profile.name
+            ))
+            .with_type("InvalidConfig"));
+        }
+        (endpoint.trim_end_matches('/').to_string(), "endpoint")
+    } else if let Some(port) = profile.int("port")? {
+        let port = u16::try_from(port).map_err(|_| {
+            Error::bad_input(format!(
+                "{}: key `backends.{}.port`: {port} is not a port number",
+                profile.origin, profile.name
+            ))
+            .with_type("InvalidConfig")
+        })?;
+        (format!("http://127.0.0.1:{port}"), "port")
+    } else if let Some(info) = &dev {
+        (info.url.clone(), "dev.json")
+    } else {
+        (DEFAULT_DEV_URL.to_string(), "default")
+    };
+    let token = match profile.secret("token")? {
+        Some(t) => Some(t),
+        None => match std::env::var("FAAS_TOKEN").ok().filter(|t| !t.is_empty()) {
+            Some(t) => Some(t),
+            None => dev.filter(|i| i.url == url).map(|i| i.token),
+        },
+    };
+    Ok(LocalTarget { url, token, source })
+}
+
+async fn connect_local(project_root: &Path, profile: &BackendProfile) -> Result<Arc<dyn Runner>, Error> {
+    let target = local_target(project_root, profile)?;
+    tracing::debug!(url = %target.url, source = target.source, "connecting to the dev server");
+    let client = FrontClient::connect(&target.url, target.token).await?;
+    Ok(Arc::new(client))
+}
+
+/// The selected profile and a runner for it; an unreachable local server gets the hint to
+/// start `faas dev`.
+pub async fn open(project: &Project, flag: Option<&str>) -> CliResult<(BackendProfile, Arc<dyn Runner>)> {
+    let profile = select(&project.config, flag)?;
+    let runner = registry(&project.root).create(profile.clone()).await.map_err(|e| with_hint(&profile, e))?;
+    Ok((profile, runner))
+}
+
+/// Selects the backend profile (see [`Config::select_backend`] for the precedence).
+pub fn select(config: &Config, flag: Option<&str>) -> CliResult<BackendProfile> {
+    config.select_backend(flag).map_err(Failure::from)
+}
+
+/// Adds the hint a user needs for an error from `profile`'s backend.
+pub fn with_hint(profile: &BackendProfile, error: Error) -> Failure {
+    let hint = match error.kind() {
+        ErrorKind::BackendUnavailable if profile.kind == "local" && error.error_type() != "BackendNotBuilt" => {
+            Some("start the dev server with `faas dev` (in the project directory), then try again".to_string())
+        }
+        ErrorKind::Unauthorized => Some(format!(
+            "the dev server's token is in .faas/dev.json; or set FAAS_TOKEN, or `token = \"env:NAME\"` in [backends.{}]",
+            profile.name
+        )),
+        ErrorKind::NotFound => Some("`faas list` shows the deployed functions".to_string()),
+        _ => None,
+    };
+    Failure { error, hint }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::{write_dev_info, DevInfo};
+
+    #[test]
+    fn local_target_precedence_is_endpoint_then_port_then_dev_json_then_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = BackendProfile::new("dev", "local");
+        assert_eq!(local_target(dir.path(), &plain).unwrap().url, DEFAULT_DEV_URL);
+
+        write_dev_info(dir.path(), &DevInfo { url: "http://127.0.0.1:4000".into(), token: "tok".into(), pid: 1 })
+            .unwrap();
+        let t = local_target(dir.path(), &plain).unwrap();
+        assert_eq!((t.url.as_str(), t.source), ("http://127.0.0.1:4000", "dev.json"));
+        if std::env::var("FAAS_TOKEN").is_err() {
+            assert_eq!(t.token.as_deref(), Some("tok"));
+        }
+
+        let t = local_target(dir.path(), &plain.clone().with("port", 4100)).unwrap();
+        assert_eq!(t.url, "http://127.0.0.1:4100");
+        if std::env::var("FAAS_TOKEN").is_err() {
+            assert_eq!(t.token, None, "dev.json's token belongs to another server");
+        }
+
+        let t = local_target(dir.path(), &plain.clone().with("endpoint", "http://127.0.0.1:4200/")).unwrap();
+        assert_eq!(t.url, "http://127.0.0.1:4200");
+    }
+
+    #[test]
+    fn bad_local_settings_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = local_target(dir.path(), &BackendProfile::new("dev", "local").with("port", 70000)).unwrap_err();
+        assert!(err.message().contains("key `backends.dev.port`"), "{}", err.message());
+        let err =
+            local_target(dir.path(), &BackendProfile::new("dev", "local").with("endpoint", "ftp://x")).unwrap_err();
+        assert!(err.message().contains("not an http:// URL"), "{}", err.message());
+        let err = local_target(dir.path(), &BackendProfile::new("dev", "local").with("colour", "blue")).unwrap_err();
+        assert!(err.message().contains("key `backends.dev.colour`"), "{}", err.message());
+    }
+}

@@ -1,0 +1,403 @@
+//! `faas dev`: build the project, serve it on 127.0.0.1 through the local backend in process
+//! mode, and rebuild and redeploy whenever the sources change (hot reload).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use faas_api::{AppSpec, BackendProfile, Config, DeployReport, Error, HandlerKind, Runner, Trigger};
+use faas_front::{Front, FrontOptions};
+use faas_runner_local::{LocalOptions, LocalRunner, Mode};
+use notify::{EventKind, RecursiveMode, Watcher};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::args::{DevArgs, GlobalArgs};
+use crate::output::{render_failure, CliResult, Failure, Output};
+use crate::progress::Spinner;
+use crate::project::{self, DevInfo, Project};
+
+/// Default port of `faas dev`.
+pub const DEFAULT_PORT: u16 = 8080;
+
+/// How long the sources must be quiet before a rebuild starts.
+pub const DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// The profile `faas dev` serves: the one named by `--backend`/`FAAS_BACKEND` (which must be of
+/// kind `local`), else `[app] default_backend` when it is local, else the first local profile,
+/// else the implicit `local` one.
+///
+/// ```
+/// let c = faas_api::Config::parse("[app]\nname='a'\n[backends.prod]\nkind='lambda'\n[backends.dev]\nkind='local'\n", "faas.toml").unwrap();
+/// assert_eq!(faas_cli::dev::dev_profile(&c, None).unwrap().name, "dev");
+/// assert!(faas_cli::dev::dev_profile(&c, Some("prod")).unwrap_err().message().contains("`lambda`"));
+/// ```
+pub fn dev_profile(config: &Config, flag: Option<&str>) -> Result<BackendProfile, Error> {
+    if let Some(name) = flag {
+        let p = config.select_backend_with(Some(name), None)?;
+        if p.kind != "local" {
+            return Err(Error::bad_input(format!(
+                "`faas dev` serves the local backend, but profile `{name}` has kind `{}`; deploy to it with `faas deploy --backend {name}`",
+                p.kind
+            )));
+        }
+        return Ok(p);
+    }
+    if let Some(p) =
+        config.app.default_backend.as_ref().and_then(|d| config.backends.get(d)).filter(|p| p.kind == "local")
+    {
+        return Ok(p.clone());
+    }
+    Ok(config
+        .backends
+        .values()
+        .find(|p| p.kind == "local")
+        .cloned()
+        .unwrap_or_else(|| BackendProfile::new("local", "local")))
+}
+
+/// Runs `faas dev` until Ctrl-C or SIGTERM.
+pub async fn dev(global: &GlobalArgs, args: DevArgs, out: Output) -> CliResult {
+    let dir = args.project.clone().unwrap_or_else(|| global.dir.clone());
+    let project = project::load(&dir)?;
+    let profile = dev_profile(&project.config, global.backend.as_deref())?;
+    let mut options = LocalOptions::from_profile(&profile)?;
+    if options.mode == Mode::InProcess {
+        out.note("note: `faas dev` runs the app binary as child processes; `mode = \"in-process\"` is ignored here");
+        options.mode = Mode::Process;
+    }
+    options.state_dir = Some(match options.state_dir.take() {
+        Some(p) if p.is_relative() => project.root.join(p),
+        Some(p) => p,
+        None => project.state_root().join("state"),
+    });
+    options.echo_logs = true;
+    let port = match args.port {
+        Some(p) => p,
+        None => match profile.int("port")? {
+            Some(p) => u16::try_from(p).map_err(|_| {
+                Error::bad_input(format!(
+                    "{}: key `backends.{}.port`: {p} is not a port number",
+                    profile.origin, profile.name
+                ))
+            })?,
+            None => DEFAULT_PORT,
+        },
+    };
+    let token = profile.secret("token")?;
+    let max_body = options.max_body;
+
+    let spinner = Spinner::new(out.is_json());
+    out.note(format!("building `{}` in {}", project.config.app.name, project.root.display()));
+    let app = build(&project.root, &project.config, args.release, &spinner).await?;
+
+    let runner = LocalRunner::new(options)?;
+    let front_options = FrontOptions { addr: SocketAddr::from(([127, 0, 0, 1], port)), token, max_body };
+    let front = match faas_front::bind(runner.clone(), front_options).await {
+        Ok(f) => f,
+        Err(e) => {
+            runner.shutdown().await;
+            return Err(e.into());
+        }
+    };
+    runner.set_services_url(front.url());
+    let mut server = Server { project, runner, front: Some(front), release: args.release, out, info_written: false };
+    let result = server.run(app, &spinner, args.no_watch).await;
+    spinner.finish();
+    server.stop().await;
+    result
+}
+
+struct Server {
+    project: Project,
+    runner: Arc<LocalRunner>,
+    front: Option<Front>,
+    release: bool,
+    out: Output,
+    info_written: bool,
+}
+
+impl Server {
+    async fn run(&mut self, app: AppSpec, spinner: &Spinner, no_watch: bool) -> CliResult {
+        let report = deploy(&self.runner, &app, spinner).await?;
+        let resumed = self.runner.resume_async();
+        let front = self.front.as_ref().expect("front");
+        let info = DevInfo { url: front.url(), token: front.token().to_string(), pid: std::process::id() };
+        let info_path = project::write_dev_info(&self.project.root, &info)?;
+        self.info_written = true;
+        spinner.finish();
+        self.banner(&app, &info, &info_path, &report, resumed, no_watch);
+
+        let mut shutdown = std::pin::pin!(shutdown_signal());
+        if no_watch {
+            let why = shutdown.await;
+            self.out.note(format!("\n{why}: stopping"));
+            return Ok(());
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let root = self.project.root.clone();
+        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if let Ok(event) = res {
+                if is_relevant(&root, &event) {
+                    let _ = tx.send(event.paths);
+                }
+            }
+        })
+        .map_err(|e| Error::unavailable(format!("cannot watch the sources: {e}")))?;
+        watcher
+            .watch(&self.project.root, RecursiveMode::NonRecursive)
+            .map_err(|e| Error::unavailable(format!("cannot watch {}: {e}", self.project.root.display())))?;
+        let src = self.project.root.join("src");
+        if src.is_dir() {
+            watcher
+                .watch(&src, RecursiveMode::Recursive)
+                .map_err(|e| Error::unavailable(format!("cannot watch {}: {e}", src.display())))?;
+        }
+
+        loop {
+            tokio::select! {
+                why = &mut shutdown => {
+                    self.out.note(format!("\n{why}: stopping"));
+                    self.out.json_line(json!({"event": "stopping", "reason": why}));
+                    return Ok(());
+                }
+                changed = rx.recv() => {
+                    let Some(mut paths) = changed else { return Ok(()) };
+                    // Debounce: wait until the sources have been quiet for a while.
+                    while let Ok(Some(more)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+                        paths.extend(more);
+                    }
+                    paths.sort();
+                    paths.dedup();
+                    let names: Vec<String> = paths.iter().map(|p| p.strip_prefix(&self.project.root).unwrap_or(p).display().to_string()).collect();
+                    self.out.note(format!("changed: {}; rebuilding", names.join(", ")));
+                    self.out.json_line(json!({"event": "rebuilding", "changed": names}));
+                    let spinner = Spinner::new(self.out.is_json());
+                    tokio::select! {
+                        why = &mut shutdown => {
+                            self.out.note(format!("\n{why}: stopping"));
+                            return Ok(());
+                        }
+                        result = self.reload(&spinner) => {
+                            spinner.finish();
+                            match result {
+                                Ok((app, report)) => {
+                                    self.out.note(format!("reloaded: {}", summary(&report)));
+                                    self.out.json_line(json!({"event": "reloaded", "functions": names_of(&app), "report": report}));
+                                }
+                                Err(failure) => {
+                                    self.out.note(render_failure(&failure));
+                                    self.out.note("build failed; still serving the last good build");
+                                    self.out.json_line(json!({"event": "build_failed", "error": crate::output::failure_json(&failure)["error"]}));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rebuilds with the current `faas.toml` and redeploys; functions gone from the app are removed.
+    async fn reload(&mut self, spinner: &Spinner) -> CliResult<(AppSpec, DeployReport)> {
+        let config = match Config::find(&self.project.root) {
+            Some(path) => Config::load(&path)?,
+            None => Config::default_for(self.project.config.app.name.clone()),
+        };
+        let app = build(&self.project.root, &config, self.release, spinner).await?;
+        let report = deploy(&self.runner, &app, spinner).await?;
+        for f in self.runner.list().await? {
+            if !app.functions.iter().any(|s| s.name == f.spec.name) {
+                self.runner.remove(&f.spec.name).await?;
+                self.out.note(format!("removed `{}`: the app no longer defines it", f.spec.name));
+            }
+        }
+        self.project.config = config;
+        Ok((app, report))
+    }
+
+    fn banner(
+        &self,
+        app: &AppSpec,
+        info: &DevInfo,
+        info_path: &Path,
+        report: &DeployReport,
+        resumed: usize,
+        no_watch: bool,
+    ) {
+        let url = &info.url;
+        let functions: Vec<serde_json::Value> = app
+            .functions
+            .iter()
+            .map(|f| {
+                let routes: Vec<String> = f
+                    .triggers
+                    .iter()
+                    .filter_map(|t| match t {
+                        Trigger::Http { method, route } => {
+                            Some(format!("{} {url}{route}", method.as_deref().unwrap_or("*")))
+                        }
+                        Trigger::Event { .. } => None,
+                    })
+                    .collect();
+                json!({"name": f.name, "url": format!("{url}/functions/{}", f.name), "routes": routes})
+            })
+            .collect();
+        self.out.json_line(json!({
+            "event": "ready",
+            "url": url,
+            "app": app.app,
+            "pid": info.pid,
+            "devInfo": info_path,
+            "functions": functions,
+            "report": report,
+        }));
+        if self.out.is_json() {
+            return;
+        }
+        let out = &self.out;
+        out.say(format!("faas dev: serving `{}` on {url} (local backend, process mode)", app.app));
+        for (f, j) in app.functions.iter().zip(&functions) {
+            out.say(format!("  {:<16} POST {url}/functions/{}", f.name, f.name));
+            for r in j["routes"].as_array().into_iter().flatten() {
+                out.say(format!("  {:<16} {}", "", r.as_str().unwrap_or_default()));
+            }
+        }
+        out.say(format!("  {:<16} POST {url}/events", "(CloudEvents)"));
+        if let Some(f) = app.functions.first() {
+            let (ct, data) = match f.handler {
+                HandlerKind::Typed => ("application/json", r#"{"name":"Ada"}"#),
+                _ => ("text/plain", "hello"),
+            };
+            out.say("try:");
+            out.say(format!("  curl -s -X POST {url}/functions/{} -H 'content-type: {ct}' -d '{data}'", f.name));
+            out.say(format!("  faas invoke {} --data '{data}'", f.name));
+        }
+        if resumed > 0 {
+            out.say(format!("resumed {resumed} queued asynchronous invocation(s) from the last run"));
+        }
+        out.say(format!("management token: in {}", info_path.display()));
+        if no_watch {
+            out.say("not watching for changes; Ctrl-C to stop");
+        } else {
+            out.say("watching src/, Cargo.toml and faas.toml; Ctrl-C to stop");
+        }
+    }
+
+    async fn stop(&mut self) {
+        if self.info_written {
+            project::remove_dev_info(&self.project.root, std::process::id());
+        }
+        if let Some(front) = self.front.take() {
+            front.shutdown().await;
+        }
+        self.runner.shutdown().await;
+        self.out.note("stopped");
+        self.out.json_line(json!({"event": "stopped"}));
+    }
+}
+
+async fn build(root: &Path, config: &Config, release: bool, spinner: &Spinner) -> CliResult<AppSpec> {
+    faas_api::Progress::step(spinner, "building");
+    faas_runner_local::build::build_app(root, config, release, spinner).await.map_err(Failure::from)
+}
+
+async fn deploy(runner: &Arc<LocalRunner>, app: &AppSpec, spinner: &Spinner) -> CliResult<DeployReport> {
+    let package = runner.package(app, spinner).await?;
+    Ok(runner.deploy(&package, spinner).await?)
+}
+
+fn names_of(app: &AppSpec) -> Vec<&str> {
+    app.functions.iter().map(|f| f.name.as_str()).collect()
+}
+
+fn summary(report: &DeployReport) -> String {
+    let mut parts = vec![];
+    for (what, names) in [("created", &report.created), ("updated", &report.updated), ("unchanged", &report.unchanged)]
+    {
+        if !names.is_empty() {
+            parts.push(format!("{what} {}", names.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        "no functions".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// Whether a file-system event should trigger a rebuild: a change (not a read) to a file under
+/// `src/` or to `Cargo.toml`, `faas.toml` or `build.rs` at the root; editor swap and backup files
+/// are ignored.
+pub fn is_relevant(root: &Path, event: &notify::Event) -> bool {
+    if matches!(event.kind, EventKind::Access(_) | EventKind::Other) {
+        return false;
+    }
+    event.paths.iter().any(|p| relevant_path(root, p))
+}
+
+fn relevant_path(root: &Path, path: &Path) -> bool {
+    let Ok(rel) = path.strip_prefix(root) else { return false };
+    let Some(name) = rel.file_name().and_then(|n| n.to_str()) else { return false };
+    if name.starts_with('.') || name.ends_with('~') || name.ends_with(".swp") || name.ends_with(".swx") {
+        return false;
+    }
+    let mut parts = rel.components();
+    match (parts.next(), parts.next()) {
+        (Some(first), None) => matches!(name, "Cargo.toml" | "faas.toml" | "build.rs") && first.as_os_str() == name,
+        (Some(first), Some(_)) => first.as_os_str() == "src",
+        _ => false,
+    }
+}
+
+/// Resolves on Ctrl-C (`"interrupted"`) or SIGTERM (`"terminated"`).
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "interrupted",
+                _ = term.recv() => "terminated",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "interrupted"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "interrupted"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{AccessKind, CreateKind, ModifyKind};
+    use std::path::PathBuf;
+
+    fn event(kind: EventKind, path: &str) -> notify::Event {
+        notify::Event::new(kind).add_path(PathBuf::from(path))
+    }
+
+    #[test]
+    fn only_source_and_manifest_changes_trigger_a_rebuild() {
+        let root = Path::new("/p");
+        let modify = EventKind::Modify(ModifyKind::Any);
+        assert!(is_relevant(root, &event(modify, "/p/src/main.rs")));
+        assert!(is_relevant(root, &event(modify, "/p/src/nested/mod.rs")));
+        assert!(is_relevant(root, &event(EventKind::Create(CreateKind::File), "/p/faas.toml")));
+        assert!(is_relevant(root, &event(modify, "/p/Cargo.toml")));
+        assert!(!is_relevant(root, &event(modify, "/p/Cargo.lock")));
+        assert!(!is_relevant(root, &event(modify, "/p/target/debug/app")));
+        assert!(!is_relevant(root, &event(modify, "/p/.faas/dev.json")));
+        assert!(!is_relevant(root, &event(modify, "/p/src/.main.rs.swp")));
+        assert!(!is_relevant(root, &event(modify, "/p/src/main.rs~")));
+        assert!(!is_relevant(root, &event(EventKind::Access(AccessKind::Any), "/p/src/main.rs")));
+        assert!(!is_relevant(root, &event(modify, "/elsewhere/src/main.rs")));
+    }
+}
