@@ -52,10 +52,7 @@ pub fn fixture_spec(binary: PathBuf, manifest: Manifest) -> AppSpec {
         .functions
         .iter()
         .map(|d| {
-            let mut spec = FunctionSpec::new(&d.name);
-            spec.handler = d.handler;
-            spec.triggers = d.triggers.clone();
-            spec.requires = d.requires.clone();
+            let mut spec = FunctionSpec::from_description(d);
             match d.name.as_str() {
                 "sleep" => spec.timeout = SLEEP_TIMEOUT,
                 "env" => {

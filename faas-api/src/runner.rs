@@ -175,6 +175,24 @@ impl FunctionSpec {
             requires: vec![],
         }
     }
+
+    /// A spec with the defaults for a function as its app binary describes it (handler style,
+    /// triggers, required capabilities).
+    ///
+    /// ```
+    /// use faas_api::{App, Context, Error, FunctionSpec};
+    /// async fn f(_cx: Context, v: serde_json::Value) -> Result<serde_json::Value, Error> { Ok(v) }
+    /// let app = App::new().function("f", f).route("f", "GET", "/f");
+    /// let spec = FunctionSpec::from_description(&app.manifest().functions[0]);
+    /// assert_eq!(spec.triggers.len(), 1);
+    /// ```
+    pub fn from_description(d: &crate::FunctionDescription) -> FunctionSpec {
+        let mut spec = FunctionSpec::new(&d.name);
+        spec.handler = d.handler;
+        spec.triggers = d.triggers.clone();
+        spec.requires = d.requires.clone();
+        spec
+    }
 }
 
 /// An app ready to package: a built binary, its manifest, and the merged function specs.
@@ -207,10 +225,7 @@ impl AppSpec {
             .functions
             .iter()
             .map(|d| {
-                let mut spec = FunctionSpec::new(&d.name);
-                spec.handler = d.handler;
-                spec.triggers = d.triggers.clone();
-                spec.requires = d.requires.clone();
+                let mut spec = FunctionSpec::from_description(d);
                 if let Some(c) = config.functions.get(&d.name) {
                     c.apply(&mut spec);
                 }

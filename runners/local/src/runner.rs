@@ -185,18 +185,7 @@ impl LocalRunner {
         app.validate()?;
         options.mode = Mode::InProcess;
         let runner = Self::build(Some(app.clone()), options)?;
-        let specs: Vec<FunctionSpec> = app
-            .manifest()
-            .functions
-            .into_iter()
-            .map(|d| {
-                let mut s = FunctionSpec::new(d.name);
-                s.handler = d.handler;
-                s.triggers = d.triggers;
-                s.requires = d.requires;
-                s
-            })
-            .collect();
+        let specs: Vec<FunctionSpec> = app.manifest().functions.iter().map(FunctionSpec::from_description).collect();
         runner.install(specs, Path::new(""), "in-process")?;
         Ok(runner)
     }
