@@ -30,11 +30,11 @@
 //! | environment | what `serve` does |
 //! |---|---|
 //! | `FAAS_DESCRIBE` set | prints the app [`Manifest`] as JSON and returns (used by `faas dev`/`deploy`) |
+//! | `AWS_LAMBDA_RUNTIME_API` set | runs the AWS Lambda Runtime API loop, serving the function `_HANDLER` names |
 //! | `FAAS_LOCAL_SOCKET` set | serves the process-mode child protocol of the local backend on that socket |
 //! | none of the above | serves the app in-process over HTTP on `127.0.0.1:$PORT` (default 8080) |
 //!
-//! The cloud platforms (`AWS_LAMBDA_RUNTIME_API`, `FUNCTIONS_CUSTOMHANDLER_PORT`, ...) are added by
-//! their runner crates.
+//! Further platforms (`FUNCTIONS_CUSTOMHANDLER_PORT`, ...) are added by their runner crates.
 #![warn(missing_docs)]
 
 pub use faas_api::*;
@@ -52,6 +52,8 @@ pub const DEFAULT_PORT: u16 = 8080;
 pub enum Host {
     /// Print the manifest and exit.
     Describe,
+    /// The AWS Lambda Runtime API (`AWS_LAMBDA_RUNTIME_API` is set).
+    Lambda,
     /// Child process of the local backend's process pool.
     LocalChild {
         /// Unix socket to serve on.
@@ -73,10 +75,15 @@ impl Host {
     /// use faas::Host;
     /// let env = |k: &str| (k == "PORT").then(|| "9000".to_string());
     /// assert_eq!(Host::detect(env), Host::LocalHttp { addr: "127.0.0.1:9000".parse().unwrap() });
+    /// let lambda = |k: &str| (k == "AWS_LAMBDA_RUNTIME_API" || k == "PORT").then(|| "127.0.0.1:9001".to_string());
+    /// assert_eq!(Host::detect(lambda), Host::Lambda);
     /// ```
     pub fn detect(var: impl Fn(&str) -> Option<String>) -> Host {
         if var(wire::ENV_DESCRIBE).is_some_and(|v| !v.is_empty()) {
             return Host::Describe;
+        }
+        if var(faas_runner_lambda::host::ENV_RUNTIME_API).is_some_and(|v| !v.is_empty()) {
+            return Host::Lambda;
         }
         if let Some(socket) = var(wire::ENV_SOCKET).filter(|v| !v.is_empty()) {
             return Host::LocalChild { socket, function: var(wire::ENV_FUNCTION).filter(|v| !v.is_empty()) };
@@ -95,6 +102,7 @@ pub async fn serve(app: App) -> Result<(), Error> {
             println!("{}", serde_json::to_string(&app.manifest()).expect("a manifest serialises"));
             Ok(())
         }
+        Host::Lambda => faas_runner_lambda::host::serve(app).await,
         Host::LocalChild { socket, function } => {
             faas_runner_local::child::serve(app, Path::new(&socket), function).await
         }
