@@ -707,7 +707,11 @@ fn needs(h: &Harness, c: Capability) -> Result<(), Outcome> {
 }
 
 async fn asy_01(h: &Harness) -> Check {
+    // Observing the emitted event needs a route from `emit` to the subscribed `collect`, and the
+    // activation log to see that `collect` ran.
     needs(h, CloudEvents)?;
+    needs(h, Capability::Emit)?;
+    needs(h, Capability::Logs)?;
     let id = unique("asy01");
     let event = serde_json::json!({"specversion": "1.0", "id": id, "source": "/faas/conformance", "type": EMITTED_TYPE,
         "datacontenttype": "application/json", "data": {"case": "ASY-01"}});
@@ -742,6 +746,8 @@ async fn asy_01(h: &Harness) -> Check {
 }
 
 async fn asy_02(h: &Harness) -> Check {
+    // The failed attempts are observed in the activation log.
+    needs(h, Capability::Logs)?;
     let marker = unique("asy02");
     let req = InvokeRequest { mode: InvokeMode::Async, ..InvokeRequest::new("fail", json(serde_json::json!(marker))) };
     let accepted = call(h, req, &format!("an async request with {marker:?}")).await?;

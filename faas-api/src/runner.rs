@@ -37,11 +37,13 @@ pub enum Capability {
     MemoryLimit,
     /// Responses can be streamed to the caller as they are produced.
     ResponseStreaming,
+    /// Events a function emits (`Context::emit`) reach the functions subscribed to them.
+    Emit,
 }
 
 impl Capability {
     /// Every capability.
-    pub const ALL: [Capability; 8] = [
+    pub const ALL: [Capability; 9] = [
         Capability::WarmReuse,
         Capability::Async,
         Capability::CloudEvents,
@@ -50,6 +52,7 @@ impl Capability {
         Capability::ProcessIsolation,
         Capability::MemoryLimit,
         Capability::ResponseStreaming,
+        Capability::Emit,
     ];
 
     /// The kebab-case name used in tags (`uses:<name>`) and configuration.
@@ -63,6 +66,7 @@ impl Capability {
             Capability::ProcessIsolation => "process-isolation",
             Capability::MemoryLimit => "memory-limit",
             Capability::ResponseStreaming => "response-streaming",
+            Capability::Emit => "emit",
         }
     }
 

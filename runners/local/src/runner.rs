@@ -484,6 +484,7 @@ impl Runner for LocalRunner {
             Capability::CloudEvents,
             Capability::Logs,
             Capability::HttpRoutes,
+            Capability::Emit,
         ]
         .into();
         if self.options.mode == Mode::Process {
