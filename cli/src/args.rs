@@ -41,6 +41,8 @@ pub enum Command {
     Dev(DevArgs),
     /// Invoke a function (a W3C trace context in the TRACEPARENT environment variable is propagated).
     Invoke(InvokeArgs),
+    /// Build the project and package it for the selected backend (e.g. a Lambda `bootstrap` zip).
+    Build(BuildArgs),
     /// Build, package and deploy the project to the selected backend.
     Deploy(DeployArgs),
     /// Remove a deployed function.
@@ -82,6 +84,10 @@ pub struct DevArgs {
     /// Build in release mode.
     #[arg(long)]
     pub release: bool,
+    /// Run the app inside a local emulator of this platform instead of the local backend. With no
+    /// project in the directory, starts an empty emulator that any SDK can deploy to.
+    #[arg(long, value_enum, value_name = "PLATFORM")]
+    pub emulate: Option<Emulate>,
 }
 
 /// `faas invoke`.
@@ -116,6 +122,25 @@ pub struct DeployArgs {
     /// Build in release mode.
     #[arg(long)]
     pub release: bool,
+}
+
+/// `faas build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Build in release mode.
+    #[arg(long)]
+    pub release: bool,
+    /// CPU architecture for backends that take one: `x86_64` or `arm64` (default: the profile's
+    /// `arch`, else x86_64).
+    #[arg(long)]
+    pub arch: Option<String>,
+}
+
+/// A platform `faas dev --emulate` can stand in for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Emulate {
+    /// AWS Lambda: the Invoke/CRUD API for the AWS SDKs and a Runtime API per environment.
+    Lambda,
 }
 
 /// A command that takes a function name.

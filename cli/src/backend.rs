@@ -12,7 +12,7 @@ use crate::output::{CliResult, Failure};
 use crate::project::{read_dev_info, Project};
 
 /// Backend kinds the project plans to support but this build does not include yet.
-pub const PLANNED_KINDS: [&str; 4] = ["lambda", "azure", "gcf", "openwhisk"];
+pub const PLANNED_KINDS: [&str; 3] = ["azure", "gcf", "openwhisk"];
 
 /// Where `faas` looks for a dev server when nothing says otherwise.
 pub const DEFAULT_DEV_URL: &str = "http://127.0.0.1:8080";
@@ -20,13 +20,14 @@ pub const DEFAULT_DEV_URL: &str = "http://127.0.0.1:8080";
 /// The runners of this build, by kind. `local` connects to the `faas dev` server of the project
 /// at `project_root` (see [`local_target`]); the planned cloud kinds answer with a plain "not
 /// available in this build yet" error; any other kind is refused by the registry, listing
-/// these.
+/// these. `lambda` is AWS Lambda through aws-sdk-lambda (or the emulator at the profile's
+/// `endpoint`).
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let registry = faas_cli::backend::registry(std::path::Path::new("."));
-/// let err = registry.create(faas_api::BackendProfile::new("prod", "lambda")).await.err().unwrap();
-/// assert_eq!(err.message(), "the `lambda` backend is not available in this build yet");
+/// let err = registry.create(faas_api::BackendProfile::new("prod", "azure")).await.err().unwrap();
+/// assert_eq!(err.message(), "the `azure` backend is not available in this build yet");
 /// let err = registry.create(faas_api::BackendProfile::new("x", "nimbus")).await.err().unwrap();
 /// assert!(err.message().contains("unknown backend kind `nimbus`"));
 /// # });
@@ -37,6 +38,10 @@ pub fn registry(project_root: &Path) -> Registry {
     registry.register("local", move |profile: BackendProfile| {
         let root = root.clone();
         async move { connect_local(&root, &profile).await }
+    });
+    registry.register("lambda", |profile: BackendProfile| async move {
+        let runner: Arc<dyn Runner> = faas_runner_lambda::deploy::LambdaRunner::from_profile(&profile).await?;
+        Ok(runner)
     });
     for kind in PLANNED_KINDS {
         registry.register(kind, move |_profile: BackendProfile| async move {
@@ -118,6 +123,45 @@ pub async fn open(project: &Project, flag: Option<&str>) -> CliResult<(BackendPr
     Ok((profile, runner))
 }
 
+/// Builds the project for `profile`'s platform: a plain host build for `local`; for `lambda`, the
+/// profile's (or `arch_flag`'s) architecture and libc, cross-compiling when that is not the host.
+pub async fn build_for_profile(
+    project: &Project,
+    profile: &BackendProfile,
+    arch_flag: Option<&str>,
+    release: bool,
+    progress: &dyn faas_api::Progress,
+) -> CliResult<faas_api::AppSpec> {
+    match profile.kind.as_str() {
+        "lambda" => {
+            let settings = faas_runner_lambda::deploy::LambdaSettings::from_profile(profile)?;
+            let arch = match arch_flag {
+                Some(a) => faas_runner_lambda::package::Arch::parse(a)?,
+                None => settings.arch,
+            };
+            Ok(faas_runner_lambda::package::build_for(
+                &project.root,
+                &project.config,
+                arch,
+                settings.libc,
+                release,
+                progress,
+            )
+            .await?)
+        }
+        _ => {
+            if let Some(a) = arch_flag {
+                return Err(Error::bad_input(format!(
+                    "--arch {a}: the `{}` backend builds for this machine only",
+                    profile.kind
+                ))
+                .into());
+            }
+            Ok(faas_runner_local::build::build_app(&project.root, &project.config, release, progress).await?)
+        }
+    }
+}
+
 /// Selects the backend profile (see [`Config::select_backend`] for the precedence).
 pub fn select(config: &Config, flag: Option<&str>) -> CliResult<BackendProfile> {
     config.select_backend(flag).map_err(Failure::from)
@@ -129,10 +173,17 @@ pub fn with_hint(profile: &BackendProfile, error: Error) -> Failure {
         ErrorKind::BackendUnavailable if profile.kind == "local" && error.error_type() != "BackendNotBuilt" => {
             Some("start the dev server with `faas dev` (in the project directory), then try again".to_string())
         }
-        ErrorKind::Unauthorized => Some(format!(
+        ErrorKind::Unauthorized if profile.kind == "local" => Some(format!(
             "the dev server's token is in .faas/dev.json; or set FAAS_TOKEN, or `token = \"env:NAME\"` in [backends.{}]",
             profile.name
         )),
+        ErrorKind::Unauthorized if profile.kind == "lambda" => Some(format!(
+            "set AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, `aws sso login`, or `aws_profile` in [backends.{}])",
+            profile.name
+        )),
+        ErrorKind::BackendUnavailable if profile.kind == "lambda" && profile.settings.contains_key("endpoint") => {
+            Some("is the emulator running? start one with `faas dev --emulate lambda`".to_string())
+        }
         ErrorKind::NotFound => Some("`faas list` shows the deployed functions".to_string()),
         _ => None,
     };

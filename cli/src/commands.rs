@@ -10,7 +10,7 @@ use faas_api::{
 };
 use serde_json::{json, Value};
 
-use crate::args::{ActivationsArgs, DeployArgs, GlobalArgs, InvokeArgs, LogsArgs, NameArgs};
+use crate::args::{ActivationsArgs, BuildArgs, DeployArgs, GlobalArgs, InvokeArgs, LogsArgs, NameArgs};
 use crate::backend;
 use crate::output::{stdout_is_terminal, write_stdout, CliResult, Output};
 use crate::progress::Spinner;
@@ -167,7 +167,7 @@ pub async fn deploy(global: &GlobalArgs, args: DeployArgs, out: Output) -> CliRe
     let (profile, runner) = backend::open(&project, global.backend.as_deref()).await?;
     let spinner = Spinner::new(out.is_json());
     spinner.step("building");
-    let app = faas_runner_local::build::build_app(&project.root, &project.config, args.release, &spinner).await?;
+    let app = backend::build_for_profile(&project, &profile, None, args.release, &spinner).await?;
     runner.check(&app.functions).map_err(|e| backend::with_hint(&profile, e))?;
     spinner.step("packaging");
     let package = runner.package(&app, &spinner).await.map_err(|e| backend::with_hint(&profile, e))?;
@@ -189,6 +189,48 @@ pub async fn deploy(global: &GlobalArgs, args: DeployArgs, out: Output) -> CliRe
             out.say(format!("  {what:<9} {}", names.join(", ")));
         }
     }
+    Ok(())
+}
+
+/// `faas build`: builds the project for the selected backend and packages it (for `lambda`, a
+/// reproducible zip holding `bootstrap`); prints where the artifact is.
+pub async fn build(global: &GlobalArgs, args: BuildArgs, out: Output) -> CliResult {
+    let project = project::load(&global.dir)?;
+    let profile = backend::select(&project.config, global.backend.as_deref())?;
+    let spinner = Spinner::new(out.is_json());
+    let app = backend::build_for_profile(&project, &profile, args.arch.as_deref(), args.release, &spinner).await?;
+    let (artifact, size) = match profile.kind.as_str() {
+        "lambda" => {
+            spinner.step("packaging the bootstrap zip");
+            let runner = faas_runner_lambda::deploy::LambdaRunner::from_profile(&profile).await?;
+            let package = faas_api::Runner::package(runner.as_ref(), &app, &spinner)
+                .await
+                .map_err(|e| backend::with_hint(&profile, e))?;
+            (package.artifact, package.size)
+        }
+        _ => {
+            let size = std::fs::metadata(&app.binary).map(|m| m.len()).unwrap_or(0);
+            (app.binary.clone(), size)
+        }
+    };
+    spinner.finish();
+    let functions: Vec<&str> = app.functions.iter().map(|f| f.name.as_str()).collect();
+    out.json_ok(json!({
+        "backend": profile.name,
+        "kind": profile.kind,
+        "app": app.app,
+        "artifact": artifact,
+        "size": size,
+        "functions": functions,
+    }));
+    out.say(format!(
+        "built `{}` for `{}` ({}): {} ({size} bytes)",
+        app.app,
+        profile.name,
+        profile.kind,
+        artifact.display()
+    ));
+    out.say(format!("  functions: {}", functions.join(", ")));
     Ok(())
 }
 

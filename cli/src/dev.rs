@@ -2,7 +2,7 @@
 //! mode, and rebuild and redeploy whenever the sources change (hot reload).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,8 +57,36 @@ pub fn dev_profile(config: &Config, flag: Option<&str>) -> Result<BackendProfile
         .unwrap_or_else(|| BackendProfile::new("local", "local")))
 }
 
+/// Watches the project's `src/` (recursively), `Cargo.toml`, `faas.toml` and `build.rs`; each
+/// relevant change sends the changed paths.
+pub fn watch_sources(root: &Path) -> CliResult<(notify::RecommendedWatcher, mpsc::UnboundedReceiver<Vec<PathBuf>>)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let filter_root = root.to_path_buf();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(event) = res {
+            if is_relevant(&filter_root, &event) {
+                let _ = tx.send(event.paths);
+            }
+        }
+    })
+    .map_err(|e| Error::unavailable(format!("cannot watch the sources: {e}")))?;
+    watcher
+        .watch(root, RecursiveMode::NonRecursive)
+        .map_err(|e| Error::unavailable(format!("cannot watch {}: {e}", root.display())))?;
+    let src = root.join("src");
+    if src.is_dir() {
+        watcher
+            .watch(&src, RecursiveMode::Recursive)
+            .map_err(|e| Error::unavailable(format!("cannot watch {}: {e}", src.display())))?;
+    }
+    Ok((watcher, rx))
+}
+
 /// Runs `faas dev` until Ctrl-C or SIGTERM.
 pub async fn dev(global: &GlobalArgs, args: DevArgs, out: Output) -> CliResult {
+    if let Some(crate::args::Emulate::Lambda) = args.emulate {
+        return crate::emulate::lambda(global, args, out).await;
+    }
     let dir = args.project.clone().unwrap_or_else(|| global.dir.clone());
     let project = project::load(&dir)?;
     let profile = dev_profile(&project.config, global.backend.as_deref())?;
@@ -135,25 +163,7 @@ impl Server {
             self.out.note(format!("\n{why}: stopping"));
             return Ok(());
         }
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let root = self.project.root.clone();
-        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if let Ok(event) = res {
-                if is_relevant(&root, &event) {
-                    let _ = tx.send(event.paths);
-                }
-            }
-        })
-        .map_err(|e| Error::unavailable(format!("cannot watch the sources: {e}")))?;
-        watcher
-            .watch(&self.project.root, RecursiveMode::NonRecursive)
-            .map_err(|e| Error::unavailable(format!("cannot watch {}: {e}", self.project.root.display())))?;
-        let src = self.project.root.join("src");
-        if src.is_dir() {
-            watcher
-                .watch(&src, RecursiveMode::Recursive)
-                .map_err(|e| Error::unavailable(format!("cannot watch {}: {e}", src.display())))?;
-        }
+        let (_watcher, mut rx) = watch_sources(&self.project.root)?;
 
         loop {
             tokio::select! {
@@ -352,7 +362,7 @@ fn relevant_path(root: &Path, path: &Path) -> bool {
 }
 
 /// Resolves on Ctrl-C (`"interrupted"`) or SIGTERM (`"terminated"`).
-async fn shutdown_signal() -> &'static str {
+pub(crate) async fn shutdown_signal() -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -17,6 +17,7 @@ pub mod backend;
 pub mod commands;
 pub mod conformance;
 pub mod dev;
+pub mod emulate;
 pub mod output;
 pub mod progress;
 pub mod project;
@@ -95,6 +96,7 @@ async fn dispatch(cli: Cli, out: Output) -> CliResult {
         Command::New(args) => scaffold::new_project(args, out),
         Command::Dev(args) => dev::dev(&global, args, out).await,
         Command::Invoke(args) => commands::invoke(&global, args, out).await,
+        Command::Build(args) => commands::build(&global, args, out).await,
         Command::Deploy(args) => commands::deploy(&global, args, out).await,
         Command::Remove(args) => commands::remove(&global, args, out).await,
         Command::List => commands::list(&global, out).await,

@@ -106,7 +106,7 @@ fn an_invalid_faas_toml_is_reported_with_file_line_and_key() {
 fn backend_selection_errors_name_the_problem() {
     let tmp = project_with(
         "[app]\nname = \"greeter\"\ndefault_backend = \"dev\"\n[backends.dev]\nkind = \"local\"\n\
-         [backends.prod]\nkind = \"lambda\"\n[backends.odd]\nkind = \"nimbus\"\n",
+         [backends.prod]\nkind = \"azure\"\n[backends.odd]\nkind = \"nimbus\"\n",
     );
     let o = faas(tmp.path(), &["list", "--backend", "staging"]);
     assert_eq!(o.status.code(), Some(1));
@@ -119,7 +119,7 @@ fn backend_selection_errors_name_the_problem() {
 
     let o = faas(tmp.path(), &["invoke", "hello", "--backend", "prod"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("the `lambda` backend is not available in this build yet"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("the `azure` backend is not available in this build yet"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("faas dev"), "no misleading hint: {}", stderr(&o));
 
     let o = faas(tmp.path(), &["list", "--backend", "odd"]);
@@ -133,7 +133,7 @@ fn backend_selection_errors_name_the_problem() {
 
     let o = faas(tmp.path(), &["conformance", "--backend", "prod"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("the `lambda` backend is not available in this build yet"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("the `azure` backend is not available in this build yet"), "{}", stderr(&o));
 }
 
 #[test]

@@ -101,6 +101,18 @@ pub async fn run_for_profile(profile: BackendProfile, progress: &dyn Progress) -
             matrix.merge(run_local(process, "local (process)", &binary, progress).await?);
             Ok(matrix)
         }
+        "lambda" => {
+            progress.step("finding the faas-probe binary");
+            let binary = tokio::task::spawn_blocking(probe_binary)
+                .await
+                .map_err(|e| Error::unavailable(format!("the probe build task failed: {e}")))??;
+            let runner = faas_runner_lambda::deploy::LambdaRunner::from_profile(&profile).await?;
+            let label = match profile.str("endpoint")? {
+                Some(e) if e.contains("://127.") || e.contains("://localhost") => "lambda (emulator)".to_string(),
+                _ => "lambda".to_string(),
+            };
+            run(runner, &label, &binary, progress).await
+        }
         other => Err(Error::bad_input(format!(
             "no runner for backend kind `{other}` in this build (backend `{}`)",
             profile.name

@@ -1,0 +1,204 @@
+//! A faithful local AWS Lambda.
+//!
+//! [`start`] serves, on one port, the Lambda REST API the AWS SDKs call (CreateFunction, GetFunction,
+//! ListFunctions, UpdateFunctionCode, UpdateFunctionConfiguration, DeleteFunction, Invoke with
+//! `RequestResponse`/`Event`/`DryRun`), plus CloudWatch Logs `FilterLogEvents` over `/aws/lambda/<name>`.
+//! Functions use the OS-only runtimes (`provided.al2023`, `provided.al2`): the zip's top-level `bootstrap` is run
+//! as a process per execution environment, each with its own Runtime API server on 127.0.0.1, exactly as Lambda's
+//! custom-runtime protocol describes (any runtime client works: the official `lambda_runtime` crate, faas, ...).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), faas_api::Error> {
+//! let emulator = faas_emulator_lambda::start(faas_emulator_lambda::EmulatorOptions {
+//!     addr: "127.0.0.1:0".parse().unwrap(),
+//!     ..Default::default()
+//! })
+//! .await?;
+//! println!("AWS_ENDPOINT_URL={}", emulator.url());
+//! emulator.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+mod code;
+mod control;
+mod environment;
+mod exceptions;
+mod functions;
+mod invoke;
+mod logs;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use environment::Environment;
+use exceptions::LambdaException;
+use functions::Function;
+
+pub use invoke::{InvocationRecord, InvocationType};
+
+/// Most `Event` invocations queued or running at once, emulator-wide; beyond → 429.
+pub(crate) const MAX_ASYNC_PENDING: usize = 10_000;
+
+/// How to run the emulator.
+#[derive(Debug, Clone)]
+pub struct EmulatorOptions {
+    /// Where the control plane listens (default `127.0.0.1:9001`; port 0 picks a free one).
+    pub addr: SocketAddr,
+    /// Where unpacked code and environment logs live; `None` → a temporary directory removed on shutdown.
+    pub state_dir: Option<PathBuf>,
+    /// Region in ARNs and `AWS_REGION` (default `us-east-1`).
+    pub region: String,
+    /// Account id in ARNs (default `123456789012`).
+    pub account_id: String,
+    /// Execution environments per function (default 64; Lambda's own default is the account's
+    /// 1,000 concurrent executions, which a laptop cannot host); an invocation beyond → 429 TooManyRequestsException.
+    pub max_environments: usize,
+    /// Retries of a failed `Event` invocation (default 2, like Lambda).
+    pub async_retries: u32,
+    /// Back-off before the first async retry, doubled for each further one (default 1 s).
+    pub retry_base: Duration,
+    /// Print each invocation's log (START / output / END / REPORT) to our stderr.
+    pub echo_logs: bool,
+}
+
+impl Default for EmulatorOptions {
+    fn default() -> Self {
+        EmulatorOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            state_dir: None,
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            max_environments: 64,
+            async_retries: 2,
+            retry_base: Duration::from_secs(1),
+            echo_logs: false,
+        }
+    }
+}
+
+/// State shared by the control plane, the invokers and the async queue.
+pub(crate) struct Shared {
+    pub options: EmulatorOptions,
+    pub state_dir: PathBuf,
+    pub base_url: String,
+    pub functions: Mutex<BTreeMap<String, Arc<Function>>>,
+    pub records: Mutex<invoke::Records>,
+    pub async_pending: AtomicUsize,
+    pub tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Shared {
+    pub fn arn(&self, name: &str) -> String {
+        functions::function_arn(&self.options.region, &self.options.account_id, name)
+    }
+
+    pub fn not_found(&self, name: &str) -> LambdaException {
+        LambdaException::not_found(format!("Function not found: {}", self.arn(name)))
+    }
+
+    pub fn function(&self, name: &str) -> Result<Arc<Function>, LambdaException> {
+        self.functions.lock().unwrap().get(name).cloned().ok_or_else(|| self.not_found(name))
+    }
+}
+
+/// A running emulator. Dropping it without [`Emulator::shutdown`] leaves the server running until the runtime ends.
+pub struct Emulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator").field("addr", &self.addr).finish()
+    }
+}
+
+/// Starts the emulator: binds `options.addr` and serves the Lambda API there.
+///
+/// Fails with [`faas_api::ErrorKind::BackendUnavailable`] when the address cannot be bound or the state directory
+/// cannot be created.
+pub async fn start(options: EmulatorOptions) -> Result<Emulator, faas_api::Error> {
+    let (temp, state_dir) = match &options.state_dir {
+        Some(dir) => (None, dir.clone()),
+        None => {
+            let temp = tempfile::Builder::new()
+                .prefix("faas-lambda-emulator-")
+                .tempdir()
+                .map_err(|e| faas_api::Error::unavailable(format!("cannot create a state directory: {e}")))?;
+            let path = temp.path().to_path_buf();
+            (Some(temp), path)
+        }
+    };
+    std::fs::create_dir_all(state_dir.join("functions")).map_err(|e| {
+        faas_api::Error::unavailable(format!("cannot create state directory {}: {e}", state_dir.display()))
+    })?;
+    let listener = tokio::net::TcpListener::bind(options.addr)
+        .await
+        .map_err(|e| faas_api::Error::unavailable(format!("cannot listen on {}: {e}", options.addr)))?;
+    let addr = listener.local_addr().map_err(|e| faas_api::Error::unavailable(e.to_string()))?;
+    let shared = Arc::new(Shared {
+        options,
+        state_dir,
+        base_url: format!("http://{addr}"),
+        functions: Mutex::new(BTreeMap::new()),
+        records: Mutex::new(Default::default()),
+        async_pending: AtomicUsize::new(0),
+        tasks: Mutex::new(Vec::new()),
+    });
+    let app = control::router(shared.clone());
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "lambda emulator server stopped");
+        }
+    });
+    tracing::info!(%addr, "lambda emulator listening");
+    Ok(Emulator { shared, addr, server, _temp: temp })
+}
+
+impl Emulator {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The endpoint URL for SDKs (`endpoint_url`) and `AWS_ENDPOINT_URL`, e.g. `http://127.0.0.1:9001`.
+    pub fn url(&self) -> String {
+        self.shared.base_url.clone()
+    }
+
+    /// Every recorded invocation attempt of `function` (oldest first; the last 1000 are kept). Async events show
+    /// up here once each attempt ends, so tests can see outcomes and retries.
+    pub fn invocations(&self, function: &str) -> Vec<InvocationRecord> {
+        invoke::records_of(&self.shared, function)
+    }
+
+    /// Stops serving, cancels queued async events and kills every execution environment.
+    pub async fn shutdown(self) {
+        self.server.abort();
+        let _ = (&mut { self.server }).await;
+        for task in self.shared.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+        let functions: Vec<Arc<Function>> =
+            std::mem::take(&mut *self.shared.functions.lock().unwrap()).into_values().collect();
+        for function in functions {
+            let mut state = function.state.lock().unwrap();
+            state.deleted = true;
+            state.retire_idle();
+        }
+    }
+
+    /// Serves until the server stops (it only stops on a fatal accept error), then shuts down.
+    pub async fn wait(mut self) {
+        let _ = (&mut self.server).await;
+        self.shutdown().await;
+    }
+}

@@ -1,0 +1,805 @@
+//! [`LambdaRunner`]: the faas runner SPI over aws-sdk-lambda.
+//!
+//! A backend profile in `faas.toml`:
+//!
+//! ```toml
+//! [backends.prod]
+//! kind = "lambda"
+//! region = "eu-west-1"                                  # required
+//! role = "arn:aws:iam::123456789012:role/faas-lambda"   # execution role; required unless `endpoint` is set
+//! arch = "arm64"                                        # x86_64 (default) | arm64
+//! libc = "gnu"                                          # gnu (default) | musl — used by the build step
+//! aws_profile = "work"                                  # a named profile of ~/.aws/config
+//! prefix = "shop-"                                      # Lambda function name = prefix + faas function name
+//! # endpoint = "http://127.0.0.1:9001"                  # the local Lambda emulator
+//! ```
+//!
+//! Credentials come from the standard AWS chain (environment, profile, SSO, `credential_process`,
+//! container and instance roles); none are read from `faas.toml`.
+//!
+//! Each faas function becomes one Lambda function running the same `bootstrap`, with
+//! `Runtime = provided.al2023`, `Handler` = the faas function name (the host serves the function
+//! `_HANDLER` names) and the tag `faas:app` = the app name.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_lambda::operation::RequestId;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{
+    Architecture, Environment, FunctionCode, FunctionConfiguration, InvocationType, LastUpdateStatus, LogType, Runtime,
+    State,
+};
+use aws_sdk_lambda::Client;
+use base64::Engine;
+use faas_api::{
+    Activation, ActivationQuery, AppSpec, BackendProfile, Capabilities, Capability, DeployReport, Error, ErrorKind,
+    FunctionInfo, FunctionSpec, InvokeMode, InvokeRequest, Invoked, Package, Payload, Progress, Runner,
+};
+
+use crate::package::{check_binary_arch, code_sha256, package_zip, strip_debug_copy, Arch, Libc};
+
+/// Lambda's synchronous payload limit (request and response): 6 MB = 6,291,456 bytes.
+pub const MAX_SYNC_PAYLOAD: usize = 6_291_456;
+/// Lambda's asynchronous (`Event`) payload limit: 1 MB = 1,048,576 bytes.
+pub const MAX_ASYNC_PAYLOAD: usize = 1_048_576;
+/// Lambda's longest function timeout.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(900);
+/// Largest zip Lambda accepts in a direct upload (`ZipFile`): 50 MB.
+pub const MAX_ZIP: u64 = 50 * 1024 * 1024;
+/// The execution role used with an `endpoint` (the emulator) when the profile names none.
+pub const EMULATOR_ROLE: &str = "arn:aws:iam::123456789012:role/faas-lambda";
+/// The tag marking a Lambda function as part of a faas app; its value is the app name.
+pub const APP_TAG: &str = "faas:app";
+/// Settings a `lambda` backend profile accepts.
+pub const PROFILE_KEYS: &[&str] = &["region", "endpoint", "role", "arch", "libc", "aws_profile", "prefix"];
+
+/// How long a deploy waits for a function to become `Active` with a `Successful` last update.
+const READY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The settings of a `lambda` backend profile, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LambdaSettings {
+    /// AWS region.
+    pub region: String,
+    /// Endpoint override (the emulator's URL).
+    pub endpoint: Option<String>,
+    /// Execution role ARN.
+    pub role: String,
+    /// Architecture of the functions.
+    pub arch: Arch,
+    /// C library the build links against (used by the build step, not by the runner).
+    pub libc: Libc,
+    /// Named AWS profile for credentials and settings.
+    pub aws_profile: Option<String>,
+    /// Lambda function name prefix.
+    pub prefix: String,
+}
+
+impl LambdaSettings {
+    /// Parses and checks a profile, naming the offending key on error.
+    ///
+    /// ```
+    /// use faas_api::BackendProfile;
+    /// use faas_runner_lambda::deploy::LambdaSettings;
+    /// let p = BackendProfile::new("emu", "lambda").with("region", "us-east-1").with("endpoint", "http://127.0.0.1:9001");
+    /// let s = LambdaSettings::from_profile(&p).unwrap();
+    /// assert_eq!(s.role, "arn:aws:iam::123456789012:role/faas-lambda");
+    /// let err = LambdaSettings::from_profile(&BackendProfile::new("prod", "lambda").with("region", "eu-west-1")).unwrap_err();
+    /// assert!(err.message().contains("backends.prod.role"), "{}", err.message());
+    /// ```
+    pub fn from_profile(profile: &BackendProfile) -> Result<LambdaSettings, Error> {
+        profile.deny_unknown(PROFILE_KEYS)?;
+        let key = |k: &str, why: String| {
+            Error::bad_input(format!("{}: key `backends.{}.{k}`: {why}", profile.origin, profile.name))
+                .with_type("InvalidConfig")
+        };
+        let region = profile
+            .str("region")?
+            .filter(|r| !r.trim().is_empty())
+            .ok_or_else(|| key("region", "required for a `lambda` backend (e.g. \"us-east-1\")".into()))?;
+        let endpoint = profile.str("endpoint")?.filter(|e| !e.trim().is_empty());
+        if let Some(e) = &endpoint {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(key("endpoint", format!("`{e}` is not an http:// or https:// URL")));
+            }
+        }
+        let role = match (profile.str("role")?, &endpoint) {
+            (Some(r), _) if r.starts_with("arn:") => r,
+            (Some(r), _) => {
+                return Err(key("role", format!("`{r}` is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)")))
+            }
+            (None, Some(_)) => EMULATOR_ROLE.to_string(),
+            (None, None) => {
+                return Err(key(
+                    "role",
+                    "required: the ARN of the functions' execution role (arn:aws:iam::ACCOUNT:role/NAME)".into(),
+                ))
+            }
+        };
+        let arch = match profile.str("arch")? {
+            Some(a) => Arch::parse(&a).map_err(|e| key("arch", e.message().to_string()))?,
+            None => Arch::X86_64,
+        };
+        let libc = match profile.str("libc")? {
+            Some(l) => Libc::parse(&l).map_err(|e| key("libc", e.message().to_string()))?,
+            None => Libc::Gnu,
+        };
+        let prefix = profile.str("prefix")?.unwrap_or_default();
+        if let Some(c) = prefix.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+            return Err(key(
+                "prefix",
+                format!("`{prefix}` contains `{c}`; Lambda names allow letters, digits, - and _"),
+            ));
+        }
+        Ok(LambdaSettings { region, endpoint, role, arch, libc, aws_profile: profile.str("aws_profile")?, prefix })
+    }
+}
+
+/// The AWS Lambda backend: packages an app as a `bootstrap` zip and manages one Lambda function
+/// per faas function through aws-sdk-lambda.
+pub struct LambdaRunner {
+    client: Client,
+    settings: LambdaSettings,
+}
+
+impl std::fmt::Debug for LambdaRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LambdaRunner").field("settings", &self.settings).finish()
+    }
+}
+
+/// Whether `url` points at this machine (`127.0.0.0/8`, `localhost`, `[::1]`).
+fn is_loopback_url(url: &str) -> bool {
+    let host = url.split("://").nth(1).unwrap_or(url);
+    host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")
+}
+
+impl LambdaRunner {
+    /// Builds the runner from a `lambda` backend profile (see the module docs for the keys),
+    /// loading the AWS configuration and credential chain.
+    pub async fn from_profile(profile: &BackendProfile) -> Result<Arc<LambdaRunner>, Error> {
+        LambdaRunner::new(LambdaSettings::from_profile(profile)?).await
+    }
+
+    /// Builds the runner from parsed settings.
+    pub async fn new(settings: LambdaSettings) -> Result<Arc<LambdaRunner>, Error> {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(settings.region.clone()));
+        if let Some(p) = &settings.aws_profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(e) = &settings.endpoint {
+            loader = loader.endpoint_url(e);
+        }
+        let mut config = loader.load().await;
+        // A local emulator accepts any credentials: when none are configured, use placeholders
+        // (as SAM local and cargo-lambda do) instead of failing every call.
+        if settings.endpoint.as_deref().is_some_and(is_loopback_url) {
+            let has_credentials = match config.credentials_provider() {
+                Some(p) => aws_sdk_lambda::config::ProvideCredentials::provide_credentials(&p).await.is_ok(),
+                None => false,
+            };
+            if !has_credentials {
+                let placeholder =
+                    aws_sdk_lambda::config::Credentials::new("faas-local", "faas-local", None, None, "faas-emulator");
+                config = config
+                    .into_builder()
+                    .credentials_provider(aws_sdk_lambda::config::SharedCredentialsProvider::new(placeholder))
+                    .build();
+            }
+        }
+        Ok(Arc::new(LambdaRunner { client: Client::new(&config), settings }))
+    }
+
+    /// The parsed settings.
+    pub fn settings(&self) -> &LambdaSettings {
+        &self.settings
+    }
+
+    /// The Lambda function name of faas function `function`: the prefix plus the name.
+    pub fn lambda_name(&self, function: &str) -> String {
+        format!("{}{function}", self.settings.prefix)
+    }
+
+    fn where_(&self) -> String {
+        match &self.settings.endpoint {
+            Some(e) => format!("the Lambda endpoint {e}"),
+            None => format!("AWS Lambda in {}", self.settings.region),
+        }
+    }
+
+    /// Maps an SDK error to the portable taxonomy, keeping the AWS error code in the message.
+    fn sdk_error<E>(
+        &self,
+        op: &str,
+        target: &str,
+        err: SdkError<E, aws_sdk_lambda::config::http::HttpResponse>,
+    ) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let code = err.code().map(str::to_string);
+        let detail = err.message().map(str::to_string).unwrap_or_else(|| DisplayErrorContext(&err).to_string());
+        let what = format!("{op} `{target}` on {}", self.where_());
+        if let Some(code) = code {
+            let message = format!("{what} failed: {code}: {detail}");
+            let kind = match code.as_str() {
+                "ResourceNotFoundException" => ErrorKind::NotFound,
+                "TooManyRequestsException" | "ThrottlingException" => ErrorKind::Throttled,
+                "RequestTooLargeException" => ErrorKind::PayloadTooLarge,
+                "InvalidParameterValueException"
+                | "InvalidRequestContentException"
+                | "UnsupportedMediaTypeException"
+                | "ValidationException"
+                | "CodeStorageExceededException"
+                | "ResourceConflictException" => ErrorKind::BadInput,
+                "UnrecognizedClientException"
+                | "InvalidSignatureException"
+                | "AccessDeniedException"
+                | "ExpiredTokenException"
+                | "KMSAccessDeniedException" => ErrorKind::Unauthorized,
+                "ResourceNotReadyException" | "ServiceException" | "EC2ThrottledException" => {
+                    ErrorKind::BackendUnavailable
+                }
+                _ => match err.raw_response().map(|r| r.status().as_u16()) {
+                    Some(s) => ErrorKind::from_status(s),
+                    None => ErrorKind::BackendUnavailable,
+                },
+            };
+            return Error::new(kind, message).with_type(code);
+        }
+        let chain = DisplayErrorContext(&err).to_string();
+        if chain.to_ascii_lowercase().contains("credential") {
+            return Error::unauthorized(format!(
+                "{what} failed: no AWS credentials were found ({chain}); set AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY, run `aws sso login`, or name a profile with `aws_profile` in the backend profile"
+            ))
+            .with_type("MissingCredentials");
+        }
+        match &err {
+            SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => {
+                Error::unavailable(format!("{what} failed: cannot reach {}: {chain}", self.where_()))
+            }
+            SdkError::TimeoutError(_) => Error::timeout(format!("{what} timed out: {chain}")),
+            SdkError::ResponseError(r) => {
+                Error::new(ErrorKind::from_status(r.raw().status().as_u16()), format!("{what} failed: {chain}"))
+            }
+            _ => Error::unavailable(format!("{what} failed: {chain}")),
+        }
+    }
+
+    /// Where packages are written: `<cargo target dir>/faas/lambda` for a binary built by cargo,
+    /// else a `faas-lambda` directory in the system temp dir.
+    fn package_dir(binary: &Path) -> PathBuf {
+        match binary.ancestors().find(|a| a.file_name().is_some_and(|n| n == "target")) {
+            Some(target) => target.join("faas").join("lambda"),
+            None => std::env::temp_dir().join("faas-lambda"),
+        }
+    }
+
+    async fn get_configuration(&self, name: &str) -> Result<Option<FunctionConfiguration>, Error> {
+        match self.client.get_function().function_name(name).send().await {
+            Ok(out) => Ok(out.configuration),
+            Err(e) if e.code() == Some("ResourceNotFoundException") => Ok(None),
+            Err(e) => Err(self.sdk_error("GetFunction", name, e)),
+        }
+    }
+
+    /// Waits until `name` is `Active` and its last update `Successful`.
+    async fn wait_ready(&self, name: &str, progress: &dyn Progress) -> Result<(), Error> {
+        let started = tokio::time::Instant::now();
+        let mut delay = Duration::from_millis(100);
+        let mut said = String::new();
+        loop {
+            let c = self.get_configuration(name).await?.ok_or_else(|| {
+                Error::not_found(format!("function `{name}` disappeared from {} while deploying", self.where_()))
+            })?;
+            let state = c.state().cloned();
+            let update = c.last_update_status().cloned();
+            match (&state, &update) {
+                (Some(State::Failed), _) => {
+                    return Err(Error::unavailable(format!(
+                        "function `{name}` failed to become active on {}: {}",
+                        self.where_(),
+                        c.state_reason().unwrap_or("no reason given")
+                    ))
+                    .with_type("DeployFailed"))
+                }
+                (_, Some(LastUpdateStatus::Failed)) => {
+                    return Err(Error::unavailable(format!(
+                        "the update of function `{name}` failed on {}: {}",
+                        self.where_(),
+                        c.last_update_status_reason().unwrap_or("no reason given")
+                    ))
+                    .with_type("DeployFailed"))
+                }
+                (None | Some(State::Active), None | Some(LastUpdateStatus::Successful)) => return Ok(()),
+                _ => {}
+            }
+            let now = format!(
+                "waiting for `{name}`: state {}, last update {}",
+                state.as_ref().map(|s| s.as_str()).unwrap_or("?"),
+                update.as_ref().map(|s| s.as_str()).unwrap_or("?")
+            );
+            if now != said {
+                progress.step(&now);
+                said = now;
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                return Err(Error::timeout(format!(
+                    "function `{name}` was not ready after {} s on {}",
+                    READY_TIMEOUT.as_secs(),
+                    self.where_()
+                )));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    fn lambda_arch(&self) -> Architecture {
+        match self.settings.arch {
+            Arch::X86_64 => Architecture::X8664,
+            Arch::Arm64 => Architecture::Arm64,
+        }
+    }
+
+    async fn deploy_one(
+        &self,
+        app: &str,
+        spec: &FunctionSpec,
+        zip: &[u8],
+        sha: &str,
+        progress: &dyn Progress,
+    ) -> Result<Outcome, Error> {
+        let name = self.lambda_name(&spec.name);
+        let desired = Desired::of(spec)?;
+        progress.step(&format!("checking `{name}`"));
+        let Some(current) = self.get_configuration(&name).await? else {
+            progress.step(&format!("creating `{name}`"));
+            self.client
+                .create_function()
+                .function_name(&name)
+                .runtime(Runtime::Providedal2023)
+                .role(&self.settings.role)
+                .handler(&spec.name)
+                .code(FunctionCode::builder().zip_file(Blob::new(zip.to_vec())).build())
+                .timeout(desired.timeout)
+                .memory_size(desired.memory)
+                .environment(desired.environment())
+                .architectures(self.lambda_arch())
+                .description(format!("faas function `{}` of app `{app}`", spec.name))
+                .tags(APP_TAG, app)
+                .send()
+                .await
+                .map_err(|e| self.sdk_error("CreateFunction", &name, e))?;
+            self.wait_ready(&name, progress).await?;
+            return Ok(Outcome::Created);
+        };
+        self.wait_ready(&name, progress).await?;
+        let code_changed = current.code_sha256() != Some(sha) || current.architectures() != [self.lambda_arch()];
+        if code_changed {
+            progress.step(&format!("updating the code of `{name}`"));
+            self.client
+                .update_function_code()
+                .function_name(&name)
+                .zip_file(Blob::new(zip.to_vec()))
+                .architectures(self.lambda_arch())
+                .send()
+                .await
+                .map_err(|e| self.sdk_error("UpdateFunctionCode", &name, e))?;
+            self.wait_ready(&name, progress).await?;
+        }
+        let current_env: BTreeMap<String, String> = current
+            .environment()
+            .and_then(|e| e.variables())
+            .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let config_changed = current.timeout() != Some(desired.timeout)
+            || current.memory_size() != Some(desired.memory)
+            || current.handler() != Some(spec.name.as_str())
+            || current.role() != Some(self.settings.role.as_str())
+            || !matches!(current.runtime(), Some(Runtime::Providedal2023))
+            || current_env != desired.env;
+        if config_changed {
+            progress.step(&format!("updating the configuration of `{name}`"));
+            self.client
+                .update_function_configuration()
+                .function_name(&name)
+                .runtime(Runtime::Providedal2023)
+                .role(&self.settings.role)
+                .handler(&spec.name)
+                .timeout(desired.timeout)
+                .memory_size(desired.memory)
+                .environment(desired.environment())
+                .send()
+                .await
+                .map_err(|e| self.sdk_error("UpdateFunctionConfiguration", &name, e))?;
+            self.wait_ready(&name, progress).await?;
+        }
+        Ok(if code_changed || config_changed { Outcome::Updated } else { Outcome::Unchanged })
+    }
+
+    /// Maps the error body of an invocation that failed (`X-Amz-Function-Error` set) back to the
+    /// portable error: the faas host's `kind` when present, else Lambda's platform error types.
+    fn function_error(&self, function: &str, body: &[u8]) -> Error {
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+        let error_type = v.get("errorType").and_then(|t| t.as_str()).unwrap_or_default().to_string();
+        let message = v
+            .get("errorMessage")
+            .and_then(|m| m.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(4096)]).trim().to_string());
+        if let Some(kind) = v.get("kind").and_then(|k| k.as_str()).and_then(ErrorKind::parse) {
+            let error = Error::new(kind, message);
+            return if error_type.is_empty() { error } else { error.with_type(error_type) };
+        }
+        let message = if message.is_empty() { format!("function `{function}` failed") } else { message };
+        match error_type.as_str() {
+            "Sandbox.Timeout" => Error::timeout(message).with_type(error_type),
+            _ if message.contains("Task timed out after") => Error::timeout(message),
+            "Function.ResponseSizeTooLarge" => Error::payload_too_large(message).with_type(error_type),
+            t if t.starts_with("Runtime.") || t.starts_with("Sandbox.") || t.starts_with("Extension.") => {
+                Error::crash(message).with_type(error_type)
+            }
+            "" => Error::function("Unhandled", message),
+            _ => Error::function(error_type, message),
+        }
+    }
+}
+
+enum Outcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// The configuration a spec asks Lambda for.
+#[derive(Debug)]
+struct Desired {
+    timeout: i32,
+    memory: i32,
+    env: BTreeMap<String, String>,
+}
+
+impl Desired {
+    fn of(spec: &FunctionSpec) -> Result<Desired, Error> {
+        let millis = spec.timeout.as_millis();
+        let timeout = millis.div_ceil(1000).max(1);
+        if timeout > MAX_TIMEOUT.as_secs() as u128 {
+            return Err(Error::bad_input(format!(
+                "function `{}` has timeout {:?}; Lambda allows at most 900 s",
+                spec.name, spec.timeout
+            )));
+        }
+        if !(128..=10240).contains(&spec.memory_mb) {
+            return Err(Error::bad_input(format!(
+                "function `{}` has memory_mb = {}; Lambda allows 128 to 10240 MB",
+                spec.name, spec.memory_mb
+            )));
+        }
+        Ok(Desired { timeout: timeout as i32, memory: spec.memory_mb as i32, env: spec.env.clone() })
+    }
+
+    fn environment(&self) -> Environment {
+        let vars: HashMap<String, String> = self.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        Environment::builder().set_variables(Some(vars)).build()
+    }
+}
+
+/// Reads the `Content-Type` of the Invoke response, which the SDK's output does not expose.
+#[derive(Debug, Clone, Default)]
+struct ContentTypeTap(Arc<Mutex<Option<String>>>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for ContentTypeTap {
+    fn name(&self) -> &'static str {
+        "faas-content-type-tap"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef<'_>,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _: &mut aws_sdk_lambda::config::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let ct = context.response().headers().get("content-type").map(str::to_string);
+        *self.0.lock().expect("content type tap") = ct;
+        Ok(())
+    }
+}
+
+/// The X-Ray trace header of a W3C `traceparent`: `Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;Sampled=<0|1>`.
+fn xray_header(traceparent: &str) -> Option<String> {
+    let t = faas_api::TraceContext::parse(traceparent)?;
+    let (epoch, unique) = t.trace_id().split_at(8);
+    Some(format!("Root=1-{epoch}-{unique};Parent={};Sampled={}", t.parent_id(), u8::from(t.sampled())))
+}
+
+#[async_trait]
+impl Runner for LambdaRunner {
+    fn kind(&self) -> &str {
+        "lambda"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            claims: [Capability::Async, Capability::WarmReuse, Capability::CloudEvents].into(),
+            max_sync_payload: MAX_SYNC_PAYLOAD,
+            max_async_payload: MAX_ASYNC_PAYLOAD,
+            max_timeout: MAX_TIMEOUT,
+        }
+    }
+
+    async fn package(&self, app: &AppSpec, progress: &dyn Progress) -> Result<Package, Error> {
+        self.check(&app.functions)?;
+        for f in &app.functions {
+            Desired::of(f)?;
+        }
+        check_binary_arch(&app.binary, self.settings.arch)?;
+        let out = Self::package_dir(&app.binary).join(format!("{}-{}.zip", app.app, self.settings.arch));
+        progress.step(&format!("packaging {} as {}", app.binary.display(), out.display()));
+        let binary = app.binary.clone();
+        let out2 = out.clone();
+        let info = tokio::task::spawn_blocking(move || {
+            let stripped = out2.with_extension("bootstrap");
+            let was_stripped = strip_debug_copy(&binary, &stripped)?;
+            if !was_stripped {
+                tracing::warn!("`strip` is not installed; packaging the binary with its debug info");
+            }
+            let info = package_zip(&stripped, &out2);
+            let _ = std::fs::remove_file(&stripped);
+            info
+        })
+        .await
+        .map_err(|e| Error::unavailable(format!("packaging failed: {e}")))??;
+        if info.size > MAX_ZIP {
+            return Err(Error::payload_too_large(format!(
+                "the package {} is {} bytes; Lambda accepts at most {MAX_ZIP} bytes (50 MB) in a direct upload. \
+                 Build in release mode and strip debug info (`[profile.release] strip = true`)",
+                info.path.display(),
+                info.size
+            ))
+            .with_type("PackageTooLarge"));
+        }
+        Ok(Package { app: app.app.clone(), artifact: info.path, size: info.size, functions: app.functions.clone() })
+    }
+
+    async fn deploy(&self, package: &Package, progress: &dyn Progress) -> Result<DeployReport, Error> {
+        self.check(&package.functions)?;
+        let zip = tokio::fs::read(&package.artifact)
+            .await
+            .map_err(|e| Error::bad_input(format!("cannot read the package {}: {e}", package.artifact.display())))?;
+        let sha = code_sha256(&zip);
+        let mut report = DeployReport { created: vec![], updated: vec![], unchanged: vec![] };
+        for spec in &package.functions {
+            match self.deploy_one(&package.app, spec, &zip, &sha, progress).await? {
+                Outcome::Created => report.created.push(spec.name.clone()),
+                Outcome::Updated => report.updated.push(spec.name.clone()),
+                Outcome::Unchanged => report.unchanged.push(spec.name.clone()),
+            }
+        }
+        Ok(report)
+    }
+
+    async fn invoke(&self, request: InvokeRequest) -> Result<Invoked, Error> {
+        let name = self.lambda_name(&request.function);
+        let (invocation_type, limit) = match request.mode {
+            InvokeMode::Sync => (InvocationType::RequestResponse, MAX_SYNC_PAYLOAD),
+            InvokeMode::Async => (InvocationType::Event, MAX_ASYNC_PAYLOAD),
+            InvokeMode::DryRun => (InvocationType::DryRun, MAX_SYNC_PAYLOAD),
+        };
+        if request.payload.len() > limit {
+            return Err(Error::payload_too_large(format!(
+                "the request to `{}` is {} bytes; Lambda's {} limit is {limit} bytes",
+                request.function,
+                request.payload.len(),
+                if request.mode == InvokeMode::Async { "asynchronous" } else { "synchronous" }
+            )));
+        }
+        let body = if crate::envelope::needs_envelope(&request.payload) {
+            crate::envelope::wrap(&request.payload)
+        } else {
+            request.payload.body().to_vec()
+        };
+        let mut call =
+            self.client.invoke().function_name(&name).invocation_type(invocation_type).payload(Blob::new(body));
+        let sync = request.mode == InvokeMode::Sync;
+        if sync && request.with_logs {
+            call = call.log_type(LogType::Tail);
+        }
+        if let (true, Some(tp)) = (sync, &request.traceparent) {
+            // The caller's trace rides in the client context's `custom` map, which the faas host
+            // reads (Lambda forwards it as `Lambda-Runtime-Client-Context`; sync invocations only).
+            let cc = serde_json::json!({"custom": {"traceparent": tp}}).to_string();
+            call = call.client_context(base64::engine::general_purpose::STANDARD.encode(cc));
+        }
+        let tap = ContentTypeTap::default();
+        let xray = request.traceparent.as_deref().and_then(xray_header);
+        let mut custom = call
+            .customize()
+            // An invocation is not retried by the client: throttling and errors reach the caller.
+            .config_override(
+                aws_sdk_lambda::config::Builder::new()
+                    .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled()),
+            )
+            .interceptor(tap.clone());
+        if let Some(x) = xray {
+            custom = custom.mutate_request(move |req| {
+                req.headers_mut().insert("X-Amzn-Trace-Id", x.clone());
+            });
+        }
+        let out = custom.send().await.map_err(|e| self.sdk_error("Invoke", &name, e))?;
+        let activation_id = out.request_id().unwrap_or_default().to_string();
+        let logs = out.log_result().map(|l| {
+            let text = base64::engine::general_purpose::STANDARD.decode(l).unwrap_or_default();
+            String::from_utf8_lossy(&text).lines().map(str::to_string).collect::<Vec<_>>()
+        });
+        let body = out.payload().map(|b| b.as_ref().to_vec()).unwrap_or_default();
+        if out.function_error().is_some() {
+            return Err(self.function_error(&request.function, &body));
+        }
+        let payload = match crate::envelope::unwrap(&body) {
+            Some(p) => p,
+            None => {
+                let content_type = if body.is_empty() { None } else { tap.0.lock().expect("content type tap").clone() };
+                Payload::new(body, content_type)
+            }
+        };
+        Ok(Invoked { activation_id, payload, logs })
+    }
+
+    async fn list(&self) -> Result<Vec<FunctionInfo>, Error> {
+        let mut found = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_functions()
+                .set_marker(marker.clone())
+                .max_items(50)
+                .send()
+                .await
+                .map_err(|e| self.sdk_error("ListFunctions", "*", e))?;
+            for c in out.functions() {
+                if let Some(info) = self.info_of(c) {
+                    found.push(info);
+                }
+            }
+            match out.next_marker() {
+                Some(m) if !m.is_empty() => marker = Some(m.to_string()),
+                _ => break,
+            }
+        }
+        found.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        Ok(found)
+    }
+
+    async fn remove(&self, function: &str) -> Result<(), Error> {
+        let name = self.lambda_name(function);
+        match self.client.delete_function().function_name(&name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ResourceNotFoundException") => Err(Error::not_found(format!(
+                "no function named `{function}` (Lambda function `{name}`) on {}",
+                self.where_()
+            ))),
+            Err(e) => Err(self.sdk_error("DeleteFunction", &name, e)),
+        }
+    }
+
+    async fn activations(&self, _query: ActivationQuery) -> Result<Vec<Activation>, Error> {
+        Err(Error::unavailable(
+            "activation records are not available on the Lambda backend: Lambda keeps invocation logs in \
+             CloudWatch Logs, which faas does not read yet; use `faas invoke --logs` (the log tail of a \
+             synchronous invocation) or the CloudWatch console",
+        ))
+    }
+}
+
+impl LambdaRunner {
+    /// A listed Lambda function as a faas function, if it is one of ours: a `provided.*` runtime,
+    /// our prefix, and a `Handler` equal to the rest of the name.
+    fn info_of(&self, c: &FunctionConfiguration) -> Option<FunctionInfo> {
+        let full = c.function_name()?;
+        let name = full.strip_prefix(self.settings.prefix.as_str())?;
+        let provided = c.runtime().is_some_and(|r| r.as_str().starts_with("provided"));
+        if !provided || c.handler() != Some(name) || faas_api::validate_function_name(name).is_err() {
+            return None;
+        }
+        let mut spec = FunctionSpec::new(name);
+        if let Some(t) = c.timeout() {
+            spec.timeout = Duration::from_secs(t.max(0) as u64);
+        }
+        if let Some(m) = c.memory_size() {
+            spec.memory_mb = m.max(0) as u32;
+        }
+        if let Some(vars) = c.environment().and_then(|e| e.variables()) {
+            spec.env = vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        }
+        let state = c.state().map(|s| s.as_str().to_string()).unwrap_or_else(|| "Unknown".into());
+        let state = match c.last_update_status() {
+            Some(u) if *u != LastUpdateStatus::Successful => format!("{state} (last update {})", u.as_str()),
+            _ => state,
+        };
+        Some(FunctionInfo { spec, state })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile() -> BackendProfile {
+        BackendProfile::new("emu", "lambda").with("region", "us-east-1").with("endpoint", "http://127.0.0.1:1")
+    }
+
+    #[test]
+    fn profiles_are_checked_key_by_key() {
+        let s = LambdaSettings::from_profile(&profile().with("arch", "arm64").with("prefix", "shop-")).unwrap();
+        assert_eq!((s.arch, s.prefix.as_str(), s.role.as_str()), (Arch::Arm64, "shop-", EMULATOR_ROLE));
+        let msg = |p: BackendProfile| LambdaSettings::from_profile(&p).unwrap_err().message().to_string();
+        assert!(msg(BackendProfile::new("p", "lambda")).contains("backends.p.region"));
+        assert!(msg(profile().with("arch", "sparc")).contains("backends.emu.arch"));
+        assert!(msg(profile().with("role", "admin")).contains("not an IAM role ARN"));
+        assert!(msg(profile().with("prefix", "a/b")).contains("backends.emu.prefix"));
+        assert!(msg(profile().with("endpoint", "127.0.0.1:9001")).contains("not an http"));
+        assert!(msg(profile().with("regoin", "x")).contains("unknown setting"));
+    }
+
+    #[test]
+    fn xray_and_traceparent_map_both_ways() {
+        let x = xray_header("00-5bef4de7ad49b0e87f6ef6c87fc2e700-9a9197af755a6419-01").unwrap();
+        assert_eq!(x, "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1");
+        assert!(xray_header("nope").is_none());
+    }
+
+    #[test]
+    fn specs_outside_lambda_limits_are_refused_by_name() {
+        let mut f = FunctionSpec::new("big");
+        f.memory_mb = 64;
+        assert!(Desired::of(&f).unwrap_err().message().contains("`big` has memory_mb = 64"));
+        let mut f = FunctionSpec::new("t");
+        f.timeout = Duration::from_millis(1500);
+        assert_eq!(Desired::of(&f).unwrap().timeout, 2, "timeouts round up to whole seconds");
+    }
+
+    #[tokio::test]
+    async fn function_error_bodies_map_back_to_portable_errors() {
+        let r = LambdaRunner::from_profile(&profile()).await.unwrap();
+        let e = r.function_error("f", br#"{"errorType":"ProbeError","errorMessage":"boom","kind":"function"}"#);
+        assert_eq!((e.kind(), e.error_type(), e.message()), (ErrorKind::Function, "ProbeError", "boom"));
+        let e = r.function_error("f", br#"{"errorType":"Panic","errorMessage":"x","kind":"crash"}"#);
+        assert_eq!((e.kind(), e.error_type()), (ErrorKind::Crash, "Panic"));
+        let e = r.function_error(
+            "f",
+            br#"{"errorType":"Sandbox.Timeout","errorMessage":"Task timed out after 1.00 seconds"}"#,
+        );
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        let e = r.function_error("f", br#"{"errorType":"Runtime.ExitError","errorMessage":"exit status 3"}"#);
+        assert_eq!((e.kind(), e.error_type()), (ErrorKind::Crash, "Runtime.ExitError"));
+        let e = r.function_error("f", br#"{"errorType":"ValueError","errorMessage":"nope"}"#);
+        assert_eq!((e.kind(), e.error_type()), (ErrorKind::Function, "ValueError"));
+        let e = r.function_error("f", b"not json");
+        assert_eq!((e.kind(), e.message()), (ErrorKind::Function, "not json"));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_endpoint_is_unavailable_and_named() {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let r = LambdaRunner::from_profile(&profile().with("endpoint", url.as_str())).await.unwrap();
+        let err = r.list().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BackendUnavailable, "{err}");
+        assert!(err.message().contains(&url), "{err}");
+        let err = r.activations(ActivationQuery::default()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::BackendUnavailable);
+        assert!(err.message().contains("CloudWatch"), "{err}");
+    }
+}

@@ -1,0 +1,496 @@
+//! The function side on AWS Lambda: the Runtime API loop (PROTOCOLS.md §1.1).
+//!
+//! `faas::serve(app)` calls [`serve`] when `AWS_LAMBDA_RUNTIME_API` is set. The loop picks the
+//! function named by `_HANDLER`, then repeatedly long-polls `GET /2018-06-01/runtime/invocation/next`,
+//! runs the function through [`App::call`] (panics become crash errors), and posts the reply to
+//! `/response` or the error to `/error`. One HTTP/1.1 keep-alive connection to the Runtime API is
+//! reused for the whole life of the environment.
+//!
+//! ## Errors on the wire
+//!
+//! Lambda passes the body of `/error` to the caller unchanged, so the body carries the portable
+//! error and the `faas` client maps it back:
+//!
+//! | portable error | `errorType` in the body | `kind` in the body | `Lambda-Runtime-Function-Error-Type` |
+//! |---|---|---|---|
+//! | function error `Error::function("ProbeError", ..)` | `ProbeError` | `function` | `Function.ProbeError` |
+//! | bad input (e.g. malformed JSON) | `BadInput` | `bad_input` | `Function.BadInput` |
+//! | any other kind | [`Error::error_type`] | [`faas_api::ErrorKind::as_str`] | `Function.<errorType>` |
+//! | panic in the handler | `Panic` | `crash` | `Function.Panic` |
+//! | reply over 6 MiB | `PayloadTooLarge` | `payload_too_large` | `Function.PayloadTooLarge` |
+//! | `_HANDLER` names no function (`/runtime/init/error`) | `NotFound` | `not_found` | `Runtime.HandlerNotFound` |
+//!
+//! The header value must match `(Runtime|Function)\.[A-Z][a-zA-Z]+` or Lambda replaces it with
+//! `Function.Unknown`/`Runtime.Unknown` (§1.1 normalisation). We choose `Function.<errorType>`
+//! because the error came from the function; an `errorType` that is not letters-only (e.g.
+//! `My_Error`) is reduced to its letters, and an empty result becomes `Function.Unknown`. The
+//! header only feeds Lambda's metrics and logs; callers read the body, which is exact.
+//! The body's `stackTrace` is always an empty list (Rust has no portable stack trace to offer).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use faas_api::{App, Context, Error, Payload, TraceContext};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+
+/// Env var with the Runtime API `host:port` (no scheme).
+pub const ENV_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
+/// Env var naming the function to serve (the `Handler` of the Lambda function).
+pub const ENV_HANDLER: &str = "_HANDLER";
+/// Env var the runtime sets to the X-Ray trace header of the current invocation.
+pub const ENV_TRACE_ID: &str = "_X_AMZN_TRACE_ID";
+
+/// Runtime API path prefix.
+const API: &str = "/2018-06-01/runtime";
+/// Lambda's synchronous payload limit (request and response), 6 MiB.
+pub const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
+/// Most bytes of an event we read from `/next`: the limit plus the Runtime API's own slack.
+const MAX_EVENT: usize = MAX_PAYLOAD + 100;
+/// Most bytes of a Runtime API reply to `/response` or `/error` we read.
+const MAX_REPLY: usize = 64 * 1024;
+
+/// Response headers of `GET /runtime/invocation/next`.
+pub mod headers {
+    /// Invocation id.
+    pub const REQUEST_ID: &str = "lambda-runtime-aws-request-id";
+    /// Absolute deadline, Unix epoch milliseconds.
+    pub const DEADLINE_MS: &str = "lambda-runtime-deadline-ms";
+    /// ARN of the function as invoked.
+    pub const FUNCTION_ARN: &str = "lambda-runtime-invoked-function-arn";
+    /// X-Ray trace header.
+    pub const TRACE_ID: &str = "lambda-runtime-trace-id";
+    /// Client context JSON (mobile SDKs; faas puts the caller's `traceparent` in `custom`).
+    pub const CLIENT_CONTEXT: &str = "lambda-runtime-client-context";
+    /// Cognito identity JSON.
+    pub const COGNITO_IDENTITY: &str = "lambda-runtime-cognito-identity";
+    /// Tenant id (tenant isolation).
+    pub const TENANT_ID: &str = "lambda-runtime-aws-tenant-id";
+    /// Request header of `/error` and `/init/error`: the error type.
+    pub const ERROR_TYPE: &str = "lambda-runtime-function-error-type";
+}
+
+/// Lambda-specific facts about an invocation, available to handlers through the typed extension
+/// lookup [`Context::extension`].
+///
+/// ```
+/// use faas_runner_lambda::host::LambdaContext;
+/// async fn who(cx: faas_api::Context, _: serde_json::Value) -> Result<serde_json::Value, faas_api::Error> {
+///     let arn = cx.extension::<LambdaContext>().map(|l| l.invoked_function_arn.clone());
+///     Ok(serde_json::json!({ "arn": arn }))
+/// }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LambdaContext {
+    /// `Lambda-Runtime-Aws-Request-Id`.
+    pub request_id: String,
+    /// `Lambda-Runtime-Invoked-Function-Arn`, including a qualifier when invoked with one.
+    pub invoked_function_arn: String,
+    /// `Lambda-Runtime-Trace-Id` (X-Ray header `Root=..;Parent=..;Sampled=..`), when sent.
+    pub xray_trace_id: Option<String>,
+    /// `Lambda-Runtime-Client-Context` (JSON), when sent.
+    pub client_context: Option<serde_json::Value>,
+    /// `Lambda-Runtime-Cognito-Identity` (JSON), when sent.
+    pub cognito_identity: Option<serde_json::Value>,
+    /// `Lambda-Runtime-Aws-Tenant-Id`, when sent.
+    pub tenant_id: Option<String>,
+    /// `Lambda-Runtime-Deadline-Ms`.
+    pub deadline_ms: u64,
+    /// `AWS_LAMBDA_FUNCTION_NAME`: the Lambda function's name (may carry a prefix).
+    pub function_name: String,
+    /// `AWS_LAMBDA_FUNCTION_VERSION`.
+    pub function_version: String,
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, in MB.
+    pub memory_mb: u32,
+    /// `AWS_LAMBDA_LOG_GROUP_NAME`.
+    pub log_group: String,
+    /// `AWS_LAMBDA_LOG_STREAM_NAME`.
+    pub log_stream: String,
+}
+
+/// What the host reads from the environment. [`HostEnv::from_env`] for the real thing;
+/// [`HostEnv::from_lookup`] to build one from any lookup (tests, embedding).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostEnv {
+    /// `AWS_LAMBDA_RUNTIME_API`: `host:port`.
+    pub runtime_api: String,
+    /// `_HANDLER`.
+    pub handler: Option<String>,
+    /// `AWS_LAMBDA_FUNCTION_NAME`.
+    pub function_name: String,
+    /// `AWS_LAMBDA_FUNCTION_VERSION` (default `$LATEST`).
+    pub function_version: String,
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (default 128).
+    pub memory_mb: u32,
+    /// `AWS_LAMBDA_LOG_GROUP_NAME`.
+    pub log_group: String,
+    /// `AWS_LAMBDA_LOG_STREAM_NAME`.
+    pub log_stream: String,
+    /// Variables visible through [`Context::var`] (the whole environment for [`HostEnv::from_env`]).
+    pub vars: BTreeMap<String, String>,
+}
+
+impl HostEnv {
+    /// Reads the process environment. Fails when `AWS_LAMBDA_RUNTIME_API` is unset or empty.
+    pub fn from_env() -> Result<HostEnv, Error> {
+        let mut env = HostEnv::from_lookup(|k| std::env::var(k).ok())?;
+        env.vars = std::env::vars().collect();
+        Ok(env)
+    }
+
+    /// Reads the variables through `var`. `vars` stays empty.
+    ///
+    /// ```
+    /// use faas_runner_lambda::host::HostEnv;
+    /// let env = HostEnv::from_lookup(|k| match k {
+    ///     "AWS_LAMBDA_RUNTIME_API" => Some("127.0.0.1:9001".into()),
+    ///     "_HANDLER" => Some("hello".into()),
+    ///     _ => None,
+    /// }).unwrap();
+    /// assert_eq!(env.handler.as_deref(), Some("hello"));
+    /// assert_eq!(env.function_version, "$LATEST");
+    /// assert!(HostEnv::from_lookup(|_| None).unwrap_err().message().contains("AWS_LAMBDA_RUNTIME_API"));
+    /// ```
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<HostEnv, Error> {
+        let get = |k: &str| var(k).filter(|v| !v.is_empty());
+        let runtime_api = get(ENV_RUNTIME_API).ok_or_else(|| {
+            Error::bad_input(format!("{ENV_RUNTIME_API} is not set; this is not a Lambda environment"))
+        })?;
+        if runtime_api.contains("://") || runtime_api.contains('/') {
+            return Err(Error::bad_input(format!(
+                "{ENV_RUNTIME_API} must be `host:port` without a scheme or path, got `{runtime_api}`"
+            )));
+        }
+        Ok(HostEnv {
+            runtime_api,
+            handler: get(ENV_HANDLER),
+            function_name: get("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default(),
+            function_version: get("AWS_LAMBDA_FUNCTION_VERSION").unwrap_or_else(|| "$LATEST".into()),
+            memory_mb: get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|m| m.parse().ok()).unwrap_or(128),
+            log_group: get("AWS_LAMBDA_LOG_GROUP_NAME").unwrap_or_default(),
+            log_stream: get("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_default(),
+            vars: BTreeMap::new(),
+        })
+    }
+}
+
+/// Serves `app` on the Lambda Runtime API named by the environment, until the Runtime API goes
+/// away (the environment is shutting down) — then returns the error saying so.
+///
+/// If `_HANDLER` names no function of the app (or is unset and the app has several), the error
+/// is reported to `POST /runtime/init/error` and returned, so `main` exits non-zero.
+pub async fn serve(app: App) -> Result<(), Error> {
+    let env = HostEnv::from_env()?;
+    serve_with(app, env).await
+}
+
+/// [`serve`] with an explicit environment. Does not touch `_X_AMZN_TRACE_ID` unless `env.vars`
+/// is the process environment (i.e. it came from [`HostEnv::from_env`]).
+pub async fn serve_with(app: App, env: HostEnv) -> Result<(), Error> {
+    app.validate()?;
+    let set_trace_env = env.vars.contains_key(ENV_RUNTIME_API);
+    let api = RuntimeApi::new(&env.runtime_api);
+    let function = match select_function(&app, env.handler.as_deref()) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the Lambda host");
+            api.post_error("/init/error", "Runtime.HandlerNotFound", &e).await?;
+            return Err(e);
+        }
+    };
+    let vars = Arc::new(env.vars.clone());
+    tracing::debug!(function = %function, api = %env.runtime_api, "serving on the Lambda Runtime API");
+    loop {
+        let next = api.next().await?;
+        let request_id = next.request_id.clone();
+        if set_trace_env {
+            // Like the official runtimes: the X-Ray header of the current invocation, for SDKs.
+            // Edition 2021: `set_var` is safe; the loop runs one invocation at a time.
+            match &next.lambda.xray_trace_id {
+                Some(t) => std::env::set_var(ENV_TRACE_ID, t),
+                None => std::env::remove_var(ENV_TRACE_ID),
+            }
+        }
+        let cx = next.context(&function, &env, &vars);
+        // A faas caller sends non-JSON payloads in an envelope and gets the reply back in one.
+        let (payload, enveloped) = match crate::envelope::unwrap(&next.body) {
+            Some(p) => (p, true),
+            None => (Payload::new(next.body, None), false),
+        };
+        let result = app.call(&function, cx, payload).await.map(|reply| {
+            if enveloped {
+                Payload::new(crate::envelope::wrap(&reply), Some(faas_api::payload::JSON.to_string()))
+            } else {
+                reply
+            }
+        });
+        let result = result.and_then(|reply| {
+            if reply.len() > MAX_PAYLOAD {
+                Err(Error::payload_too_large(format!(
+                    "the reply of `{function}` is {} bytes; Lambda's limit is {MAX_PAYLOAD} bytes",
+                    reply.len()
+                )))
+            } else {
+                Ok(reply)
+            }
+        });
+        let path = format!("/invocation/{request_id}");
+        match result {
+            Ok(reply) => api.post_response(&format!("{path}/response"), reply).await?,
+            Err(e) => {
+                let header = format!("Function.{}", type_word(e.error_type()));
+                api.post_error(&format!("{path}/error"), &header, &e).await?
+            }
+        }
+    }
+}
+
+/// The function to serve: the one `_HANDLER` names, or the only one when `_HANDLER` is unset.
+///
+/// ```
+/// use faas_runner_lambda::host::select_function;
+/// async fn f(_: faas_api::Context, v: serde_json::Value) -> Result<serde_json::Value, faas_api::Error> { Ok(v) }
+/// let app = faas_api::App::new().function("a", f).function("b", f);
+/// assert_eq!(select_function(&app, Some("b")).unwrap(), "b");
+/// assert!(select_function(&app, None).unwrap_err().message().contains("a, b"));
+/// ```
+pub fn select_function(app: &App, handler: Option<&str>) -> Result<String, Error> {
+    let names = app.names();
+    match handler {
+        Some(h) if app.contains(h) => Ok(h.to_string()),
+        Some(h) => Err(Error::not_found(format!(
+            "{ENV_HANDLER} is `{h}`, which is not a function of this app; the app defines: {}",
+            list(&names)
+        ))),
+        None if names.len() == 1 => Ok(names[0].to_string()),
+        None => Err(Error::bad_input(format!(
+            "{ENV_HANDLER} is not set and the app defines {} functions; set the Lambda function's Handler to one of: {}",
+            names.len(),
+            list(&names)
+        ))),
+    }
+}
+
+fn list(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The letters of `error_type`, starting upper-case, for the `Function.<Type>` header.
+fn type_word(error_type: &str) -> String {
+    let letters: String = error_type.chars().filter(|c| c.is_ascii_alphabetic()).collect();
+    let mut chars = letters.chars();
+    match chars.next() {
+        Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+        None => "Unknown".into(),
+    }
+}
+
+/// The wire body of `/error`: Lambda's fields plus the portable `kind`.
+fn error_body(e: &Error) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "errorType": e.error_type(),
+        "errorMessage": e.message(),
+        "stackTrace": [],
+        "kind": e.kind().as_str(),
+    }))
+    .expect("an error body serialises")
+}
+
+/// The W3C trace of an X-Ray header `Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;Sampled=<0|1>`: the
+/// trace id is the root's two hex parts joined (the standard X-Ray ↔ W3C mapping). Without a
+/// `Parent` a new span id is made.
+///
+/// ```
+/// use faas_runner_lambda::host::trace_from_xray;
+/// let t = trace_from_xray("Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1").unwrap();
+/// assert_eq!(t.traceparent(), "00-5bef4de7ad49b0e87f6ef6c87fc2e700-9a9197af755a6419-01");
+/// assert!(trace_from_xray("Root=garbage").is_none());
+/// ```
+pub fn trace_from_xray(header: &str) -> Option<TraceContext> {
+    let field = |name: &str| {
+        header.split(';').map(str::trim).find_map(|kv| kv.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+    };
+    let root = field("Root")?.to_ascii_lowercase();
+    let mut parts = root.split('-');
+    let (Some("1"), Some(epoch), Some(unique), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    let trace_id = format!("{epoch}{unique}");
+    let sampled = if field("Sampled") == Some("1") { "01" } else { "00" };
+    match field("Parent") {
+        Some(parent) => TraceContext::parse(&format!("00-{trace_id}-{}-{sampled}", parent.to_ascii_lowercase())),
+        None => TraceContext::parse(&format!("00-{trace_id}-0000000000000001-{sampled}")).map(|t| t.child()),
+    }
+}
+
+/// A W3C `traceparent` carried by the event itself: a structured CloudEvent's `traceparent`
+/// attribute, or a `traceparent` header of an HTTP-shaped event (`headers` object, any case).
+fn traceparent_in_event(body: &[u8]) -> Option<TraceContext> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first != b'{' {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if let Some(t) = v.get("traceparent").and_then(|t| t.as_str()).and_then(TraceContext::parse) {
+        return Some(t);
+    }
+    let headers = v.get("headers")?.as_object()?;
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("traceparent"))
+        .and_then(|(_, t)| t.as_str())
+        .and_then(TraceContext::parse)
+}
+
+/// One invocation as handed out by `/next`.
+struct Next {
+    request_id: String,
+    lambda: LambdaContext,
+    body: Bytes,
+}
+
+impl Next {
+    /// The portable context. Trace precedence: a `traceparent` in the event, then one in the
+    /// client context's `custom` map (how the faas Lambda runner propagates the caller's trace),
+    /// then the X-Ray header, else a fresh trace.
+    fn context(&self, function: &str, env: &HostEnv, vars: &BTreeMap<String, String>) -> Context {
+        let trace = traceparent_in_event(&self.body)
+            .or_else(|| {
+                let cc = self.lambda.client_context.as_ref()?;
+                cc.pointer("/custom/traceparent").and_then(|t| t.as_str()).and_then(TraceContext::parse)
+            })
+            .or_else(|| self.lambda.xray_trace_id.as_deref().and_then(trace_from_xray))
+            .unwrap_or_else(TraceContext::random);
+        let mut lambda = self.lambda.clone();
+        lambda.function_name = env.function_name.clone();
+        lambda.function_version = env.function_version.clone();
+        lambda.memory_mb = env.memory_mb;
+        lambda.log_group = env.log_group.clone();
+        lambda.log_stream = env.log_stream.clone();
+        Context::builder(function)
+            .invocation_id(&self.request_id)
+            .deadline_ms(self.lambda.deadline_ms)
+            .trace(trace)
+            .backend("lambda")
+            .vars(vars.iter().map(|(k, v)| (k.clone(), v.clone())))
+            .extension(lambda)
+            .build()
+    }
+}
+
+/// A client of the Runtime API over one reused keep-alive connection.
+struct RuntimeApi {
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl RuntimeApi {
+    fn new(host_port: &str) -> RuntimeApi {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            // The long poll of `/next` may idle for as long as no one invokes the function.
+            .pool_idle_timeout(None::<Duration>)
+            .pool_max_idle_per_host(1)
+            .build(connector);
+        RuntimeApi { base: format!("http://{host_port}{API}"), client }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+        limit: usize,
+    ) -> Result<(StatusCode, http::HeaderMap, Bytes), Error> {
+        let url = format!("{}{path}", self.base);
+        let mut req = Request::builder().method(method).uri(&url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(body)).map_err(|e| Error::bad_input(format!("bad request to {url}: {e}")))?;
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| Error::unavailable(format!("the Lambda Runtime API at {url} is unreachable: {e}")))?;
+        let (parts, body) = resp.into_parts();
+        let body = Limited::new(body, limit)
+            .collect()
+            .await
+            .map_err(|e| Error::unavailable(format!("reading the reply of {url} failed (limit {limit} bytes): {e}")))?;
+        Ok((parts.status, parts.headers, body.to_bytes()))
+    }
+
+    /// Long-polls for the next invocation (no timeout, as the Runtime API docs require).
+    async fn next(&self) -> Result<Next, Error> {
+        let (status, h, body) = self.send(Method::GET, "/invocation/next", &[], Bytes::new(), MAX_EVENT).await?;
+        if status != StatusCode::OK {
+            return Err(Error::unavailable(format!(
+                "GET /runtime/invocation/next answered {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(1024)])
+            )));
+        }
+        let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).map(str::to_string);
+        let request_id = get(headers::REQUEST_ID).ok_or_else(|| {
+            Error::unavailable("GET /runtime/invocation/next answered without Lambda-Runtime-Aws-Request-Id")
+        })?;
+        let deadline_ms = get(headers::DEADLINE_MS).and_then(|d| d.parse::<u64>().ok()).ok_or_else(|| {
+            Error::unavailable("GET /runtime/invocation/next answered without a numeric Lambda-Runtime-Deadline-Ms")
+        })?;
+        let json = |name: &str| get(name).and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok());
+        let lambda = LambdaContext {
+            request_id: request_id.clone(),
+            invoked_function_arn: get(headers::FUNCTION_ARN).unwrap_or_default(),
+            xray_trace_id: get(headers::TRACE_ID),
+            client_context: json(headers::CLIENT_CONTEXT),
+            cognito_identity: json(headers::COGNITO_IDENTITY),
+            tenant_id: get(headers::TENANT_ID),
+            deadline_ms,
+            ..Default::default()
+        };
+        Ok(Next { request_id, lambda, body })
+    }
+
+    async fn post_response(&self, path: &str, reply: Payload) -> Result<(), Error> {
+        let ct = reply.content_type().unwrap_or(faas_api::payload::JSON).to_string();
+        let (status, _, body) =
+            self.send(Method::POST, path, &[("content-type", &ct)], reply.into_body(), MAX_REPLY).await?;
+        self.check_accepted(path, status, &body)
+    }
+
+    async fn post_error(&self, path: &str, error_type_header: &str, e: &Error) -> Result<(), Error> {
+        let headers = [("content-type", "application/json"), (headers::ERROR_TYPE, error_type_header)];
+        let (status, _, body) = self.send(Method::POST, path, &headers, error_body(e).into(), MAX_REPLY).await?;
+        self.check_accepted(path, status, &body)
+    }
+
+    /// 202 is success. A 4xx about this one invocation (bad id, state) is logged and the loop goes
+    /// on; anything else means the environment is broken.
+    fn check_accepted(&self, path: &str, status: StatusCode, body: &[u8]) -> Result<(), Error> {
+        let text = String::from_utf8_lossy(&body[..body.len().min(1024)]);
+        if status.is_success() {
+            Ok(())
+        } else if status.is_client_error() {
+            tracing::warn!(%status, path, body = %text, "the Lambda Runtime API refused a post");
+            Ok(())
+        } else {
+            Err(Error::unavailable(format!("POST /runtime{path} answered {status}: {text}")))
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "host_tests.rs"]
+mod tests;

@@ -1,0 +1,196 @@
+//! End to end against the local Lambda emulator: a real faas app binary (fixture/main.rs, whose
+//! main is `faas::serve`) is packaged as a `bootstrap` zip, deployed through `LambdaRunner` (the
+//! real aws-sdk-lambda pointed at the emulator with dummy credentials), invoked synchronously,
+//! asynchronously and with errors, redeployed, listed and removed — all over 127.0.0.1.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use faas_api::{AppSpec, BackendProfile, Config, ErrorKind, InvokeMode, InvokeRequest, NoProgress, Payload, Runner};
+use faas_emulator_lambda::EmulatorOptions;
+use faas_runner_lambda::deploy::LambdaRunner;
+use serde_json::{json, Value};
+
+/// Builds the fixture app once (an example target of this crate) and returns its path.
+fn fixture() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = std::process::Command::new(cargo)
+            .args(["build", "-p", "faas-runner-lambda", "--example", "faas-lambda-fixture", "--message-format=json"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("cargo runs");
+        assert!(out.status.success(), "building the fixture failed");
+        let built = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "faas-lambda-fixture")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reports the fixture executable");
+        // A debug build carries hundreds of MB of debug info, over Lambda's 50 MB upload limit;
+        // deploy it stripped, as a release build would be.
+        let stripped = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("faas-lambda-fixture");
+        let status = std::process::Command::new("strip")
+            .arg("--strip-debug")
+            .arg("-o")
+            .arg(&stripped)
+            .arg(&built)
+            .status()
+            .expect("`strip` (binutils) runs");
+        assert!(status.success(), "strip failed");
+        stripped
+    })
+    .clone()
+}
+
+async fn app_spec(greeting: &str) -> AppSpec {
+    let binary = fixture();
+    let manifest = faas_runner_local::build::describe(&binary).await.unwrap();
+    let mut config = Config::default_for("lambda-fixture");
+    config.functions.entry("context".into()).or_default().env.insert("GREETING".into(), greeting.into());
+    config.functions.entry("hello".into()).or_default().timeout = Some(Duration::from_secs(5));
+    AppSpec::from_parts(&config, binary, manifest).unwrap()
+}
+
+fn body(p: &Payload) -> Value {
+    serde_json::from_slice(p.body()).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", p.body()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn package_deploy_invoke_redeploy_and_remove_through_the_emulator() {
+    // Dummy credentials: the SDK signs requests, the emulator does not check signatures.
+    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    let emulator = faas_emulator_lambda::start(EmulatorOptions {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        retry_base: Duration::from_millis(50),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let profile = BackendProfile::new("emu", "lambda")
+        .with("region", "us-east-1")
+        .with("endpoint", emulator.url())
+        .with("prefix", "t-");
+    let runner = LambdaRunner::from_profile(&profile).await.unwrap();
+
+    // Package: a reproducible zip; packaging twice gives the same bytes.
+    let spec = app_spec("hi").await;
+    let package = runner.package(&spec, &NoProgress).await.unwrap();
+    let first = std::fs::read(&package.artifact).unwrap();
+    let again = runner.package(&spec, &NoProgress).await.unwrap();
+    assert_eq!(std::fs::read(&again.artifact).unwrap(), first);
+
+    // Deploy: everything is created, then listed with its settings.
+    let report = runner.deploy(&package, &NoProgress).await.unwrap();
+    let mut created = report.created.clone();
+    created.sort();
+    assert_eq!(created, vec!["context", "counter", "echo", "fail", "hello", "panics", "touch"], "{report:?}");
+    let listed = runner.list().await.unwrap();
+    let hello = listed.iter().find(|f| f.spec.name == "hello").expect("hello is listed");
+    assert_eq!(hello.spec.timeout, Duration::from_secs(5));
+    assert_eq!(hello.state, "Active");
+    let context = listed.iter().find(|f| f.spec.name == "context").unwrap();
+    assert_eq!(context.spec.env.get("GREETING").map(String::as_str), Some("hi"));
+
+    // Typed sync invoke.
+    let req = InvokeRequest::new("hello", Payload::json(&json!({"name": "Ada"})).unwrap());
+    let out = runner.invoke(req).await.unwrap();
+    assert_eq!(body(&out.payload), json!({"message": "Hello, Ada!"}));
+    assert!(!out.activation_id.is_empty());
+
+    // Raw replies keep their bytes.
+    let out = runner.invoke(InvokeRequest::new("echo", Payload::bytes(&b"plain bytes"[..]))).await.unwrap();
+    assert_eq!(out.payload.body().as_ref(), b"plain bytes");
+
+    // The context: the function's name, the Lambda ARN, the deployed env, the caller's trace.
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut req = InvokeRequest::new("context", Payload::json(&json!({})).unwrap());
+    req.traceparent = Some(tp.into());
+    let out = runner.invoke(req).await.unwrap();
+    let cx = body(&out.payload);
+    assert_eq!(cx["function_name"], "context");
+    assert_eq!(cx["backend"], "lambda");
+    assert_eq!(cx["greeting"], "hi");
+    assert_eq!(cx["invocation_id"], out.activation_id.as_str());
+    assert_eq!(cx["lambda_name"], "t-context");
+    assert!(cx["arn"].as_str().unwrap().ends_with(":function:t-context"), "{cx}");
+    assert_eq!(cx["traceparent"].as_str().unwrap()[..36], tp[..36], "same trace id: {cx}");
+    assert!(cx["remaining_ms"].as_u64().unwrap() > 0);
+
+    // Errors map back to the portable taxonomy.
+    let err = runner
+        .invoke(InvokeRequest::new("fail", Payload::json(&json!({"message": "boom"})).unwrap()))
+        .await
+        .unwrap_err();
+    assert_eq!((err.kind(), err.error_type(), err.message()), (ErrorKind::Function, "ProbeError", "boom"));
+    let err = runner.invoke(InvokeRequest::new("panics", Payload::json(&json!({})).unwrap())).await.unwrap_err();
+    assert_eq!((err.kind(), err.error_type()), (ErrorKind::Crash, "Panic"));
+    assert!(err.message().contains("fixture panic"), "{err}");
+    let err = runner.invoke(InvokeRequest::new("hello", Payload::new(&b"{\"name\":"[..], None))).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadInput, "{err}");
+    let err = runner.invoke(InvokeRequest::new("nope", Payload::json(&json!({})).unwrap())).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.message().contains("ResourceNotFoundException"), "{err}");
+    let err = runner
+        .invoke(InvokeRequest {
+            mode: InvokeMode::Async,
+            ..InvokeRequest::new("hello", Payload::bytes(vec![b'x'; 1_048_577]))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PayloadTooLarge, "{err}");
+
+    // A warm environment is reused.
+    let a =
+        body(&runner.invoke(InvokeRequest::new("counter", Payload::json(&json!({})).unwrap())).await.unwrap().payload);
+    let b =
+        body(&runner.invoke(InvokeRequest::new("counter", Payload::json(&json!({})).unwrap())).await.unwrap().payload);
+    assert_eq!((a["pid"].clone(), b["count"].as_u64().unwrap()), (b["pid"].clone(), a["count"].as_u64().unwrap() + 1));
+
+    // Async: accepted at once, run later.
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("touched");
+    let req = InvokeRequest {
+        mode: InvokeMode::Async,
+        ..InvokeRequest::new("touch", Payload::json(&json!({"path": marker})).unwrap())
+    };
+    let accepted = runner.invoke(req).await.unwrap();
+    assert!(accepted.payload.is_empty());
+    let mut waited = 0;
+    while !marker.exists() && waited < 300 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let text = std::fs::read_to_string(&marker).expect("the async invocation ran");
+    assert_eq!(text.trim(), accepted.activation_id);
+
+    // Dry run: validated, not run.
+    let dry =
+        InvokeRequest { mode: InvokeMode::DryRun, ..InvokeRequest::new("hello", Payload::json(&json!({})).unwrap()) };
+    assert!(runner.invoke(dry).await.unwrap().payload.is_empty());
+
+    // Redeploying the same package changes nothing; a changed variable updates one function.
+    let report = runner.deploy(&package, &NoProgress).await.unwrap();
+    assert!(report.created.is_empty() && report.updated.is_empty(), "{report:?}");
+    assert_eq!(report.unchanged.len(), 7);
+    let changed = runner.package(&app_spec("hello again").await, &NoProgress).await.unwrap();
+    let report = runner.deploy(&changed, &NoProgress).await.unwrap();
+    assert_eq!(report.updated, vec!["context"], "{report:?}");
+    let cx =
+        body(&runner.invoke(InvokeRequest::new("context", Payload::json(&json!({})).unwrap())).await.unwrap().payload);
+    assert_eq!(cx["greeting"], "hello again");
+
+    // Remove: gone from the list; removing again is not found.
+    runner.remove("hello").await.unwrap();
+    assert!(runner.list().await.unwrap().iter().all(|f| f.spec.name != "hello"));
+    assert_eq!(runner.remove("hello").await.unwrap_err().kind(), ErrorKind::NotFound);
+    let err = runner.invoke(InvokeRequest::new("hello", Payload::json(&json!({})).unwrap())).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+
+    emulator.shutdown().await;
+}
