@@ -267,6 +267,9 @@ async fn bad_input_is_refused_and_changes_nothing() {
         .await
         .unwrap_err();
     assert_eq!(status_and_code(&err).0, 413);
+    // Payloads must be JSON documents, as on Lambda.
+    let err = client.invoke().function_name("dup").payload(Blob::new(&b"not json"[..])).send().await.unwrap_err();
+    assert_eq!(status_and_code(&err), (400, "InvalidRequestContentException".into()));
     assert!(emulator.invocations("dup").is_empty());
 
     let err = client.update_function_configuration().function_name("dup").timeout(901).send().await.unwrap_err();

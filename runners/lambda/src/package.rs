@@ -21,7 +21,6 @@ use std::process::Stdio;
 use base64::Engine;
 use faas_api::{AppSpec, Config, Error, Progress};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 /// The name of the executable inside the zip, as the custom runtimes require.
@@ -274,7 +273,14 @@ pub async fn build_for(
     let target = arch.rust_target(libc);
     check_target_installed(target).await?;
     progress.step(&format!("cargo build --target {target}"));
-    let binary = cargo_build_target(project_dir, config.app.bin.as_deref(), target, release, progress).await?;
+    let binary = faas_runner_local::build::cargo_build_for(
+        project_dir,
+        config.app.bin.as_deref(),
+        Some(target),
+        release,
+        progress,
+    )
+    .await?;
     check_binary_arch(&binary, arch)?;
     Ok(AppSpec { binary, ..host_spec })
 }
@@ -308,74 +314,6 @@ async fn check_target_installed(target: &str) -> Result<(), Error> {
         sysroot.display()
     ))
     .with_type("TargetNotInstalled"))
-}
-
-/// `cargo build --target <target>` in `dir`, returning the binary built (`bin`, or the only one).
-async fn cargo_build_target(
-    dir: &Path,
-    bin: Option<&str>,
-    target: &str,
-    release: bool,
-    progress: &dyn Progress,
-) -> Result<PathBuf, Error> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--message-format=json-render-diagnostics", "--target", target]).current_dir(dir);
-    if release {
-        cmd.arg("--release");
-    }
-    if let Some(b) = bin {
-        cmd.args(["--bin", b]);
-    }
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| Error::unavailable(format!("cannot run cargo: {e}")))?;
-    let stdout = child.stdout.take().expect("piped stdout");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let stderr_task = tokio::spawn(async move {
-        let mut lines = BufReader::new(stderr).lines();
-        let mut kept = Vec::new();
-        while let Ok(Some(line)) = lines.next_line().await {
-            kept.push(line);
-        }
-        kept
-    });
-    let mut executables: Vec<(String, PathBuf)> = Vec::new();
-    let mut lines = BufReader::new(stdout).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-        if msg["reason"] != "compiler-artifact" {
-            continue;
-        }
-        let name = msg["target"]["name"].as_str().unwrap_or_default().to_string();
-        progress.step(&format!("compiled {name} for {target}"));
-        let is_bin = msg["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|v| v == "bin"));
-        if let (true, Some(exe)) = (is_bin, msg["executable"].as_str()) {
-            executables.push((name, PathBuf::from(exe)));
-        }
-    }
-    let status = child.wait().await.map_err(|e| Error::unavailable(format!("cargo failed to run: {e}")))?;
-    let stderr_lines = stderr_task.await.unwrap_or_default();
-    if !status.success() {
-        return Err(Error::bad_input(format!(
-            "cargo build --target {target} failed in {}:\n{}",
-            dir.display(),
-            stderr_lines.join("\n")
-        ))
-        .with_type("BuildFailed"));
-    }
-    match (bin, executables.len()) {
-        (Some(b), _) => executables
-            .into_iter()
-            .find(|(n, _)| n == b)
-            .map(|(_, p)| p)
-            .ok_or_else(|| Error::bad_input(format!("cargo built no binary named `{b}` for {target}"))),
-        (None, 1) => Ok(executables.remove(0).1),
-        (None, 0) => Err(Error::bad_input(format!("the package in {} has no binary target", dir.display()))),
-        (None, _) => Err(Error::bad_input(format!(
-            "the project builds several binaries ({}); set [app] bin in faas.toml",
-            executables.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
-        ))),
-    }
 }
 
 #[cfg(test)]

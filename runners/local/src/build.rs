@@ -30,9 +30,23 @@ pub async fn cargo_build(
     release: bool,
     progress: &dyn Progress,
 ) -> Result<PathBuf, Error> {
+    cargo_build_for(dir, bin, None, release, progress).await
+}
+
+/// [`cargo_build`] for a target triple (`--target`), or for this machine when `target` is `None`.
+pub async fn cargo_build_for(
+    dir: &Path,
+    bin: Option<&str>,
+    target: Option<&str>,
+    release: bool,
+    progress: &dyn Progress,
+) -> Result<PathBuf, Error> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.arg("build").arg("--message-format=json-render-diagnostics").current_dir(dir);
+    cmd.arg("build").arg("--message-format=json-render-diagnostics").current_dir(dir).kill_on_drop(true);
+    if let Some(t) = target {
+        cmd.args(["--target", t]);
+    }
     if release {
         cmd.arg("--release");
     }
@@ -72,9 +86,8 @@ pub async fn cargo_build(
     let stderr_lines = stderr_task.await.unwrap_or_default();
     if !status.success() {
         let text = stderr_lines.join("\n");
-        return Err(
-            Error::bad_input(format!("cargo build failed in {}:\n{text}", dir.display())).with_type("BuildFailed")
-        );
+        let what = target.map(|t| format!("cargo build --target {t}")).unwrap_or_else(|| "cargo build".into());
+        return Err(Error::bad_input(format!("{what} failed in {}:\n{text}", dir.display())).with_type("BuildFailed"));
     }
     match (bin, executables.len()) {
         (Some(b), _) => executables
