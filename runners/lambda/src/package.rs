@@ -198,12 +198,29 @@ pub fn package_zip(binary: &Path, out: &Path) -> Result<PackageInfo, Error> {
 /// over Lambda's 50 MB upload limit. When `strip` is not installed, the binary is copied as is
 /// and `false` is returned.
 pub fn strip_debug_copy(binary: &Path, out: &Path) -> Result<bool, Error> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::unavailable(format!("cannot create {}: {e}", dir.display())))?;
+    }
     std::fs::copy(binary, out)
         .map_err(|e| Error::unavailable(format!("cannot copy {} to {}: {e}", binary.display(), out.display())))?;
     match std::process::Command::new("strip").arg("--strip-debug").arg(out).status() {
         Ok(status) if status.success() => Ok(true),
         Ok(status) => Err(Error::unavailable(format!("`strip --strip-debug {}` failed: {status}", out.display()))),
         Err(_) => Ok(false),
+    }
+}
+
+#[cfg(test)]
+mod strip_tests {
+    #[test]
+    fn the_stripped_copy_lands_in_a_directory_that_does_not_exist_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("new").join("deeper").join("bootstrap");
+        let me = std::env::current_exe().unwrap();
+        super::strip_debug_copy(&me, &out).unwrap();
+        let (a, b) = (std::fs::metadata(&me).unwrap().len(), std::fs::metadata(&out).unwrap().len());
+        assert!(b > 0 && b <= a, "{b} vs {a}");
     }
 }
 
