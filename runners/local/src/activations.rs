@@ -6,7 +6,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use faas_api::{Activation, ActivationQuery};
+use faas_api::{Activation, ActivationQuery, ActivationStatus};
+
+#[derive(Default)]
+struct Records {
+    list: VecDeque<Activation>,
+    /// Ids recorded as pending: only those are ever replaced, so other records need no search.
+    pending: std::collections::HashSet<String>,
+}
 
 /// Default number of activations kept in memory.
 pub const DEFAULT_CAPACITY: usize = 10_000;
@@ -23,7 +30,7 @@ pub const DEFAULT_CAPACITY: usize = 10_000;
 /// assert_eq!(log.query(&ActivationQuery { function: Some("f".into()), ..Default::default() }), vec![a]);
 /// ```
 pub struct ActivationLog {
-    records: Mutex<VecDeque<Activation>>,
+    records: Mutex<Records>,
     capacity: usize,
     file: Option<Mutex<std::fs::File>>,
     path: Option<PathBuf>,
@@ -32,7 +39,7 @@ pub struct ActivationLog {
 impl ActivationLog {
     /// A log kept only in memory.
     pub fn in_memory(capacity: usize) -> ActivationLog {
-        ActivationLog { records: Mutex::new(VecDeque::new()), capacity: capacity.max(1), file: None, path: None }
+        ActivationLog { records: Mutex::new(Records::default()), capacity: capacity.max(1), file: None, path: None }
     }
 
     /// A log persisted to `path` (JSON lines), loading what is already there. Records that were
@@ -66,8 +73,9 @@ impl ActivationLog {
             std::fs::create_dir_all(dir)?;
         }
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let pending = records.iter().filter(|a| a.status == ActivationStatus::Pending).map(|a| a.id.clone()).collect();
         Ok(ActivationLog {
-            records: Mutex::new(records),
+            records: Mutex::new(Records { list: records, pending }),
             capacity: capacity.max(1),
             file: Some(Mutex::new(file)),
             path: Some(path.to_path_buf()),
@@ -89,13 +97,23 @@ impl ActivationLog {
             }
         }
         let mut records = self.records.lock().expect("activation log lock");
-        if let Some(existing) = records.iter_mut().rev().find(|a| a.id == activation.id) {
-            *existing = activation;
-            return;
+        let Records { list, pending } = &mut *records;
+        let replaces = if activation.status == ActivationStatus::Pending {
+            !pending.insert(activation.id.clone())
+        } else {
+            pending.remove(&activation.id)
+        };
+        if replaces {
+            if let Some(existing) = list.iter_mut().rev().find(|a| a.id == activation.id) {
+                *existing = activation;
+                return;
+            }
         }
-        records.push_back(activation);
-        while records.len() > self.capacity {
-            records.pop_front();
+        list.push_back(activation);
+        while list.len() > self.capacity {
+            if let Some(gone) = list.pop_front() {
+                pending.remove(&gone.id);
+            }
         }
     }
 
@@ -103,6 +121,7 @@ impl ActivationLog {
     pub fn query(&self, query: &ActivationQuery) -> Vec<Activation> {
         let records = self.records.lock().expect("activation log lock");
         records
+            .list
             .iter()
             .rev()
             .filter(|a| query.function.as_deref().is_none_or(|f| a.function == f))

@@ -1,5 +1,5 @@
 //! The in-process executor: calls the app's handler directly, with the deadline enforced by
-//! aborting the task, panics turned into crash errors, and log lines captured per invocation.
+//! dropping its future, panics turned into crash errors, and log lines captured per invocation.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -45,18 +45,14 @@ impl InProcess {
             Err(e) => return Outcome::refused(e),
         };
         let cold = !self.warm.swap(true, Ordering::SeqCst);
-        let handler = self.handler.clone();
-        let task =
-            tokio::spawn(async move { call_catching_panics(handler.as_ref(), Invocation { cx, payload }).await });
-        let abort = task.abort_handle();
+        // The handler runs in the caller's task: dropping its future at the deadline cancels it,
+        // and panics are caught around every poll, so no extra task (and no cross-thread wake-up)
+        // is needed.
+        let call = call_catching_panics(self.handler.as_ref(), Invocation { cx, payload });
         let wait = deadline.duration_since(std::time::SystemTime::now()).unwrap_or_default();
-        let result = match tokio::time::timeout(wait, task).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(join)) => Err(Error::crash(format!("the function task failed: {join}"))),
-            Err(_) => {
-                abort.abort();
-                Err(Error::timeout(format!("function `{}` timed out after {}", spec.name, human(spec.timeout))))
-            }
+        let result = match tokio::time::timeout(wait, call).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::timeout(format!("function `{}` timed out after {}", spec.name, human(spec.timeout)))),
         };
         let logs = std::mem::take(&mut *capture.lines.lock().expect("capture lock"));
         Outcome { result, logs, cold }
