@@ -37,6 +37,9 @@ pub const MAX_LOG_LINE: usize = 16 * 1024;
 /// Most log lines kept per invocation.
 pub const MAX_LOG_LINES: usize = 10_000;
 
+/// Sequence for socket file names, unique across every pool of the process.
+static SOCKET_SEQ: AtomicU64 = AtomicU64::new(1);
+
 /// Settings shared by the pools of one runner.
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
@@ -262,7 +265,10 @@ impl FunctionPool {
             return Err(Error::unavailable(format!("function `{}` was removed or replaced", self.spec.name)));
         }
         let number = self.next_number.fetch_add(1, Ordering::SeqCst);
-        let socket = self.options.socket_dir.join(format!("{}-{number}.sock", self.spec.name));
+        // Socket names are unique for the whole runner, not per pool: a redeploy starts a new pool while the
+        // retired one is still stopping its instances, and its clean-up must not unlink the new socket.
+        let unique = SOCKET_SEQ.fetch_add(1, Ordering::Relaxed);
+        let socket = self.options.socket_dir.join(format!("{}-{unique}.sock", self.spec.name));
         let _ = std::fs::remove_file(&socket);
         let mut cmd = Command::new(&self.binary);
         for var in [
