@@ -29,6 +29,9 @@ pub const ENV_SOCKET: &str = "FAAS_LOCAL_SOCKET";
 pub const ENV_FUNCTION: &str = "FAAS_FUNCTION";
 /// Env var holding the base URL of the front, for `Context::invoke` / `Context::emit` in children.
 pub const ENV_SERVICES: &str = "FAAS_LOCAL_SERVICES";
+/// Env var holding the URL `Context::emit` posts events to (a CloudEvents gateway's ingress) instead of
+/// the local front's `/events`.
+pub const ENV_EVENTS: &str = "FAAS_EVENTS_URL";
 /// Env var that makes `faas::serve` print the app manifest as JSON and exit.
 pub const ENV_DESCRIBE: &str = "FAAS_DESCRIBE";
 

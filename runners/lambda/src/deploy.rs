@@ -144,6 +144,7 @@ impl LambdaSettings {
 /// per faas function through aws-sdk-lambda.
 pub struct LambdaRunner {
     client: Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
     settings: LambdaSettings,
 }
 
@@ -193,7 +194,10 @@ impl LambdaRunner {
                     .build();
             }
         }
-        Ok(Arc::new(LambdaRunner { client: Client::new(&config), settings }))
+        // CloudWatch Logs is reached through the same endpoint override: the emulator (and LocalStack)
+        // serve both APIs on one port.
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+        Ok(Arc::new(LambdaRunner { client: Client::new(&config), logs, settings }))
     }
 
     /// The parsed settings.
@@ -528,7 +532,7 @@ impl Runner for LambdaRunner {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            claims: [Capability::Async, Capability::WarmReuse, Capability::CloudEvents].into(),
+            claims: [Capability::Async, Capability::WarmReuse, Capability::CloudEvents, Capability::Logs].into(),
             max_sync_payload: MAX_SYNC_PAYLOAD,
             max_async_payload: MAX_ASYNC_PAYLOAD,
             max_timeout: MAX_TIMEOUT,
@@ -691,16 +695,107 @@ impl Runner for LambdaRunner {
         }
     }
 
-    async fn activations(&self, _query: ActivationQuery) -> Result<Vec<Activation>, Error> {
-        Err(Error::unavailable(
-            "activation records are not available on the Lambda backend: Lambda keeps invocation logs in \
-             CloudWatch Logs, which faas does not read yet; use `faas invoke --logs` (the log tail of a \
-             synchronous invocation) or the CloudWatch console",
-        ))
+    /// Activation records read from CloudWatch Logs (`/aws/lambda/<function>`, FilterLogEvents), see
+    /// [`crate::logs`]. Without an id, the last [`LOGS_WINDOW`] is read; with an id, every attempt of that
+    /// request id in the last [`LOGS_ID_WINDOW`].
+    async fn activations(&self, query: ActivationQuery) -> Result<Vec<Activation>, Error> {
+        let functions = match &query.function {
+            Some(f) => vec![f.clone()],
+            None => self.list().await?.into_iter().map(|f| f.spec.name).collect(),
+        };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let mut all = Vec::new();
+        for function in functions {
+            let group = format!("/aws/lambda/{}", self.lambda_name(&function));
+            let events = match &query.id {
+                Some(id) => {
+                    let since = now.saturating_sub(LOGS_ID_WINDOW).as_millis() as i64;
+                    let starts = self.log_events(&group, since, &[], Some(format!("\"START RequestId: {id}\""))).await?;
+                    let Some(first) = starts.iter().map(|e| e.timestamp_ms).min() else { continue };
+                    let mut streams: Vec<String> = starts.into_iter().map(|e| e.stream).collect();
+                    streams.sort();
+                    streams.dedup();
+                    self.log_events(&group, first as i64, &streams, None).await?
+                }
+                None => {
+                    let since = now.saturating_sub(LOGS_WINDOW).as_millis() as i64;
+                    self.log_events(&group, since, &[], None).await?
+                }
+            };
+            all.extend(
+                crate::logs::parse(&function, events)
+                    .into_iter()
+                    .filter(|a| query.id.as_ref().is_none_or(|id| &a.id == id)),
+            );
+        }
+        all.sort_by(|a, b| b.start_ms.cmp(&a.start_ms).then(b.attempt.cmp(&a.attempt)));
+        all.truncate(query.limit.unwrap_or(50));
+        Ok(all)
     }
 }
 
+/// How far back `activations` looks when listing.
+pub const LOGS_WINDOW: Duration = Duration::from_secs(3600);
+/// How far back `activations` looks for one request id (async retries can span hours).
+pub const LOGS_ID_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// Most log events read for one query; the newest are kept.
+const MAX_LOG_EVENTS: usize = 20_000;
+
 impl LambdaRunner {
+    /// Log events of `group` since `since_ms` (epoch ms), in the given streams (all when empty),
+    /// matching `pattern`; the newest [`MAX_LOG_EVENTS`]. A group that does not exist yet (a function
+    /// never invoked) has no events.
+    async fn log_events(
+        &self,
+        group: &str,
+        since_ms: i64,
+        streams: &[String],
+        pattern: Option<String>,
+    ) -> Result<Vec<crate::logs::LogEvent>, Error> {
+        let mut out = std::collections::VecDeque::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut call = self
+                .logs
+                .filter_log_events()
+                .log_group_name(group)
+                .start_time(since_ms)
+                .set_filter_pattern(pattern.clone())
+                .set_next_token(token.take());
+            if !streams.is_empty() {
+                call = call.set_log_stream_names(Some(streams.to_vec()));
+            }
+            let page = match call.send().await {
+                Ok(p) => p,
+                Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(vec![]),
+                Err(e) => {
+                    let code = e.code().unwrap_or("Error").to_string();
+                    let detail = aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e).to_string();
+                    return Err(Error::unavailable(format!(
+                        "CloudWatch Logs FilterLogEvents on `{group}` failed ({code}) at {}: {detail}",
+                        self.where_()
+                    ))
+                    .with_type(code));
+                }
+            };
+            for e in page.events() {
+                out.push_back(crate::logs::LogEvent {
+                    stream: e.log_stream_name().unwrap_or_default().to_string(),
+                    timestamp_ms: e.timestamp().unwrap_or(0).max(0) as u64,
+                    message: e.message().unwrap_or_default().to_string(),
+                });
+                if out.len() > MAX_LOG_EVENTS {
+                    out.pop_front();
+                }
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        Ok(out.into())
+    }
+
     /// A listed Lambda function as a faas function, if it is one of ours: a `provided.*` runtime,
     /// our prefix, and a `Handler` equal to the rest of the name.
     fn info_of(&self, c: &FunctionConfiguration) -> Option<FunctionInfo> {
@@ -798,8 +893,10 @@ mod tests {
         let err = r.list().await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::BackendUnavailable, "{err}");
         assert!(err.message().contains(&url), "{err}");
-        let err = r.activations(ActivationQuery::default()).await.unwrap_err();
+        let query = ActivationQuery { function: Some("f".into()), ..Default::default() };
+        let err = r.activations(query).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::BackendUnavailable);
-        assert!(err.message().contains("CloudWatch"), "{err}");
+        assert!(err.message().contains("CloudWatch Logs FilterLogEvents on `/aws/lambda/f`"), "{err}");
+        assert!(err.message().contains(&url), "{err}");
     }
 }

@@ -244,6 +244,10 @@ pub async fn serve_with(app: App, env: HostEnv) -> Result<(), Error> {
         match result {
             Ok(reply) => api.post_response(&format!("{path}/response"), reply).await?,
             Err(e) => {
+                // Lambda logs nothing about an error posted to `/error`; like AWS's Node.js runtime,
+                // print it, so CloudWatch Logs (and `faas activations`) show it.
+                let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+                eprintln!("{}", crate::logs::invoke_error_line(&time, &request_id, &e));
                 let header = format!("Function.{}", type_word(e.error_type()));
                 api.post_error(&format!("{path}/error"), &header, &e).await?
             }

@@ -18,3 +18,5 @@ pub mod deploy;
 
 #[cfg(feature = "deploy")]
 pub mod package;
+
+pub mod logs;

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use faas_api::{AppSpec, BackendProfile, Config, ErrorKind, InvokeMode, InvokeRequest, NoProgress, Payload, Runner};
+use faas_api::{
+    ActivationQuery, ActivationStatus, AppSpec, BackendProfile, Config, ErrorKind, InvokeMode, InvokeRequest, NoProgress,
+    Payload, Runner,
+};
 use faas_emulator_lambda::EmulatorOptions;
 use faas_runner_lambda::deploy::LambdaRunner;
 use serde_json::{json, Value};
@@ -168,6 +171,44 @@ async fn package_deploy_invoke_redeploy_and_remove_through_the_emulator() {
     }
     let text = std::fs::read_to_string(&marker).expect("the async invocation ran");
     assert_eq!(text.trim(), accepted.activation_id);
+
+    // Activation records come from CloudWatch Logs (FilterLogEvents on the emulator's port).
+    let hello_id = {
+        let req = InvokeRequest::new("hello", Payload::json(&json!({"name": "Logs"})).unwrap());
+        runner.invoke(req).await.unwrap().activation_id
+    };
+    let acts = runner.activations(ActivationQuery { id: Some(hello_id.clone()), ..Default::default() }).await.unwrap();
+    assert_eq!(acts.len(), 1, "{acts:?}");
+    assert_eq!((acts[0].function.as_str(), acts[0].status.clone()), ("hello", ActivationStatus::Success));
+    assert!(acts[0].duration_us > 0, "{acts:?}");
+    let touched = runner.activations(ActivationQuery { function: Some("touch".into()), ..Default::default() });
+    let touched = touched.await.unwrap();
+    assert_eq!(touched.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), vec![accepted.activation_id.as_str()]);
+    assert!(touched[0].cold, "the first `touch` started an environment: {touched:?}");
+    // An async failure: Lambda retries it twice; each attempt is a record with the error the
+    // function reported (printed by the faas host, read back from the log).
+    let req = InvokeRequest {
+        mode: InvokeMode::Async,
+        ..InvokeRequest::new("fail", Payload::json(&json!({"message": "async boom"})).unwrap())
+    };
+    let failed_id = runner.invoke(req).await.unwrap().activation_id;
+    let mut attempts = vec![];
+    for _ in 0..100 {
+        let q = ActivationQuery { id: Some(failed_id.clone()), ..Default::default() };
+        attempts = runner.activations(q).await.unwrap();
+        if attempts.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(), vec![3, 2, 1], "newest first: {attempts:?}");
+    for a in &attempts {
+        let e = a.error.as_ref().expect("a failed attempt carries its error");
+        assert_eq!((a.status.clone(), e.error_type(), e.message()), (ActivationStatus::Error, "ProbeError", "async boom"));
+        assert_eq!(a.mode, InvokeMode::Async);
+    }
+    let all = runner.activations(ActivationQuery { limit: Some(2), ..Default::default() }).await.unwrap();
+    assert_eq!(all.len(), 2, "the limit applies across functions");
 
     // Dry run: validated, not run.
     let dry =

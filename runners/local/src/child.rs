@@ -28,9 +28,10 @@ pub async fn serve(app: App, socket: &Path, function: Option<String>) -> Result<
     let _ = std::fs::remove_file(socket);
     let listener = tokio::net::UnixListener::bind(socket)
         .map_err(|e| Error::unavailable(format!("cannot listen on {}: {e}", socket.display())))?;
-    let services: Arc<dyn Services> = match std::env::var(wire::ENV_SERVICES) {
-        Ok(url) if !url.is_empty() => Arc::new(HttpServices::new(url)),
-        _ => Arc::new(faas_api::context::NoServices),
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let services: Arc<dyn Services> = match (var(wire::ENV_SERVICES), var(wire::ENV_EVENTS)) {
+        (None, None) => Arc::new(faas_api::context::NoServices),
+        (base, events) => Arc::new(HttpServices { events, ..HttpServices::new(base.unwrap_or_default()) }),
     };
     let state = Arc::new(State { app, function, services });
     // Exit when the pool closes our stdin: children never outlive the process that started them.
@@ -117,9 +118,11 @@ async fn invoke(state: &State, parts: &http::request::Parts, body: Incoming, id:
     state.app.call(&name, cx.build(), wire::payload(&parts.headers, body)).await
 }
 
-/// [`Services`] over the HTTP front: `POST {base}/functions/{name}` and `POST {base}/events`.
+/// [`Services`] over the HTTP front: `POST {base}/functions/{name}` and `POST {base}/events` (or, when
+/// an events URL is set, `POST` to that gateway ingress).
 pub struct HttpServices {
     base: String,
+    events: Option<String>,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
@@ -128,8 +131,14 @@ impl HttpServices {
     pub fn new(base: impl Into<String>) -> HttpServices {
         HttpServices {
             base: base.into().trim_end_matches('/').to_string(),
+            events: None,
             client: Client::builder(TokioExecutor::new()).build_http(),
         }
+    }
+
+    /// Services that only emit: events are posted (structured mode) to the gateway ingress `url`.
+    pub fn events_only(url: impl Into<String>) -> HttpServices {
+        HttpServices { events: Some(url.into()), ..HttpServices::new("") }
     }
 
     async fn post(
@@ -138,7 +147,11 @@ impl HttpServices {
         traceparent: String,
         payload: Payload,
     ) -> Result<(http::StatusCode, http::HeaderMap, Bytes), Error> {
-        let mut req = Request::post(format!("{}{path}", self.base)).header(wire::TRACEPARENT, traceparent);
+        let url = if path.starts_with("http") { path.to_string() } else { format!("{}{path}", self.base) };
+        if self.base.is_empty() && !path.starts_with("http") {
+            return Err(Error::unavailable("this host was started without the local front's URL"));
+        }
+        let mut req = Request::post(&url).header(wire::TRACEPARENT, traceparent);
         if let Some(ct) = payload.content_type() {
             req = req.header(http::header::CONTENT_TYPE, ct);
         }
@@ -147,7 +160,7 @@ impl HttpServices {
             .client
             .request(req)
             .await
-            .map_err(|e| Error::unavailable(format!("cannot reach the local front at {}: {e}", self.base)))?;
+            .map_err(|e| Error::unavailable(format!("cannot reach {url}: {e}")))?;
         let (parts, body) = resp.into_parts();
         let body = body.collect().await.map_err(|e| Error::unavailable(e.to_string()))?.to_bytes();
         Ok((parts.status, parts.headers, body))
@@ -169,7 +182,8 @@ impl Services for HttpServices {
 
     async fn emit(&self, caller: &Context, event: Event) -> Result<(), Error> {
         let payload = faas_api::event::encode_structured(&event)?;
-        let (status, headers, body) = self.post("/events", caller.trace().child().traceparent(), payload).await?;
+        let target = self.events.clone().unwrap_or_else(|| "/events".to_string());
+        let (status, headers, body) = self.post(&target, caller.trace().child().traceparent(), payload).await?;
         if status.is_success() {
             Ok(())
         } else {

@@ -57,6 +57,8 @@ pub struct PoolOptions {
     pub echo_logs: bool,
     /// Base URL of the HTTP front, handed to new instances for `Context::invoke`/`emit`.
     pub services_url: Arc<RwLock<Option<String>>>,
+    /// Gateway ingress URL for `Context::emit`, handed to new instances (`FAAS_EVENTS_URL`).
+    pub events_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,6 +292,9 @@ impl FunctionPool {
             .kill_on_drop(true);
         if let Some(url) = self.options.services_url.read().expect("services url lock").clone() {
             cmd.env(wire::ENV_SERVICES, url);
+        }
+        if let Some(url) = &self.options.events_url {
+            cmd.env(wire::ENV_EVENTS, url);
         }
         if self.options.memory_limit {
             let bytes = u64::from(self.spec.memory_mb) * 1024 * 1024;

@@ -63,6 +63,10 @@ pub struct LocalOptions {
     pub max_waiting: usize,
     /// Echo function log lines to this process's stderr, prefixed with the function name.
     pub echo_logs: bool,
+    /// Where `Context::emit` sends events: the ingress URL of a CloudEvents gateway (`faas gateway`,
+    /// e.g. `http://127.0.0.1:8090/`), which routes them to functions on any backend. Unset: events go
+    /// to this runner's own functions whose triggers match (profile key `events`).
+    pub events_url: Option<String>,
 }
 
 impl Default for LocalOptions {
@@ -77,6 +81,7 @@ impl Default for LocalOptions {
             retry_base: Duration::from_secs(1),
             max_waiting: 1000,
             echo_logs: false,
+            events_url: None,
         }
     }
 }
@@ -84,7 +89,8 @@ impl Default for LocalOptions {
 impl LocalOptions {
     /// Reads a `kind = "local"` profile: `mode` (`"process"` | `"in-process"`), `state_dir`,
     /// `max_body_mb`, `idle_timeout`, `memory_limit`, `async_retries`, `retry_base`,
-    /// `max_waiting`, plus `endpoint`, `port` and `token`, which the CLI uses to reach
+    /// `max_waiting`, `events` (the gateway ingress URL for `Context::emit`), plus `endpoint`, `port`
+    /// and `token`, which the CLI uses to reach
     /// `faas dev`.
     pub fn from_profile(profile: &BackendProfile) -> Result<LocalOptions, Error> {
         profile.deny_unknown(&[
@@ -99,6 +105,7 @@ impl LocalOptions {
             "endpoint",
             "port",
             "token",
+            "events",
         ])?;
         let mut o = LocalOptions::default();
         match profile.str("mode")?.as_deref() {
@@ -129,6 +136,16 @@ impl LocalOptions {
         }
         if let Some(n) = profile.int("max_waiting")? {
             o.max_waiting = n.max(0) as usize;
+        }
+        if let Some(url) = profile.str("events")? {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(Error::bad_input(format!(
+                    "{}: key `backends.{}.events`: `{url}` is not an http(s) URL (the gateway's ingress, e.g. \
+                     \"http://127.0.0.1:8090/\")",
+                    profile.origin, profile.name
+                )));
+            }
+            o.events_url = Some(url);
         }
         Ok(o)
     }
@@ -342,6 +359,7 @@ impl LocalRunner {
                             max_waiting: self.options.max_waiting,
                             echo_logs: self.options.echo_logs,
                             services_url: self.services_url.clone(),
+                            events_url: self.options.events_url.clone(),
                         },
                     )),
                 };
@@ -381,7 +399,10 @@ impl LocalRunner {
         let trace = traceparent.as_deref().and_then(faas_api::TraceContext::parse).map(|t| t.child());
         let outcome = match &deployed.executor {
             Executor::InProcess(exec) => {
-                let services: Arc<dyn Services> = Arc::new(InProcessServices { runner: self.me.clone() });
+                let services: Arc<dyn Services> = Arc::new(InProcessServices {
+                    runner: self.me.clone(),
+                    events: self.options.events_url.clone().map(crate::child::HttpServices::events_only),
+                });
                 let mut cx = Context::builder(&deployed.spec.name)
                     .invocation_id(&id)
                     .deadline(deadline)
@@ -616,6 +637,8 @@ impl JobRunner for LocalRunner {
 
 struct InProcessServices {
     runner: Weak<LocalRunner>,
+    /// Set when events go to a gateway rather than to this runner's functions.
+    events: Option<crate::child::HttpServices>,
 }
 
 #[async_trait]
@@ -633,6 +656,9 @@ impl Services for InProcessServices {
     }
 
     async fn emit(&self, caller: &Context, event: Event) -> Result<(), Error> {
+        if let Some(gateway) = &self.events {
+            return gateway.emit(caller, event).await;
+        }
         let runner = self.runner.upgrade().ok_or_else(|| Error::unavailable("the local backend has stopped"))?;
         runner.emit_event(&event, Some(caller.trace().traceparent())).await.map(|_| ())
     }
