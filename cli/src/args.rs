@@ -55,6 +55,26 @@ pub enum Command {
     Activations(ActivationsArgs),
     /// Run the conformance suite against a backend and print its capability matrix.
     Conformance(ConformanceArgs),
+    /// Run the CloudEvents gateway: ingress at `POST /`, subscriptions, durable delivery to functions
+    /// on any backend and to HTTP sinks, management API, `/metrics`.
+    Gateway(GatewayArgs),
+}
+
+/// `faas gateway`.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Port on 127.0.0.1 (0 picks a free one). Default: `[gateway] port`, else 8090.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Directory of the embedded store. Default: `[gateway] data_dir`, else `.faas/gateway`.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The event store: `embedded` (default) or `nats` (NATS JetStream, shared by replicas).
+    #[arg(long, value_name = "KIND")]
+    pub store: Option<String>,
+    /// NATS URL for `--store nats` (e.g. nats://127.0.0.1:4222).
+    #[arg(long, value_name = "URL")]
+    pub nats_url: Option<String>,
 }
 
 /// `faas new`.

@@ -18,6 +18,7 @@ pub mod commands;
 pub mod conformance;
 pub mod dev;
 pub mod emulate;
+pub mod gateway;
 pub mod output;
 pub mod progress;
 pub mod project;
@@ -103,5 +104,6 @@ async fn dispatch(cli: Cli, out: Output) -> CliResult {
         Command::Logs(args) => commands::logs(&global, args, out).await,
         Command::Activations(args) => commands::activations(&global, args, out).await,
         Command::Conformance(args) => conformance::conformance(&global, args, out).await,
+        Command::Gateway(args) => gateway::gateway(&global, args, out).await,
     }
 }

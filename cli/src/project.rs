@@ -94,10 +94,18 @@ pub fn dev_info_path(root: &Path) -> PathBuf {
 /// Writes `dev.json` atomically, readable by the owner only.
 pub fn write_dev_info(root: &Path, info: &DevInfo) -> CliResult<PathBuf> {
     let path = dev_info_path(root);
-    let dir = path.parent().expect("dev.json has a parent");
+    write_private_json(&path, &serde_json::to_value(info).expect("dev info JSON"))?;
+    Ok(path)
+}
+
+/// Writes `value` to `path` readable by the owner only (it holds a token), atomically (temp file,
+/// fsync, rename), creating the directory.
+pub fn write_private_json(path: &Path, value: &serde_json::Value) -> CliResult {
+    let dir = path.parent().expect("a file path has a parent");
     let io = |e: std::io::Error| Error::unavailable(format!("cannot write {}: {e}", path.display()));
     std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join(format!(".dev.json.{}", std::process::id()));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -106,11 +114,11 @@ pub fn write_dev_info(root: &Path, info: &DevInfo) -> CliResult<PathBuf> {
         options.mode(0o600);
     }
     let mut file = options.open(&tmp).map_err(io)?;
-    file.write_all(&serde_json::to_vec_pretty(info).expect("dev info JSON")).map_err(io)?;
+    file.write_all(&serde_json::to_vec_pretty(value).expect("JSON value")).map_err(io)?;
     file.sync_all().map_err(io)?;
     drop(file);
-    std::fs::rename(&tmp, &path).map_err(io)?;
-    Ok(path)
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(())
 }
 
 /// Reads `dev.json`, if present and well-formed.

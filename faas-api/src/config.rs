@@ -290,6 +290,9 @@ struct RawConfig {
     functions: BTreeMap<String, FunctionConfig>,
     #[serde(default)]
     backends: BTreeMap<String, RawBackend>,
+    /// `[gateway]` belongs to the event gateway (`faas-gateway`), which parses and validates it itself.
+    #[serde(default, rename = "gateway")]
+    _gateway: Option<toml::Table>,
 }
 
 #[derive(Deserialize)]

@@ -188,6 +188,7 @@ async fn main() {
                 max_waiting: 10,
                 echo_logs: false,
                 services_url: Default::default(),
+                events_url: None,
             },
         );
         let deadline = std::time::SystemTime::now() + Duration::from_secs(10);

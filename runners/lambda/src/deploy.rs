@@ -710,7 +710,8 @@ impl Runner for LambdaRunner {
             let events = match &query.id {
                 Some(id) => {
                     let since = now.saturating_sub(LOGS_ID_WINDOW).as_millis() as i64;
-                    let starts = self.log_events(&group, since, &[], Some(format!("\"START RequestId: {id}\""))).await?;
+                    let starts =
+                        self.log_events(&group, since, &[], Some(format!("\"START RequestId: {id}\""))).await?;
                     let Some(first) = starts.iter().map(|e| e.timestamp_ms).min() else { continue };
                     let mut streams: Vec<String> = starts.into_iter().map(|e| e.stream).collect();
                     streams.sort();

@@ -166,7 +166,7 @@ fn field_ms(report: &str, name: &str) -> Option<f64> {
 /// The error an attempt ended with, from a line Lambda (or the faas host) wrote about it.
 fn platform_error(id: &str, line: &str) -> Option<Error> {
     if let Some(at) = line.find(INVOKE_ERROR) {
-        return Error::from_json(line[at + INVOKE_ERROR.len()..].as_bytes());
+        return Error::from_json(&line.as_bytes()[at + INVOKE_ERROR.len()..]);
     }
     if line.contains(&format!("{id} Task timed out after ")) {
         let message = line.split_once(&format!("{id} ")).map(|(_, m)| m).unwrap_or(line);
@@ -219,13 +219,15 @@ mod tests {
         events.extend(block("a", 15, "other", &[], false));
         let acts = parse("f", events);
         let ids: Vec<_> = acts.iter().map(|a| (a.id.as_str(), a.attempt, a.mode)).collect();
-        assert_eq!(ids, vec![("r9", 1, InvokeMode::Async), ("other", 1, InvokeMode::Sync), ("r9", 2, InvokeMode::Async)]);
+        assert_eq!(
+            ids,
+            vec![("r9", 1, InvokeMode::Async), ("other", 1, InvokeMode::Sync), ("r9", 2, InvokeMode::Async)]
+        );
     }
 
     #[test]
     fn timeouts_crashes_and_unfinished_attempts() {
-        let mut events =
-            block("s", 1, "t1", &["2026-01-01T00:00:03.000Z t1 Task timed out after 3.00 seconds"], false);
+        let mut events = block("s", 1, "t1", &["2026-01-01T00:00:03.000Z t1 Task timed out after 3.00 seconds"], false);
         events.extend(block(
             "s",
             2,

@@ -156,11 +156,8 @@ impl HttpServices {
             req = req.header(http::header::CONTENT_TYPE, ct);
         }
         let req = req.body(Full::new(payload.into_body())).map_err(|e| Error::bad_input(e.to_string()))?;
-        let resp = self
-            .client
-            .request(req)
-            .await
-            .map_err(|e| Error::unavailable(format!("cannot reach {url}: {e}")))?;
+        let resp =
+            self.client.request(req).await.map_err(|e| Error::unavailable(format!("cannot reach {url}: {e}")))?;
         let (parts, body) = resp.into_parts();
         let body = body.collect().await.map_err(|e| Error::unavailable(e.to_string()))?.to_bytes();
         Ok((parts.status, parts.headers, body))

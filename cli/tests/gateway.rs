@@ -1,0 +1,103 @@
+//! `faas gateway`: starts on 127.0.0.1 with the embedded store from faas.toml's `[gateway]`
+//! section, announces itself (`--json`), hands its management token over in an owner-only
+//! `.faas/gateway.json`, accepts CloudEvents and serves the token-protected management API.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+
+use common::*;
+
+/// One HTTP/1.1 request with `Connection: close`; returns the status and the body.
+fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let mut s = TcpStream::connect(host).unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn gateway_serves_ingress_and_a_token_protected_management_api() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("faas.toml"),
+        "[app]\nname = \"gw\"\n\n[gateway]\ndata_dir = \"events\"\n\n[[gateway.subscriptions]]\nid = \"audit\"\ntypes = [\"com.example.audit\"]\nsink = \"http://127.0.0.1:9/never\"\n",
+    )
+    .unwrap();
+    let mut child = faas_cmd(tmp.path(), &["gateway", "--port", "0", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["event"], "listening", "{first}");
+    let url = first["url"].as_str().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(first["store"].as_str().unwrap().contains("embedded"), "{first}");
+
+    let info_path = tmp.path().join(".faas").join("gateway.json");
+    let info: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&info_path).unwrap()).unwrap();
+    assert_eq!(info["url"], url.as_str());
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&info_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the token file is private: {mode:o}");
+    }
+    let token = info["token"].as_str().unwrap();
+    let bearer = format!("Bearer {token}");
+
+    // Ingress: a valid event is accepted once durable; an invalid one names the attribute.
+    let event = r#"{"specversion":"1.0","id":"e1","source":"/cli","type":"com.example.audit","data":{"a":1}}"#;
+    let (status, body) = http("POST", &format!("{url}/"), &[("content-type", "application/cloudevents+json")], event);
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = http(
+        "POST",
+        &format!("{url}/"),
+        &[("content-type", "application/cloudevents+json")],
+        r#"{"specversion":"1.0","source":"/cli","type":"t"}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("id"), "{body}");
+    assert!(tmp.path().join("events").is_dir(), "data_dir is relative to faas.toml");
+
+    // Management: the declared subscription is listed with the token, refused without it.
+    let (status, _) = http("GET", &format!("{url}/subscriptions"), &[], "");
+    assert_eq!(status, 401);
+    let (status, body) = http("GET", &format!("{url}/subscriptions"), &[("authorization", &bearer)], "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"audit\""), "{body}");
+    let (status, body) = http("GET", &format!("{url}/metrics"), &[], "");
+    assert_eq!(status, 200);
+    assert!(body.contains("faas_gateway_events_received_total"), "{body}");
+
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+    assert!(!info_path.exists(), "the token file is removed on a clean stop");
+}
+
+#[test]
+fn gateway_refuses_bad_flags_and_config_with_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = faas(tmp.path(), &["gateway", "--store", "redis"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unknown store `redis`"), "{}", stderr(&o));
+    std::fs::write(tmp.path().join("faas.toml"), "[app]\nname = \"gw\"\n\n[gateway]\nmax_event_bytes = 10\n").unwrap();
+    let o = faas(tmp.path(), &["gateway", "--port", "0"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("faas.toml:5: key `gateway.max_event_bytes`"), "{}", stderr(&o));
+}

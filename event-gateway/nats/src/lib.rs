@@ -1,0 +1,57 @@
+//! NATS JetStream storage for the faas CloudEvents gateway: [`JetStreamStore`] implements
+//! [`faas_gateway_store::EventStore`] on a JetStream stream, a durable pull consumer shared by every gateway
+//! replica, and a one-message stream for the registry document.
+//!
+//! [`testing::NatsServer`] starts a real `nats-server` for tests.
+//!
+//! Layout on the server (names from [`JetStreamOptions`]; `P` is the subject prefix, by default the stream
+//! name):
+//! - stream `STREAM` (file storage, work-queue retention: a message is deleted once acked), subjects
+//!   `P.deliveries.>`: one message per (event, target) on `P.deliveries.<target token>`, the body being the
+//!   event; its `Nats-Msg-Id` is derived from `source` + `id` + target, so the server drops a re-sent event
+//!   within `duplicate_window` (= [`JetStreamOptions::dedupe_window`]).
+//! - durable pull consumer `CONSUMER` on it (explicit ack, `ack_wait` = [`JetStreamOptions::ack_wait`],
+//!   unlimited `max_deliver` and `max_ack_pending`: the gateway decides when to give up), shared by all
+//!   replicas, so each delivery goes to one replica at a time.
+//! - stream `STREAM_SEEN`, subject `P.seen`: one empty marker per event (`Nats-Msg-Id` from `source` + `id`),
+//!   kept for the de-duplication window. It remembers events that had no target, and decides `Duplicate`
+//!   when a re-sent event has targets the first one did not have.
+//! - stream `STREAM_REGISTRY`, subject `P.registry`, keeping the last message: the registry document.
+//!
+//! Durability: `append` returns after the server acknowledged every publish. A JetStream acknowledgement
+//! means the message was written to the stream's files (with `replicas` > 1: to a quorum of servers). The
+//! server writes through the OS page cache and fsyncs only on an interval (the `sync_interval` setting: two
+//! minutes by default in nats-server releases; `sync_interval: always`, where the server supports it, syncs
+//! every write), so an acknowledged event survives a crash of nats-server (SIGKILL; tested) but a power loss
+//! of a single-server deployment within that interval can lose it. Run three replicas (or
+//! `sync_interval: always`) where that matters.
+//!
+//! Size: a message is the event plus [`HEADROOM`] bytes, and must fit the server's `max_payload` (1 MiB by
+//! default): set `max_payload` in the nats-server configuration to at least `max_event_bytes` + 1 KiB, or
+//! the store lowers its limit ([`JetStreamStore::max_event_bytes`]) and logs a warning.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), faas_gateway_store::StoreError> {
+//! use std::time::Duration;
+//! use faas_gateway_nats::{JetStreamOptions, JetStreamStore};
+//! use faas_gateway_store::{EventStore, NewEvent};
+//!
+//! let store = JetStreamStore::connect("nats://127.0.0.1:4222", JetStreamOptions::default()).await?;
+//! store
+//!     .append(vec![NewEvent {
+//!         source: "/orders".into(),
+//!         id: "1".into(),
+//!         body: r#"{"specversion":"1.0","id":"1","source":"/orders","type":"created"}"#.into(),
+//!         targets: vec!["audit".into()],
+//!     }])
+//!     .await?;
+//! for delivery in store.claim(10, Duration::from_secs(30), Duration::from_secs(1)).await? {
+//!     store.ack(&delivery.key).await?;
+//! }
+//! # Ok(()) }
+//! ```
+
+mod jetstream;
+pub mod testing;
+
+pub use jetstream::{JetStreamOptions, JetStreamStore, HEADROOM, MAX_TARGET_TOKEN};

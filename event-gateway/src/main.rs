@@ -1,0 +1,125 @@
+//! `faas-gateway`: the faas CloudEvents gateway as a standalone server.
+//!
+//! ```text
+//! faas-gateway [--config faas.toml] [--port N] [--data-dir DIR] [--store embedded|nats] [--nats-url URL]
+//! ```
+//!
+//! Reads `[gateway]` and `[backends.*]` from the config file (defaults when the default `faas.toml` does not
+//! exist), logs to stderr (`RUST_LOG`), and prints `faas-gateway listening on http://127.0.0.1:PORT` on stdout
+//! once it accepts requests. Ctrl-C or SIGTERM shuts it down gracefully.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use faas_api::{BackendProfile, Error, Registry, Runner};
+use faas_gateway::config::{GatewayConfig, StoreKind};
+
+/// The faas CloudEvents gateway.
+#[derive(Debug, Parser)]
+#[command(name = "faas-gateway", version, about)]
+struct Args {
+    /// The project configuration: `[gateway]` and `[backends.*]` are read from it.
+    #[arg(long, default_value = "faas.toml")]
+    config: PathBuf,
+    /// Port on 127.0.0.1 (overrides `gateway.port`; 0 picks a free one).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Directory of the embedded store (overrides `gateway.data_dir`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Event store: `embedded` or `nats` (overrides `gateway.store`).
+    #[arg(long, value_parser = ["embedded", "nats"])]
+    store: Option<String>,
+    /// NATS URL for `--store nats` (overrides `gateway.nats_url`).
+    #[arg(long)]
+    nats_url: Option<String>,
+}
+
+/// The runners the standalone gateway can reach: `local` is a running `faas dev` server (profile settings
+/// `endpoint` or `port`, and `token`), `lambda` is AWS Lambda (or its emulator at the profile's `endpoint`).
+fn runners() -> Registry {
+    let mut registry = Registry::new();
+    registry.register("local", |profile: BackendProfile| async move {
+        let url = match (profile.str("endpoint")?, profile.str("url")?, profile.int("port")?) {
+            (Some(url), _, _) | (None, Some(url), _) => url,
+            (None, None, Some(port)) => format!("http://127.0.0.1:{port}"),
+            (None, None, None) => "http://127.0.0.1:8080".to_string(),
+        };
+        let token = match profile.secret("token")? {
+            Some(t) => Some(t),
+            None => std::env::var("FAAS_TOKEN").ok().filter(|t| !t.is_empty()),
+        };
+        let client = faas_front::client::FrontClient::connect(&url, token).await?;
+        Ok::<Arc<dyn Runner>, Error>(Arc::new(client))
+    });
+    registry.register("lambda", |profile: BackendProfile| async move {
+        let runner: Arc<dyn Runner> = faas_runner_lambda::deploy::LambdaRunner::from_profile(&profile).await?;
+        Ok(runner)
+    });
+    registry
+}
+
+fn load(args: &Args) -> Result<(GatewayConfig, BTreeMap<String, BackendProfile>), String> {
+    let explicit = args.config != std::path::Path::new("faas.toml");
+    let (mut config, backends) = if args.config.exists() {
+        let config = GatewayConfig::from_file(&args.config).map_err(|e| e.to_string())?;
+        let project = faas_api::Config::load(&args.config).map_err(|e| e.to_string())?;
+        (config, project.backends)
+    } else if explicit {
+        return Err(format!("config file {} does not exist", args.config.display()));
+    } else {
+        (GatewayConfig::default(), BTreeMap::new())
+    };
+    if let Some(port) = args.port {
+        config.port = port;
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    match args.store.as_deref() {
+        Some("nats") => config.store = StoreKind::Nats,
+        Some(_) => config.store = StoreKind::Embedded,
+        None => {}
+    }
+    if let Some(url) = &args.nats_url {
+        config.nats_url = Some(url.clone());
+    }
+    Ok((config, backends))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let (config, backends) = match load(&args) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("faas-gateway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
+    let options = faas_gateway::GatewayOptions { config, backends, runners: runners(), bind: Some(bind) };
+    let gateway = match faas_gateway::start(options).await {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("faas-gateway: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("faas-gateway listening on http://{}", gateway.addr());
+    let _ = std::io::stdout().flush();
+    gateway.wait().await;
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,145 @@
+//! Prometheus metrics of the gateway, served at `GET /metrics` in the text exposition format.
+//!
+//! | metric | kind | meaning |
+//! |---|---|---|
+//! | `faas_gateway_events_received_total` | counter | events accepted at ingress (stored, duplicates excluded) |
+//! | `faas_gateway_events_duplicate_total` | counter | events refused as duplicates (`source` + `id` seen) |
+//! | `faas_gateway_deliveries_total{result}` | counter | delivery attempts by result: `delivered`, `retried`, `deadlettered`, `dropped` |
+//! | `faas_gateway_backlog` | gauge | deliveries not yet done (the store's count, read at scrape time) |
+//! | `faas_gateway_delivery_latency_seconds` | histogram | ingress to successful delivery |
+//!
+//! ```
+//! let metrics = faas_gateway::metrics::Metrics::new();
+//! metrics.received(2);
+//! metrics.delivery(faas_gateway::metrics::DeliveryResult::Delivered);
+//! let text = metrics.render(7);
+//! assert!(text.contains("faas_gateway_events_received_total 2"));
+//! assert!(text.contains(r#"faas_gateway_deliveries_total{result="delivered"} 1"#));
+//! assert!(text.contains("faas_gateway_backlog 7"));
+//! ```
+
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// How one delivery attempt ended, as counted in `faas_gateway_deliveries_total{result}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryResult {
+    /// The sink accepted the event (2xx).
+    Delivered,
+    /// The attempt failed with a retryable outcome; another attempt is scheduled.
+    Retried,
+    /// Given up (retries exhausted or a non-retryable status) and handed to the dead-letter sink.
+    Deadlettered,
+    /// Given up with no dead-letter sink configured, or the subscription was deleted meanwhile.
+    Dropped,
+}
+
+impl DeliveryResult {
+    /// The label value: `delivered`, `retried`, `deadlettered` or `dropped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryResult::Delivered => "delivered",
+            DeliveryResult::Retried => "retried",
+            DeliveryResult::Deadlettered => "deadlettered",
+            DeliveryResult::Dropped => "dropped",
+        }
+    }
+}
+
+impl EncodeLabelValue for DeliveryResult {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        encoder.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabel {
+    result: DeliveryResult,
+}
+
+/// The gateway's metrics; cheap to share behind an `Arc`.
+pub struct Metrics {
+    registry: Registry,
+    received: Counter,
+    duplicates: Counter,
+    deliveries: Family<ResultLabel, Counter>,
+    backlog: Gauge,
+    latency: Histogram,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").field("received", &self.received.get()).finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Fresh metrics, all zero.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("faas_gateway");
+        let received = Counter::default();
+        let duplicates = Counter::default();
+        let deliveries = Family::<ResultLabel, Counter>::default();
+        let backlog = Gauge::default();
+        // 1 ms .. ~65 s.
+        let latency = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 17));
+        registry.register("events_received", "Events accepted at ingress and stored", received.clone());
+        registry.register(
+            "events_duplicate",
+            "Events refused as duplicates (source + id already seen)",
+            duplicates.clone(),
+        );
+        registry.register("deliveries", "Delivery attempts by result", deliveries.clone());
+        registry.register("backlog", "Deliveries not yet done", backlog.clone());
+        registry.register("delivery_latency_seconds", "Time from ingress to successful delivery", latency.clone());
+        for result in
+            [DeliveryResult::Delivered, DeliveryResult::Retried, DeliveryResult::Deadlettered, DeliveryResult::Dropped]
+        {
+            // Show every series from the start, at zero.
+            let _ = deliveries.get_or_create(&ResultLabel { result });
+        }
+        Metrics { registry, received, duplicates, deliveries, backlog, latency }
+    }
+
+    /// Counts `n` events stored at ingress.
+    pub fn received(&self, n: u64) {
+        self.received.inc_by(n);
+    }
+
+    /// Counts `n` events refused as duplicates.
+    pub fn duplicates(&self, n: u64) {
+        self.duplicates.inc_by(n);
+    }
+
+    /// Counts one delivery outcome.
+    pub fn delivery(&self, result: DeliveryResult) {
+        self.deliveries.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    /// Records the ingress-to-delivery latency of a delivered event.
+    pub fn latency(&self, latency: Duration) {
+        self.latency.observe(latency.as_secs_f64());
+    }
+
+    /// Renders every metric in the Prometheus text format, with the backlog gauge set to `backlog`.
+    pub fn render(&self, backlog: u64) -> String {
+        self.backlog.set(i64::try_from(backlog).unwrap_or(i64::MAX));
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

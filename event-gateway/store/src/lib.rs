@@ -1,0 +1,144 @@
+//! Durable storage for the faas CloudEvents gateway.
+//!
+//! The gateway acknowledges an event (HTTP 202) only after [`EventStore::append`] has returned: by then the
+//! event and one pending *delivery* per matching subscription are durable. Delivery workers then
+//! [`claim`](EventStore::claim) due deliveries (a lease: no other worker or replica gets them until the lease
+//! expires), and finish each one with [`ack`](EventStore::ack) (delivered, or dead-lettered) or
+//! [`retry_at`](EventStore::retry_at) (failed; try again later).
+//!
+//! Delivery is at-least-once: a worker that dies holding a lease loses nothing; the delivery comes back when
+//! the lease expires. Duplicate ingress (same `source` + `id` within the de-duplication window) is reported as
+//! [`Appended::Duplicate`] and stores nothing.
+//!
+//! Implementations: [`embedded::EmbeddedStore`] (a single-node append-only log with group commit; the
+//! default) and `faas-gateway-nats` (NATS JetStream, shared by several gateway replicas).
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub mod embedded;
+
+/// One event to store, with the targets it must be delivered to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// The event's `source` attribute (with `id`, the de-duplication key).
+    pub source: String,
+    /// The event's `id` attribute.
+    pub id: String,
+    /// The event in the CloudEvents JSON format (structured mode body), opaque to the store.
+    pub body: Bytes,
+    /// Delivery targets (subscription ids, or any other key the gateway chooses): one delivery each.
+    /// An event with no target is still de-duplicated but creates no delivery.
+    pub targets: Vec<String>,
+}
+
+/// What [`EventStore::append`] did with one [`NewEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored durably, with this many deliveries.
+    Stored {
+        /// Deliveries created (one per target).
+        deliveries: usize,
+    },
+    /// An event with the same `source` and `id` was stored within the de-duplication window; nothing stored.
+    Duplicate,
+}
+
+/// A store-assigned handle of one delivery; pass it back to [`EventStore::ack`] or [`EventStore::retry_at`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeliveryKey(pub String);
+
+impl std::fmt::Display for DeliveryKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A claimed delivery: one event to one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Handle for ack/retry.
+    pub key: DeliveryKey,
+    /// The target given at append time.
+    pub target: String,
+    /// The event body given at append time.
+    pub body: Bytes,
+    /// Attempts already made (0 on the first delivery; incremented by each [`EventStore::retry_at`]).
+    pub attempt: u32,
+    /// When the event was appended.
+    pub received_at: SystemTime,
+}
+
+/// Errors of a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Reading or writing the store's files failed.
+    #[error("store I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory concerned.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store's files are damaged beyond the torn tail a crash can leave.
+    #[error("store corrupted: {0}")]
+    Corrupt(String),
+    /// The store (or the server behind it) cannot be reached.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The delivery key is unknown (already acked, or its lease expired and another worker took it).
+    #[error("unknown or expired delivery {0}")]
+    UnknownDelivery(DeliveryKey),
+    /// An event is larger than the store accepts.
+    #[error("event of {size} bytes is larger than the store's limit of {limit} bytes")]
+    TooLarge {
+        /// Size of the event body.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// Counters a store reports for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Deliveries not yet acked (due, leased or waiting for a retry).
+    pub backlog: u64,
+}
+
+/// Durable storage of events and their pending deliveries.
+///
+/// Contract every implementation keeps (and `faas-gateway-store`'s tests check for the embedded one):
+/// - `append` returns only once every stored event and its deliveries survive a crash of the process
+///   (SIGKILL) and, for the embedded store, of the machine (fsync).
+/// - A claimed delivery is not handed out again until `lease` has passed without an ack/retry.
+/// - `retry_at(key, t)` makes the delivery due again at `t` with `attempt + 1`.
+/// - `ack` removes the delivery for good; an ack lost in a crash only causes a redelivery.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Stores events durably; one result per event, in order. De-duplicates by `source` + `id`.
+    async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, StoreError>;
+
+    /// Claims up to `max` deliveries that are due now, each leased for `lease`. Waits up to `wait` for one
+    /// to become due; returns an empty list if none did.
+    async fn claim(&self, max: usize, lease: Duration, wait: Duration) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Marks a delivery done (delivered, or handed to the dead-letter sink).
+    async fn ack(&self, key: &DeliveryKey) -> Result<(), StoreError>;
+
+    /// Schedules a failed delivery for another attempt at `not_before`.
+    async fn retry_at(&self, key: &DeliveryKey, not_before: SystemTime) -> Result<(), StoreError>;
+
+    /// Current counters.
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Loads the gateway's registry document (functions and subscriptions created through the management
+    /// API), shared by every replica using this store. `None` if none was saved yet.
+    async fn load_registry(&self) -> Result<Option<Bytes>, StoreError>;
+
+    /// Replaces the registry document durably.
+    async fn save_registry(&self, document: Bytes) -> Result<(), StoreError>;
+}

@@ -1,0 +1,107 @@
+//! Events crossing backends: a function on the local backend emits a CloudEvent with `cx.emit`; the
+//! local runner posts it to the gateway's ingress (`events_url`); a subscription routes it to a
+//! function deployed in the local Lambda emulator, reached through the Lambda runner (aws-sdk-lambda).
+//! The Lambda function's log, read back through CloudWatch Logs, proves it received that event.
+
+use std::time::Duration;
+
+use faas_api::{ActivationQuery, AppSpec, BackendProfile, Config, InvokeRequest, NoProgress, Payload, Runner};
+use faas_emulator_lambda::EmulatorOptions;
+use faas_runner_lambda::deploy::LambdaRunner;
+use faas_runner_local::{LocalOptions, LocalRunner};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_emitted_on_the_local_backend_reaches_a_function_in_the_lambda_emulator() {
+    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    let emulator =
+        faas_emulator_lambda::start(EmulatorOptions { addr: "127.0.0.1:0".parse().unwrap(), ..Default::default() })
+            .await
+            .unwrap();
+
+    // The probe app, deployed to the Lambda emulator.
+    let binary = faas_conformance::probe_binary().unwrap();
+    let manifest = faas_runner_local::build::describe(&binary).await.unwrap();
+    let spec = AppSpec::from_parts(&Config::default_for("probe"), binary, manifest).unwrap();
+    let profile = BackendProfile::new("emu", "lambda")
+        .with("region", "us-east-1")
+        .with("endpoint", emulator.url())
+        .with("prefix", "xb-");
+    let lambda = LambdaRunner::from_profile(&profile).await.unwrap();
+    let package = lambda.package(&spec, &NoProgress).await.unwrap();
+    lambda.deploy(&package, &NoProgress).await.unwrap();
+
+    // The gateway: `probe.emitted` events go to the Lambda `collect` function.
+    let toml = format!(
+        r#"
+[app]
+name = "cross"
+
+[backends.emu]
+kind = "lambda"
+region = "us-east-1"
+endpoint = "{}"
+prefix = "xb-"
+
+[gateway.functions.remote-collect]
+backend = "emu"
+target = "collect"
+
+[[gateway.subscriptions]]
+id = "to-lambda"
+types = ["probe.emitted"]
+sink = "function:remote-collect"
+"#,
+        emulator.url()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = faas_gateway::config::GatewayConfig::parse(&toml, "faas.toml").unwrap();
+    config.data_dir = dir.path().join("gateway");
+    let mut runners = faas_api::Registry::new();
+    runners.register("lambda", |p: BackendProfile| async move {
+        let r: std::sync::Arc<dyn Runner> = LambdaRunner::from_profile(&p).await?;
+        Ok(r)
+    });
+    let gateway = faas_gateway::start(faas_gateway::GatewayOptions {
+        config,
+        backends: [("emu".to_string(), profile.clone())].into(),
+        runners,
+        bind: Some("127.0.0.1:0".parse().unwrap()),
+    })
+    .await
+    .unwrap();
+    let ingress = format!("http://{}/", gateway.addr());
+
+    // The same probe app on the local backend (process mode), emitting to the gateway.
+    let local = LocalRunner::new(LocalOptions { events_url: Some(ingress), ..Default::default() }).unwrap();
+    let package = local.package(&spec, &NoProgress).await.unwrap();
+    local.deploy(&package, &NoProgress).await.unwrap();
+    let id = format!("xb-{}", uuid::Uuid::new_v4().simple());
+    let event = serde_json::json!({
+        "specversion": "1.0", "id": id, "source": "/tests/cross-backend", "type": "probe.emitted",
+        "datacontenttype": "application/json", "data": {"from": "local"}
+    });
+    let out = local.invoke(InvokeRequest::new("emit", Payload::json(&event).unwrap())).await.unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(out.payload.body()).unwrap()["emitted"], id.as_str());
+
+    // The Lambda `collect` function logged `collected <id>`.
+    let wanted = format!("collected {id}");
+    let mut seen = vec![];
+    for _ in 0..150 {
+        let q = ActivationQuery { function: Some("collect".into()), ..Default::default() };
+        seen = lambda.activations(q).await.unwrap();
+        if seen.iter().any(|a| a.logs.iter().any(|l| l.contains(&wanted))) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let hit = seen.iter().find(|a| a.logs.iter().any(|l| l.contains(&wanted)));
+    let hit = hit.unwrap_or_else(|| panic!("the Lambda `collect` function never logged {wanted:?}: {seen:?}"));
+    assert_eq!(hit.status, faas_api::ActivationStatus::Success, "{hit:?}");
+    assert_eq!(seen.iter().filter(|a| a.logs.iter().any(|l| l.contains(&wanted))).count(), 1, "delivered once");
+
+    local.shutdown().await;
+    gateway.shutdown().await;
+    emulator.shutdown().await;
+}

@@ -1,0 +1,300 @@
+//! Ingress: the three CloudEvents HTTP modes end to end, and every bad input refused with a status and a
+//! message naming the problem, storing and delivering nothing.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::*;
+
+fn config(sink: &str) -> String {
+    format!(
+        r#"
+[gateway]
+max_event_bytes = 65536
+[gateway.delivery]
+retries = 0
+[[gateway.subscriptions]]
+id = "everything"
+sink = "{sink}"
+protocol = "HTTP"
+"#
+    )
+}
+
+#[tokio::test]
+async fn binary_structured_and_batch_arrive_in_binary_mode_with_the_same_attributes_and_data() {
+    let sink = RecordingSink::ok().await;
+    let gw = start_gateway(&config(&sink.url())).await;
+    let http = client();
+
+    // Binary mode, percent-encoded header, an extension, JSON data.
+    let response = http
+        .post(format!("{}/", gw.url))
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "b-1")
+        .header("ce-source", "/orders")
+        .header("ce-type", "com.example.order.created")
+        .header("ce-subject", "Euro%20%E2%82%AC")
+        .header("ce-myext", "forty-two")
+        .header("content-type", "application/json")
+        .body(r#"{"total":12}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"accepted": 1, "duplicates": 0}));
+
+    // Structured mode with data_base64 (binary data) and an extension.
+    let raw = [0u8, 159, 146, 150, 255];
+    let structured = serde_json::json!({
+        "specversion": "1.0", "id": "s-1", "source": "/files", "type": "com.example.file",
+        "datacontenttype": "application/octet-stream", "fileext": "bin",
+        "data_base64": base64::engine::general_purpose::STANDARD.encode(raw),
+    });
+    let (status, _) = post_structured(&gw.url, &structured).await;
+    assert_eq!(status, 202);
+
+    // Batch mode: two events, text data and JSON data.
+    let batch = serde_json::json!([
+        {"specversion": "1.0", "id": "t-1", "source": "/batch", "type": "text", "datacontenttype": "text/plain", "data": "hello there"},
+        {"specversion": "1.0", "id": "t-2", "source": "/batch", "type": "json", "data": {"n": [1, 2]}},
+    ]);
+    let response = http
+        .post(format!("{}/", gw.url))
+        .header("content-type", "application/cloudevents-batch+json; charset=utf-8")
+        .body(batch.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["accepted"], 2);
+
+    let got = sink.wait_for(4, Duration::from_secs(20)).await;
+    let by_id = |id: &str| got.iter().find(|r| r.ce_id() == id).unwrap_or_else(|| panic!("{id} not delivered"));
+
+    let b = by_id("b-1");
+    assert_eq!(b.header("ce-specversion"), Some("1.0"));
+    assert_eq!(b.header("ce-source"), Some("/orders"));
+    assert_eq!(b.header("ce-type"), Some("com.example.order.created"));
+    assert_eq!(b.header("ce-subject"), Some("Euro%20%E2%82%AC"));
+    assert_eq!(b.header("ce-myext"), Some("forty-two"));
+    assert_eq!(b.header("content-type"), Some("application/json"));
+    assert!(b.header("ce-datacontenttype").is_none(), "binary mode carries datacontenttype as Content-Type");
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&b.body).unwrap(), serde_json::json!({"total": 12}));
+
+    let s = by_id("s-1");
+    assert_eq!(s.header("ce-source"), Some("/files"));
+    assert_eq!(s.header("ce-fileext"), Some("bin"));
+    assert_eq!(s.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(&s.body[..], &raw, "data_base64 arrives as the raw bytes");
+
+    let t1 = by_id("t-1");
+    assert_eq!(t1.header("content-type"), Some("text/plain"));
+    assert_eq!(&t1.body[..], b"hello there");
+    let t2 = by_id("t-2");
+    assert_eq!(t2.header("ce-type"), Some("json"));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&t2.body).unwrap(), serde_json::json!({"n": [1, 2]}));
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.count(), 4, "each event delivered once");
+    gw.gateway.shutdown().await;
+}
+
+struct Case {
+    name: &'static str,
+    content_type: &'static str,
+    headers: Vec<(&'static str, &'static str)>,
+    body: String,
+    status: u16,
+    says: &'static str,
+}
+
+fn structured_case(name: &'static str, body: serde_json::Value, says: &'static str) -> Case {
+    Case {
+        name,
+        content_type: "application/cloudevents+json",
+        headers: vec![],
+        body: body.to_string(),
+        status: 400,
+        says,
+    }
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_naming_the_problem_and_nothing_is_stored_or_delivered() {
+    let sink = RecordingSink::ok().await;
+    let gw = start_gateway(&config(&sink.url())).await;
+    let http = client();
+    let full = |drop: &str| {
+        let mut e = serde_json::json!({"specversion": "1.0", "id": "bad", "source": "/s", "type": "t"});
+        e.as_object_mut().unwrap().remove(drop);
+        e
+    };
+    let binary_headers = vec![("ce-specversion", "1.0"), ("ce-id", "bad-bin"), ("ce-source", "/s"), ("ce-type", "t")];
+    let mut cases = vec![
+        structured_case("missing id", full("id"), "`id`"),
+        structured_case("missing source", full("source"), "`source`"),
+        structured_case("missing type", full("type"), "`type`"),
+        structured_case("missing specversion", full("specversion"), "`specversion`"),
+        structured_case(
+            "bad specversion",
+            serde_json::json!({"specversion": "0.3", "id": "1", "source": "/s", "type": "t"}),
+            "unsupported specversion `0.3`",
+        ),
+        structured_case(
+            "upper-case attribute name",
+            serde_json::json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "myExt": "x"}),
+            "`myExt`",
+        ),
+        structured_case(
+            "data and data_base64",
+            serde_json::json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "data": 1, "data_base64": "AA=="}),
+            "both `data` and `data_base64`",
+        ),
+        Case {
+            name: "batch mixing spec versions",
+            content_type: "application/cloudevents-batch+json",
+            headers: vec![],
+            body: serde_json::json!([
+                {"specversion": "1.0", "id": "1", "source": "/s", "type": "t"},
+                {"specversion": "0.3", "id": "2", "source": "/s", "type": "t"}
+            ])
+            .to_string(),
+            status: 400,
+            says: "mixes spec versions",
+        },
+        Case {
+            name: "batch with one bad event",
+            content_type: "application/cloudevents-batch+json",
+            headers: vec![],
+            body: serde_json::json!([
+                {"specversion": "1.0", "id": "ok-in-bad-batch", "source": "/s", "type": "t"},
+                {"specversion": "1.0", "id": "2", "source": "/s"}
+            ])
+            .to_string(),
+            status: 400,
+            says: "batch event 1",
+        },
+        Case {
+            name: "bad percent-encoding",
+            content_type: "text/plain",
+            headers: [binary_headers.clone(), vec![("ce-subject", "50%ZZ")]].concat(),
+            body: "x".into(),
+            status: 400,
+            says: "ce-subject",
+        },
+        Case {
+            name: "binary missing ce-source",
+            content_type: "text/plain",
+            headers: vec![("ce-specversion", "1.0"), ("ce-id", "1"), ("ce-type", "t")],
+            body: "x".into(),
+            status: 400,
+            says: "`source`",
+        },
+        Case {
+            name: "malformed JSON",
+            content_type: "application/cloudevents+json",
+            headers: vec![],
+            body: "{not json".into(),
+            status: 400,
+            says: "malformed",
+        },
+        Case {
+            name: "unsupported format",
+            content_type: "application/cloudevents+avro",
+            headers: vec![],
+            body: "whatever".into(),
+            status: 415,
+            says: "unsupported CloudEvents format",
+        },
+        Case {
+            name: "oversize (Content-Length)",
+            content_type: "text/plain",
+            headers: binary_headers.clone(),
+            body: "x".repeat(70 * 1024),
+            status: 413,
+            says: "limit of 65536 bytes",
+        },
+    ];
+    for case in cases.drain(..) {
+        let mut request = http.post(format!("{}/", gw.url)).header("content-type", case.content_type).body(case.body);
+        for (k, v) in &case.headers {
+            request = request.header(*k, *v);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let message = body["error"].as_str().unwrap_or_default().to_string();
+        assert_eq!(status, case.status, "{}: {body}", case.name);
+        assert!(message.contains(case.says), "{}: message {message:?} should mention {:?}", case.name, case.says);
+    }
+
+    // Oversize without Content-Length (chunked): refused once the limit is passed.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..80).map(|_| Ok(vec![b'x'; 1024])).collect();
+    let mut request = http
+        .post(format!("{}/", gw.url))
+        .header("content-type", "text/plain")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)));
+    for (k, v) in &binary_headers {
+        request = request.header(*k, *v);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 413);
+
+    // Nothing above was stored: the first event delivered is the good one posted now, and it is alone.
+    let (status, _) = post_structured(&gw.url, &event("good", "t")).await;
+    assert_eq!(status, 202);
+    let got = sink.wait_for(1, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ids: Vec<String> = sink.received().iter().map(|r| r.ce_id()).collect();
+    assert_eq!(ids, vec!["good".to_string()], "only the valid event was delivered (got {})", got.len());
+    let metrics = http.get(format!("{}/metrics", gw.url)).send().await.unwrap().text().await.unwrap();
+    assert_eq!(metric(&metrics, "faas_gateway_events_received_total"), 1.0, "{metrics}");
+    gw.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn ingress_token_is_required_when_configured() {
+    let sink = RecordingSink::ok().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = faas_gateway::config::GatewayConfig::parse(&config(&sink.url()), "faas.toml").unwrap();
+    config.data_dir = dir.path().to_path_buf();
+    config.ingress_token = Some("ingress-secret".into());
+    let gateway = faas_gateway::start(faas_gateway::GatewayOptions {
+        config,
+        backends: Default::default(),
+        runners: faas_api::Registry::new(),
+        bind: Some("127.0.0.1:0".parse().unwrap()),
+    })
+    .await
+    .unwrap();
+    let url = format!("http://{}/", gateway.addr());
+    let http = client();
+    let send = |auth: Option<&'static str>| {
+        let mut r =
+            http.post(&url).header("content-type", "application/cloudevents+json").body(event("tok", "t").to_string());
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        r.send()
+    };
+    let missing = send(None).await.unwrap();
+    assert_eq!(missing.status(), 401);
+    assert!(missing.text().await.unwrap().contains("Authorization"));
+    let wrong = send(Some("Bearer nope")).await.unwrap();
+    assert_eq!(wrong.status(), 403);
+    assert!(wrong.text().await.unwrap().contains("wrong ingress token"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.count(), 0, "refused events are not delivered");
+    let ok = send(Some("Bearer ingress-secret")).await.unwrap();
+    assert_eq!(ok.status(), 202);
+    let got = sink.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(got[0].ce_id(), "tok");
+    // Health and metrics stay public.
+    assert_eq!(http.get(format!("http://{}/healthz", gateway.addr())).send().await.unwrap().status(), 200);
+    gateway.shutdown().await;
+}
