@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use faas_api::ConfigError;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::registry::{Declared, FunctionRequest, FunctionRoute};
 use crate::subscription::{
@@ -177,7 +177,7 @@ struct RawGateway {
     ingress_token: Option<String>,
     #[serde(default)]
     max_event_bytes: Option<usize>,
-    #[serde(default, deserialize_with = "opt_duration")]
+    #[serde(default, deserialize_with = "faas_api::config::opt_duration")]
     dedupe_window: Option<Duration>,
     #[serde(default)]
     concurrency: Option<usize>,
@@ -195,22 +195,6 @@ struct RawFunction {
     backend: String,
     #[serde(default)]
     target: Option<String>,
-}
-
-fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        S(String),
-        Other(toml::Value),
-    }
-    match Raw::deserialize(d)? {
-        Raw::S(s) => faas_api::config::parse_duration(&s).map(Some).map_err(serde::de::Error::custom),
-        Raw::Other(v) => Err(serde::de::Error::custom(format!(
-            "expected a duration string like \"10m\", got {} `{v}`",
-            v.type_str()
-        ))),
-    }
 }
 
 impl GatewayConfig {

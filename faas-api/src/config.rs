@@ -530,7 +530,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+/// Serde `deserialize_with` for an optional duration written as a string (`"500ms"`, `"30s"`, `"5m"`,
+/// `"1h"`, see [`parse_duration`]); any other TOML type is an error naming it. Shared by every
+/// section of `faas.toml`, the gateway's included.
+///
+/// ```
+/// #[derive(serde::Deserialize)]
+/// struct S {
+///     #[serde(default, deserialize_with = "faas_api::config::opt_duration")]
+///     t: Option<std::time::Duration>,
+/// }
+/// let s: S = toml::from_str("t = \"250ms\"").unwrap();
+/// assert_eq!(s.t, Some(std::time::Duration::from_millis(250)));
+/// assert!(toml::from_str::<S>("t = 5").is_err());
+/// ```
+pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
