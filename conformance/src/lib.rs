@@ -142,7 +142,9 @@ pub fn probe_binary() -> Result<PathBuf, Error> {
     build_probe()
 }
 
-fn build_probe() -> Result<PathBuf, Error> {
+/// Builds the probe binary with cargo from this workspace (a no-op when it is up to date) and returns
+/// its path. Unlike [`probe_binary`], never picks up a binary left over from an earlier build.
+pub fn build_probe() -> Result<PathBuf, Error> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new("."));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = std::process::Command::new(&cargo)
