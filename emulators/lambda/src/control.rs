@@ -141,8 +141,8 @@ async fn create_function(State(shared): State<Arc<Shared>>, headers: HeaderMap, 
     let input: functions::CreateInput = parse_json(&bytes)?;
     let name = input.function_name.ok_or_else(|| LambdaException::invalid_parameter("FunctionName is required"))?;
     functions::validate_name(&name)?;
-    let role = input.role.ok_or_else(|| LambdaException::invalid_parameter("Role is required"))?;
-    functions::validate_role(&role)?;
+    let config = input.config.validate()?;
+    let role = config.role.ok_or_else(|| LambdaException::invalid_parameter("Role is required"))?;
     let image = input.package_type.as_deref() == Some("Image");
     if let Some(pt) = input.package_type.as_deref().filter(|p| *p != "Zip" && *p != "Image") {
         return Err(LambdaException::invalid_parameter(format!("PackageType {pt} is not one of Zip, Image")));
@@ -150,31 +150,23 @@ async fn create_function(State(shared): State<Arc<Shared>>, headers: HeaderMap, 
     let runtime = if image {
         String::new()
     } else {
-        let runtime = input
+        config
             .runtime
-            .ok_or_else(|| LambdaException::invalid_parameter("Runtime is required for .zip file archive functions"))?;
-        functions::validate_runtime(&runtime)?;
-        runtime
+            .ok_or_else(|| LambdaException::invalid_parameter("Runtime is required for .zip file archive functions"))?
     };
     let handler = if image {
         String::new()
     } else {
-        let handler = input
+        config
             .handler
-            .ok_or_else(|| LambdaException::invalid_parameter("Handler is required for .zip file archive functions"))?;
-        functions::validate_handler(&handler)?;
-        handler
+            .ok_or_else(|| LambdaException::invalid_parameter("Handler is required for .zip file archive functions"))?
     };
-    let timeout = functions::validate_timeout(input.timeout.unwrap_or(3))?;
-    let memory = functions::validate_memory(input.memory_size.unwrap_or(128))?;
-    let environment = input.environment.and_then(|e| e.variables).unwrap_or_default();
-    functions::validate_environment(&environment)?;
+    let timeout = config.timeout.unwrap_or(3);
+    let memory = config.memory.unwrap_or(128);
+    let environment = config.environment.unwrap_or_default();
     let architectures = input.architectures.unwrap_or_else(|| vec!["x86_64".to_string()]);
     functions::validate_architectures(&architectures)?;
-    let description = input.description.unwrap_or_default();
-    if description.len() > 256 {
-        return Err(LambdaException::invalid_parameter("Description must be at most 256 characters"));
-    }
+    let description = config.description.unwrap_or_default();
     let code_input = input.code.ok_or_else(|| LambdaException::invalid_parameter("Code is required"))?;
     let zip = decode_zip(
         code_input.zip_file.as_deref(),
@@ -350,48 +342,22 @@ async fn update_configuration(
     let function = resolve(&shared, &raw, &HashMap::new())?;
     let input: functions::UpdateConfigInput = parse_json(&bytes)?;
     // Validate everything before changing anything.
-    if let Some(role) = &input.role {
-        functions::validate_role(role)?;
-    }
-    if let Some(runtime) = &input.runtime {
-        functions::validate_runtime(runtime)?;
-    }
-    if let Some(handler) = &input.handler {
-        functions::validate_handler(handler)?;
-    }
-    let timeout = input.timeout.map(functions::validate_timeout).transpose()?;
-    let memory = input.memory_size.map(functions::validate_memory).transpose()?;
-    let environment = input.environment.map(|e| e.variables.unwrap_or_default());
-    if let Some(vars) = &environment {
-        functions::validate_environment(vars)?;
-    }
-    if input.description.as_ref().is_some_and(|d| d.len() > 256) {
-        return Err(LambdaException::invalid_parameter("Description must be at most 256 characters"));
-    }
+    let new = input.config.validate()?;
     let mut state = function.state.lock().unwrap();
     check_revision(&state, input.revision_id.as_deref())?;
     let c = &mut state.config;
-    if let Some(v) = input.role {
-        c.role = v;
+    fn set<T>(slot: &mut T, value: Option<T>) {
+        if let Some(v) = value {
+            *slot = v;
+        }
     }
-    if let Some(v) = input.runtime {
-        c.runtime = v;
-    }
-    if let Some(v) = input.handler {
-        c.handler = v;
-    }
-    if let Some(v) = input.description {
-        c.description = v;
-    }
-    if let Some(v) = timeout {
-        c.timeout = v;
-    }
-    if let Some(v) = memory {
-        c.memory = v;
-    }
-    if let Some(v) = environment {
-        c.environment = v;
-    }
+    set(&mut c.role, new.role);
+    set(&mut c.runtime, new.runtime);
+    set(&mut c.handler, new.handler);
+    set(&mut c.description, new.description);
+    set(&mut c.timeout, new.timeout);
+    set(&mut c.memory, new.memory);
+    set(&mut c.environment, new.environment);
     c.last_modified = functions::now_last_modified();
     c.revision_id = uuid::Uuid::new_v4().to_string();
     state.generation += 1;

@@ -141,51 +141,82 @@ pub(crate) struct CodeInput {
     pub image_uri: Option<String>,
 }
 
+/// The configuration members CreateFunction and UpdateFunctionConfiguration share.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ConfigInput {
+    pub role: Option<String>,
+    pub runtime: Option<String>,
+    pub handler: Option<String>,
+    pub description: Option<String>,
+    pub timeout: Option<i64>,
+    pub memory_size: Option<i64>,
+    pub environment: Option<EnvironmentInput>,
+}
+
+/// A [`ConfigInput`] whose present members are all valid.
+#[derive(Debug)]
+pub(crate) struct ValidConfig {
+    pub role: Option<String>,
+    pub runtime: Option<String>,
+    pub handler: Option<String>,
+    pub description: Option<String>,
+    pub timeout: Option<u64>,
+    pub memory: Option<u64>,
+    pub environment: Option<BTreeMap<String, String>>,
+}
+
+impl ConfigInput {
+    /// Checks every member that is present, so a request is refused before anything changes.
+    pub fn validate(self) -> Result<ValidConfig, LambdaException> {
+        if let Some(role) = &self.role {
+            validate_role(role)?;
+        }
+        if let Some(runtime) = &self.runtime {
+            validate_runtime(runtime)?;
+        }
+        if let Some(handler) = &self.handler {
+            validate_handler(handler)?;
+        }
+        let timeout = self.timeout.map(validate_timeout).transpose()?;
+        let memory = self.memory_size.map(validate_memory).transpose()?;
+        let environment = self.environment.map(|e| e.variables.unwrap_or_default());
+        if let Some(vars) = &environment {
+            validate_environment(vars)?;
+        }
+        if self.description.as_ref().is_some_and(|d| d.len() > 256) {
+            return Err(LambdaException::invalid_parameter("Description must be at most 256 characters"));
+        }
+        Ok(ValidConfig {
+            role: self.role,
+            runtime: self.runtime,
+            handler: self.handler,
+            description: self.description,
+            timeout,
+            memory,
+            environment,
+        })
+    }
+}
+
 /// CreateFunction request body (the members this emulator honours; others are accepted and ignored).
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub(crate) struct CreateInput {
-    #[serde(rename = "FunctionName")]
     pub function_name: Option<String>,
-    #[serde(rename = "Role")]
-    pub role: Option<String>,
-    #[serde(rename = "Runtime")]
-    pub runtime: Option<String>,
-    #[serde(rename = "Handler")]
-    pub handler: Option<String>,
-    #[serde(rename = "Description")]
-    pub description: Option<String>,
-    #[serde(rename = "Timeout")]
-    pub timeout: Option<i64>,
-    #[serde(rename = "MemorySize")]
-    pub memory_size: Option<i64>,
-    #[serde(rename = "Environment")]
-    pub environment: Option<EnvironmentInput>,
-    #[serde(rename = "Code")]
+    #[serde(flatten)]
+    pub config: ConfigInput,
     pub code: Option<CodeInput>,
-    #[serde(rename = "PackageType")]
     pub package_type: Option<String>,
-    #[serde(rename = "Architectures")]
     pub architectures: Option<Vec<String>>,
 }
 
 /// UpdateFunctionConfiguration request body.
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 pub(crate) struct UpdateConfigInput {
-    #[serde(rename = "Role")]
-    pub role: Option<String>,
-    #[serde(rename = "Runtime")]
-    pub runtime: Option<String>,
-    #[serde(rename = "Handler")]
-    pub handler: Option<String>,
-    #[serde(rename = "Description")]
-    pub description: Option<String>,
-    #[serde(rename = "Timeout")]
-    pub timeout: Option<i64>,
-    #[serde(rename = "MemorySize")]
-    pub memory_size: Option<i64>,
-    #[serde(rename = "Environment")]
-    pub environment: Option<EnvironmentInput>,
-    #[serde(rename = "RevisionId")]
+    #[serde(flatten)]
+    pub config: ConfigInput,
     pub revision_id: Option<String>,
 }
 
