@@ -244,26 +244,7 @@ impl GatewayConfig {
             key: Some(key),
             message,
         };
-        let de = toml::Deserializer::new(text);
-        let root: Root = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let key = (path != "." && !path.is_empty()).then_some(path);
-            let message = inner.message().to_string();
-            let (key, message) = match (key, message.strip_prefix("missing field `")) {
-                (Some(k), Some(rest)) => {
-                    let field = rest.split('`').next().unwrap_or_default();
-                    (Some(format!("{k}.{field}")), format!("missing required key `{field}`"))
-                }
-                (k, _) => (k, message),
-            };
-            let line = inner
-                .span()
-                .map(|s| line_of_offset(text, s.start))
-                .or_else(|| key.as_deref().and_then(|k| line_of_path(text, k)))
-                .unwrap_or(1);
-            ConfigError { file: file.to_string(), line, key, message }
-        })?;
+        let root: Root = faas_api::config::deserialize_toml(text, file, &|key| line_of_path(text, key))?;
 
         // `local` is always a backend, as in faas.toml: without a `[backends.local]` table it is the
         // local backend with its defaults (a `faas dev` server on 127.0.0.1:8080).
@@ -330,18 +311,7 @@ impl GatewayConfig {
         let secret = |key: &str, reference: Option<String>| -> Result<Option<String>, ConfigError> {
             let Some(reference) = reference else { return Ok(None) };
             let key = format!("gateway.{key}");
-            let value = if let Some(var) = reference.strip_prefix("env:") {
-                env(var).ok_or_else(|| at(key.clone(), format!("environment variable `{var}` is not set")))?
-            } else if let Some(path) = reference.strip_prefix("file:") {
-                std::fs::read_to_string(path)
-                    .map(|s| s.trim().to_string())
-                    .map_err(|e| at(key.clone(), format!("cannot read `{path}`: {e}")))?
-            } else {
-                return Err(at(
-                    key,
-                    "secrets must be references (`env:NAME` or `file:PATH`), never inline values".into(),
-                ));
-            };
+            let value = faas_api::config::resolve_secret_with(&reference, env).map_err(|why| at(key.clone(), why))?;
             if value.is_empty() {
                 return Err(at(key, format!("`{reference}` is empty")));
             }
@@ -431,10 +401,6 @@ impl GatewayConfig {
     }
 }
 
-fn line_of_offset(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
-}
-
 enum Segment<'a> {
     Key(&'a str),
     Index(usize),
@@ -517,7 +483,7 @@ fn line_of_path(text: &str, path: &str) -> Option<usize> {
         }
         node = next;
     }
-    found.map(|offset| line_of_offset(text, offset))
+    found.map(|offset| faas_api::config::line_at(text, offset))
 }
 
 #[cfg(test)]

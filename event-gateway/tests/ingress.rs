@@ -260,19 +260,10 @@ async fn bad_input_is_refused_naming_the_problem_and_nothing_is_stored_or_delive
 #[tokio::test]
 async fn ingress_token_is_required_when_configured() {
     let sink = RecordingSink::ok().await;
-    let dir = tempfile::tempdir().unwrap();
     let mut config = faas_gateway::config::GatewayConfig::parse(&config(&sink.url()), "faas.toml").unwrap();
-    config.data_dir = dir.path().to_path_buf();
     config.ingress_token = Some("ingress-secret".into());
-    let gateway = faas_gateway::start(faas_gateway::GatewayOptions {
-        config,
-        backends: Default::default(),
-        runners: faas_api::Registry::new(),
-        bind: Some("127.0.0.1:0".parse().unwrap()),
-    })
-    .await
-    .unwrap();
-    let url = format!("http://{}/", gateway.addr());
+    let gw = start_gateway_with(config, tempfile::tempdir().unwrap()).await;
+    let url = format!("{}/", gw.url);
     let http = client();
     let send = |auth: Option<&'static str>| {
         let mut r =
@@ -295,6 +286,6 @@ async fn ingress_token_is_required_when_configured() {
     let got = sink.wait_for(1, Duration::from_secs(20)).await;
     assert_eq!(got[0].ce_id(), "tok");
     // Health and metrics stay public.
-    assert_eq!(http.get(format!("http://{}/healthz", gateway.addr())).send().await.unwrap().status(), 200);
-    gateway.shutdown().await;
+    assert_eq!(http.get(format!("{}/healthz", gw.url)).send().await.unwrap().status(), 200);
+    gw.gateway.shutdown().await;
 }

@@ -255,8 +255,22 @@ impl BackendProfile {
 }
 
 fn resolve_secret(reference: &str) -> Result<String, String> {
+    resolve_secret_with(reference, &|name| std::env::var(name).ok())
+}
+
+/// Resolves a secret reference, `env:NAME` (looked up with `env`) or `file:PATH` (trimmed); an
+/// inline value is refused. The error says why, without the value.
+///
+/// ```
+/// use faas_api::config::resolve_secret_with;
+/// let env = |name: &str| (name == "TOKEN").then(|| "s3cret".to_string());
+/// assert_eq!(resolve_secret_with("env:TOKEN", &env).unwrap(), "s3cret");
+/// assert_eq!(resolve_secret_with("env:NOPE", &env).unwrap_err(), "environment variable `NOPE` is not set");
+/// assert!(resolve_secret_with("s3cret", &env).unwrap_err().contains("never inline values"));
+/// ```
+pub fn resolve_secret_with(reference: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     if let Some(var) = reference.strip_prefix("env:") {
-        std::env::var(var).map_err(|_| format!("environment variable `{var}` is not set"))
+        env(var).ok_or_else(|| format!("environment variable `{var}` is not set"))
     } else if let Some(path) = reference.strip_prefix("file:") {
         std::fs::read_to_string(path).map(|s| s.trim().to_string()).map_err(|e| format!("cannot read `{path}`: {e}"))
     } else {
@@ -302,7 +316,12 @@ struct RawBackend {
     settings: toml::Table,
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
+/// The 1-based line of byte `offset` in `text`.
+///
+/// ```
+/// assert_eq!(faas_api::config::line_at("a\nb\nc", 2), 2);
+/// ```
+pub fn line_at(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
 }
 
@@ -329,6 +348,46 @@ fn line_of_key(text: &str, path: &[&str]) -> usize {
         }
     }
     1
+}
+
+/// Deserializes TOML `text` into `T`; an error names `file`, the line (from the parser's span, else
+/// `line_of_key(key)`, else 1) and the dotted key, and says "missing required key" for a missing field.
+/// Every part of faas that reads `faas.toml` (the gateway's `[gateway]` section too) reports errors
+/// this way.
+///
+/// ```
+/// #[derive(serde::Deserialize)]
+/// struct App { #[allow(dead_code)] name: String }
+/// #[derive(serde::Deserialize)]
+/// struct File { #[allow(dead_code)] app: App }
+/// let e = faas_api::config::deserialize_toml::<File>("[app]\nnom = 1\n", "faas.toml", &|_| None).err().unwrap();
+/// assert_eq!((e.key.as_deref(), e.message.as_str()), (Some("app.name"), "missing required key `name`"));
+/// ```
+pub fn deserialize_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+    line_of_key: &dyn Fn(&str) -> Option<usize>,
+) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let key = (path != "." && !path.is_empty()).then_some(path);
+        let message = inner.message().to_string();
+        let (key, message) = match message.strip_prefix("missing field `") {
+            Some(rest) => {
+                let field = rest.split('`').next().unwrap_or_default();
+                let key = match key {
+                    Some(k) => format!("{k}.{field}"),
+                    None => field.to_string(),
+                };
+                (Some(key), format!("missing required key `{field}`"))
+            }
+            None => (key, message),
+        };
+        let line =
+            inner.span().map(|s| line_at(text, s.start)).or_else(|| key.as_deref().and_then(line_of_key)).unwrap_or(1);
+        ConfigError { file: file.to_string(), line, key, message }
+    })
 }
 
 impl Config {
@@ -376,26 +435,7 @@ impl Config {
             key,
             message,
         };
-        let de = toml::Deserializer::new(text);
-        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let line = inner.span().map(|s| line_of(text, s.start)).unwrap_or(1);
-            let key = (path != "." && !path.is_empty()).then_some(path);
-            let message = inner.message().to_string();
-            let (key, message) = match (key, message.strip_prefix("missing field `")) {
-                (Some(k), Some(rest)) => {
-                    let field = rest.split('`').next().unwrap_or_default();
-                    (Some(format!("{k}.{field}")), format!("missing required key `{field}`"))
-                }
-                (None, Some(rest)) => {
-                    let field = rest.split('`').next().unwrap_or_default();
-                    (Some(field.to_string()), format!("missing required key `{field}`"))
-                }
-                (k, _) => (k, message),
-            };
-            err(line, key, message)
-        })?;
+        let raw: RawConfig = deserialize_toml(text, file, &|_| None)?;
 
         if raw.app.name.trim().is_empty() {
             return Err(err(line_of_key(text, &["app", "name"]), Some("app.name".into()), "must not be empty".into()));

@@ -158,7 +158,15 @@ pub async fn start_gateway(toml_text: &str) -> TestGateway {
 }
 
 pub async fn start_gateway_in(toml_text: &str, dir: tempfile::TempDir) -> TestGateway {
-    let mut config = faas_gateway::config::GatewayConfig::parse(toml_text, "faas.toml").expect("test config parses");
+    let config = faas_gateway::config::GatewayConfig::parse(toml_text, "faas.toml").expect("test config parses");
+    start_gateway_with(config, dir).await
+}
+
+/// A gateway started from a parsed config (for settings a test sets directly), its store in `dir`.
+pub async fn start_gateway_with(
+    mut config: faas_gateway::config::GatewayConfig,
+    dir: tempfile::TempDir,
+) -> TestGateway {
     config.data_dir = dir.path().join("store");
     let gateway = faas_gateway::start(faas_gateway::GatewayOptions {
         config,
