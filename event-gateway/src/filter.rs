@@ -260,7 +260,8 @@ fn nested_list(value: &Value, path: &str, depth: usize) -> Result<Vec<Filter>, F
     items.iter().enumerate().map(|(i, item)| parse(item, &format!("{path}[{i}]"), depth + 1)).collect()
 }
 
-fn kind_of(v: &Value) -> &'static str {
+/// "a string", "an array", ...: how error messages name the JSON type found.
+pub(crate) fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

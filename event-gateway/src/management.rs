@@ -35,6 +35,7 @@ use serde::Serialize;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
+use crate::filter::kind_of;
 use crate::registry::{FunctionRequest, Origin, RegistryHandle};
 use crate::subscription::{ApiError, SubscriptionRequest};
 
@@ -194,17 +195,6 @@ async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body, what: &
         }
     })?;
     Ok(value)
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 fn with_origin<T: Serialize>(item: &T, origin: Origin) -> Value {

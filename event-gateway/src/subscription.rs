@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use cloudevents::{AttributesReader, Event};
 use http::StatusCode;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::filter::Filter;
 
@@ -325,20 +325,7 @@ mod opt_duration {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            S(String),
-            Other(serde_json::Value),
-        }
-        match Raw::deserialize(d)? {
-            Raw::S(s) => faas_api::config::parse_duration(&s).map(Some).map_err(serde::de::Error::custom),
-            Raw::Other(v) => {
-                Err(serde::de::Error::custom(format!("expected a duration string like \"30s\" or \"500ms\", got {v}")))
-            }
-        }
-    }
+    pub use faas_api::config::opt_duration as deserialize;
 }
 
 /// A validated subscription.
