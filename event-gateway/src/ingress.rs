@@ -95,65 +95,6 @@ pub(crate) fn check_bearer(headers: &HeaderMap, expected: &str) -> Result<(), Re
     }
 }
 
-/// A plausible W3C `traceparent` (`version-traceid-parentid-flags`, lower-case hex), the only form kept.
-///
-/// ```
-/// assert!(faas_gateway::ingress::valid_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"));
-/// assert!(!faas_gateway::ingress::valid_traceparent("hello"));
-/// ```
-pub fn valid_traceparent(value: &str) -> bool {
-    let parts: Vec<&str> = value.split('-').collect();
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    parts.len() >= 4
-        && hex(parts[0], 2)
-        && hex(parts[1], 32)
-        && hex(parts[2], 16)
-        && hex(parts[3], 2)
-        && parts[1] != "00000000000000000000000000000000"
-        && value.len() <= 256
-}
-
-/// Decodes a batch body (`application/cloudevents-batch+json`), refusing a batch whose events do not all
-/// share one `specversion` before validating each event.
-///
-/// ```
-/// let body = br#"[{"specversion":"1.0","id":"1","source":"/s","type":"t"},{"specversion":"0.3","id":"2","source":"/s","type":"t"}]"#;
-/// let err = faas_gateway::ingress::decode_batch(body).unwrap_err();
-/// assert!(err.message().contains("mixes spec versions"), "{}", err.message());
-/// ```
-pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, faas_api::Error> {
-    use faas_api::Error;
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| Error::bad_input(format!("malformed CloudEvents batch JSON: {e}")))?;
-    let serde_json::Value::Array(items) = value else {
-        return Err(Error::bad_input("a CloudEvents batch must be a JSON array"));
-    };
-    let mut first: Option<(usize, String)> = None;
-    for (i, item) in items.iter().enumerate() {
-        let version = match item.get("specversion") {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            _ => continue, // reported below, naming the attribute
-        };
-        match &first {
-            None => first = Some((i, version)),
-            Some((j, v)) if *v != version => {
-                return Err(Error::bad_input(format!(
-                    "CloudEvents batch mixes spec versions: event {j} has specversion `{v}`, event {i} has `{version}`"
-                )))
-            }
-            Some(_) => {}
-        }
-    }
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| {
-            faas_api::event::event_from_json(v)
-                .map_err(|e| Error::bad_input(format!("batch event {i}: {}", e.message())))
-        })
-        .collect()
-}
-
 fn bad_request(err: faas_api::Error) -> Rejection {
     Rejection::new(StatusCode::BAD_REQUEST, err.message())
 }
@@ -205,10 +146,13 @@ impl Ingress {
         let body = read_body(body, self.max_event_bytes).await?;
         let events = match mode {
             Mode::Structured => vec![faas_api::event::decode_structured(&body).map_err(bad_request)?],
-            Mode::Batch => decode_batch(&body).map_err(bad_request)?,
+            Mode::Batch => faas_api::event::decode_batch(&body).map_err(bad_request)?,
             Mode::Binary => vec![faas_api::event::event_from_binary(&headers, &body).map_err(bad_request)?],
         };
-        let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok()).filter(|v| valid_traceparent(v));
+        let traceparent = headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| faas_api::TraceContext::parse(v).is_some());
         let mut batch = Vec::with_capacity(events.len());
         for event in events {
             let event = with_traceparent(event, traceparent);

@@ -142,6 +142,13 @@ pub struct TraceContext {
 impl TraceContext {
     /// Parses a `traceparent` header value (version `00`; future versions accepted per the spec's
     /// forward-compatibility rule when the first four fields are well formed).
+    ///
+    /// ```
+    /// use faas_api::TraceContext;
+    /// assert!(TraceContext::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").is_some());
+    /// assert!(TraceContext::parse("hello").is_none());
+    /// assert!(TraceContext::parse("00-00000000000000000000000000000000-b7ad6b7169203331-01").is_none());
+    /// ```
     pub fn parse(header: &str) -> Option<TraceContext> {
         let mut parts = header.trim().split('-');
         let version = parts.next()?;

@@ -83,7 +83,14 @@ pub fn decode_structured(body: &[u8]) -> Result<Event, Error> {
     event_from_json(value)
 }
 
-/// Decodes a batch-mode body (`application/cloudevents-batch+json`): a JSON array of events.
+/// Decodes a batch-mode body (`application/cloudevents-batch+json`): a JSON array of events, which
+/// must all share one `specversion` (checked before each event is validated).
+///
+/// ```
+/// let body = br#"[{"specversion":"1.0","id":"1","source":"/s","type":"t"},{"specversion":"0.3","id":"2","source":"/s","type":"t"}]"#;
+/// let err = faas_api::event::decode_batch(body).unwrap_err();
+/// assert!(err.message().contains("mixes spec versions"), "{}", err.message());
+/// ```
 pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, Error> {
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| Error::bad_input(format!("malformed CloudEvents batch JSON: {e}")))?;
@@ -91,6 +98,20 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, Error> {
         serde_json::Value::Array(items) => items,
         _ => return Err(Error::bad_input("a CloudEvents batch must be a JSON array")),
     };
+    // Events without a string `specversion` are reported below, naming the attribute.
+    let versions = items.iter().enumerate().filter_map(|(i, item)| Some((i, item.get("specversion")?.as_str()?)));
+    let mut first: Option<(usize, &str)> = None;
+    for (i, version) in versions {
+        match first {
+            None => first = Some((i, version)),
+            Some((j, v)) if v != version => {
+                return Err(Error::bad_input(format!(
+                    "CloudEvents batch mixes spec versions: event {j} has specversion `{v}`, event {i} has `{version}`"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
     items
         .into_iter()
         .enumerate()

@@ -672,6 +672,17 @@ async fn invalid_events_are_refused_naming_the_problem() {
         .unwrap();
     let v = expect_error(resp, 400, "bad_input").await;
     assert!(v["errorMessage"].as_str().unwrap().contains("batch event 1"), "{v}");
+    // A batch mixing spec versions is refused as a whole (CONFORMANCE.md bad-input catalogue).
+    let resp = h
+        .http
+        .post(h.url("/events"))
+        .header("content-type", "application/cloudevents-batch+json")
+        .body(r#"[{"specversion":"1.0","id":"a","source":"/s","type":"order.a"},{"specversion":"0.3","id":"b","source":"/s","type":"order.b"}]"#)
+        .send()
+        .await
+        .unwrap();
+    let v = expect_error(resp, 400, "bad_input").await;
+    assert!(v["errorMessage"].as_str().unwrap().contains("mixes spec versions"), "{v}");
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(h.seen.lock().unwrap().is_empty());
 }
