@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use faas_api::{BackendProfile, Config, Error, ErrorKind, Registry, Runner};
 use faas_front::client::FrontClient;
-use faas_runner_local::LocalOptions;
 
 use crate::output::{CliResult, Failure};
 use crate::project::{read_dev_info, Project};
@@ -15,7 +14,7 @@ use crate::project::{read_dev_info, Project};
 pub const PLANNED_KINDS: [&str; 3] = ["azure", "gcf", "openwhisk"];
 
 /// Where `faas` looks for a dev server when nothing says otherwise.
-pub const DEFAULT_DEV_URL: &str = "http://127.0.0.1:8080";
+pub use faas_front::target::DEFAULT_DEV_URL;
 
 /// The runners of this build, by kind. `local` connects to the `faas dev` server of the project
 /// at `project_root` (see [`local_target`]); the planned cloud kinds answer with a plain "not
@@ -56,56 +55,16 @@ pub fn not_built(kind: &str) -> Error {
     Error::unavailable(format!("the `{kind}` backend is not available in this build yet")).with_type("BackendNotBuilt")
 }
 
-/// Where a `local` profile's commands go: the server URL, the management token, and where
-/// they came from (for messages).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalTarget {
-    /// Base URL of the `faas dev` server.
-    pub url: String,
-    /// Management token, if one is known.
-    pub token: Option<String>,
-    /// Where the URL came from: `endpoint`, `port`, `dev.json` or `default`.
-    pub source: &'static str,
-}
+pub use faas_front::target::LocalTarget;
 
-/// Resolves a `local` profile to a server: the profile's `endpoint`, else its `port` on
-/// 127.0.0.1, else the URL in the project's `.faas/dev.json`, else [`DEFAULT_DEV_URL`]. The
-/// token: the profile's `token` (a secret reference), else `FAAS_TOKEN`, else the token in
-/// `dev.json` when that file describes the same server.
+/// Resolves a `local` profile to a server ([`faas_front::target::local_target`]), with the project's
+/// `.faas/dev.json` as the server it knows of: the profile's `endpoint`, else its `port` on
+/// 127.0.0.1, else the URL in `dev.json`, else [`DEFAULT_DEV_URL`]. The token: the profile's `token`
+/// (a secret reference), else `FAAS_TOKEN`, else the token in `dev.json` when that file describes
+/// the same server.
 pub fn local_target(project_root: &Path, profile: &BackendProfile) -> Result<LocalTarget, Error> {
-    LocalOptions::from_profile(profile)?;
-    let dev = read_dev_info(project_root);
-    let (url, source) = if let Some(endpoint) = profile.str("endpoint")? {
-        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-            return Err(Error::bad_input(format!(
-                "{}: key `backends.{}.endpoint`: `{endpoint}` is not an http:// URL",
-                profile.origin, profile.name
-            ))
-            .with_type("InvalidConfig"));
-        }
-        (endpoint.trim_end_matches('/').to_string(), "endpoint")
-    } else if let Some(port) = profile.int("port")? {
-        let port = u16::try_from(port).map_err(|_| {
-            Error::bad_input(format!(
-                "{}: key `backends.{}.port`: {port} is not a port number",
-                profile.origin, profile.name
-            ))
-            .with_type("InvalidConfig")
-        })?;
-        (format!("http://127.0.0.1:{port}"), "port")
-    } else if let Some(info) = &dev {
-        (info.url.clone(), "dev.json")
-    } else {
-        (DEFAULT_DEV_URL.to_string(), "default")
-    };
-    let token = match profile.secret("token")? {
-        Some(t) => Some(t),
-        None => match std::env::var("FAAS_TOKEN").ok().filter(|t| !t.is_empty()) {
-            Some(t) => Some(t),
-            None => dev.filter(|i| i.url == url).map(|i| i.token),
-        },
-    };
-    Ok(LocalTarget { url, token, source })
+    let known = read_dev_info(project_root).map(|i| faas_front::target::KnownServer { url: i.url, token: i.token });
+    faas_front::target::local_target(profile, known)
 }
 
 async fn connect_local(project_root: &Path, profile: &BackendProfile) -> Result<Arc<dyn Runner>, Error> {

@@ -40,21 +40,14 @@ struct Args {
     nats_url: Option<String>,
 }
 
-/// The runners the standalone gateway can reach: `local` is a running `faas dev` server (profile settings
-/// `endpoint` or `port`, and `token`), `lambda` is AWS Lambda (or its emulator at the profile's `endpoint`).
+/// The runners the standalone gateway can reach: `local` is a running `faas dev` server (resolved as the
+/// `faas` command does, [`faas_front::target::local_target`]: `endpoint`, else `port`, else 127.0.0.1:8080;
+/// `token`, else `FAAS_TOKEN`), `lambda` is AWS Lambda (or its emulator at the profile's `endpoint`).
 fn runners() -> Registry {
     let mut registry = Registry::new();
     registry.register("local", |profile: BackendProfile| async move {
-        let url = match (profile.str("endpoint")?, profile.str("url")?, profile.int("port")?) {
-            (Some(url), _, _) | (None, Some(url), _) => url,
-            (None, None, Some(port)) => format!("http://127.0.0.1:{port}"),
-            (None, None, None) => "http://127.0.0.1:8080".to_string(),
-        };
-        let token = match profile.secret("token")? {
-            Some(t) => Some(t),
-            None => std::env::var("FAAS_TOKEN").ok().filter(|t| !t.is_empty()),
-        };
-        let client = faas_front::client::FrontClient::connect(&url, token).await?;
+        let target = faas_front::target::local_target(&profile, None)?;
+        let client = faas_front::client::FrontClient::connect(&target.url, target.token).await?;
         Ok::<Arc<dyn Runner>, Error>(Arc::new(client))
     });
     registry.register("lambda", |profile: BackendProfile| async move {

@@ -58,6 +58,7 @@ pub mod client;
 mod events;
 mod routes;
 mod server;
+pub mod target;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
