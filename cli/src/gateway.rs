@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use faas_api::{BackendProfile, Error};
-use faas_gateway::config::{GatewayConfig, StoreKind};
+use faas_gateway::config::{GatewayConfig, Overrides, StoreKind};
 use serde_json::json;
 
 use crate::args::{GatewayArgs, GlobalArgs};
@@ -29,27 +29,14 @@ pub fn gateway_info_path(root: &std::path::Path) -> PathBuf {
 /// assert!(faas_cli::gateway::apply_flags(&mut c, &bad).unwrap_err().message().contains("`redis`"));
 /// ```
 pub fn apply_flags(config: &mut GatewayConfig, args: &GatewayArgs) -> Result<(), Error> {
-    if let Some(p) = args.port {
-        config.port = p;
-    }
-    if let Some(d) = &args.data_dir {
-        config.data_dir = d.clone();
-    }
-    match args.store.as_deref() {
-        None => {}
-        Some("embedded") => config.store = StoreKind::Embedded,
-        Some("nats") => config.store = StoreKind::Nats,
-        Some(other) => {
-            return Err(Error::bad_input(format!("--store: unknown store `{other}`; use `embedded` or `nats`")))
-        }
-    }
-    if let Some(u) = &args.nats_url {
-        config.nats_url = Some(u.clone());
-    }
-    if config.store == StoreKind::Nats && config.nats_url.is_none() {
-        return Err(Error::bad_input("--store nats needs --nats-url (or `nats_url` in [gateway] of faas.toml)"));
-    }
-    Ok(())
+    config
+        .apply(&Overrides {
+            port: args.port,
+            data_dir: args.data_dir.clone(),
+            store: args.store.clone(),
+            nats_url: args.nats_url.clone(),
+        })
+        .map_err(Error::bad_input)
 }
 
 /// `faas gateway`.

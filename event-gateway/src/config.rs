@@ -197,7 +197,55 @@ struct RawFunction {
     target: Option<String>,
 }
 
+/// Command-line overrides of `[gateway]` (`--port`, `--data-dir`, `--store`, `--nats-url`), as both
+/// `faas gateway` and the `faas-gateway` binary take them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--port`.
+    pub port: Option<u16>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--store`: `embedded` or `nats`.
+    pub store: Option<String>,
+    /// `--nats-url`.
+    pub nats_url: Option<String>,
+}
+
 impl GatewayConfig {
+    /// Applies command-line overrides; an unknown store, or `nats` without a URL, is refused with a
+    /// message naming the flag.
+    ///
+    /// ```
+    /// use faas_gateway::config::{GatewayConfig, Overrides, StoreKind};
+    /// let mut c = GatewayConfig::default();
+    /// let o = Overrides { port: Some(0), store: Some("nats".into()), nats_url: Some("nats://127.0.0.1:4222".into()), ..Default::default() };
+    /// c.apply(&o).unwrap();
+    /// assert_eq!((c.port, c.store), (0, StoreKind::Nats));
+    /// let e = c.apply(&Overrides { store: Some("redis".into()), ..Default::default() }).unwrap_err();
+    /// assert!(e.contains("`redis`"), "{e}");
+    /// ```
+    pub fn apply(&mut self, o: &Overrides) -> Result<(), String> {
+        if let Some(p) = o.port {
+            self.port = p;
+        }
+        if let Some(d) = &o.data_dir {
+            self.data_dir = d.clone();
+        }
+        match o.store.as_deref() {
+            None => {}
+            Some("embedded") => self.store = StoreKind::Embedded,
+            Some("nats") => self.store = StoreKind::Nats,
+            Some(other) => return Err(format!("--store: unknown store `{other}`; use `embedded` or `nats`")),
+        }
+        if let Some(u) = &o.nats_url {
+            self.nats_url = Some(u.clone());
+        }
+        if self.store == StoreKind::Nats && self.nats_url.is_none() {
+            return Err("--store nats needs --nats-url (or `nats_url` in [gateway] of faas.toml)".into());
+        }
+        Ok(())
+    }
+
     /// Reads `path` (a `faas.toml`) and parses its `[gateway]` section with [`GatewayConfig::parse`]; a
     /// relative `data_dir` is taken relative to the file's directory.
     pub fn from_file(path: &Path) -> Result<GatewayConfig, ConfigError> {

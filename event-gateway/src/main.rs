@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use faas_api::{BackendProfile, Error, Registry, Runner};
-use faas_gateway::config::{GatewayConfig, StoreKind};
+use faas_gateway::config::{GatewayConfig, Overrides};
 
 /// The faas CloudEvents gateway.
 #[derive(Debug, Parser)]
@@ -68,20 +68,12 @@ fn load(args: &Args) -> Result<(GatewayConfig, BTreeMap<String, BackendProfile>)
     } else {
         (GatewayConfig::default(), BTreeMap::new())
     };
-    if let Some(port) = args.port {
-        config.port = port;
-    }
-    if let Some(dir) = &args.data_dir {
-        config.data_dir = dir.clone();
-    }
-    match args.store.as_deref() {
-        Some("nats") => config.store = StoreKind::Nats,
-        Some(_) => config.store = StoreKind::Embedded,
-        None => {}
-    }
-    if let Some(url) = &args.nats_url {
-        config.nats_url = Some(url.clone());
-    }
+    config.apply(&Overrides {
+        port: args.port,
+        data_dir: args.data_dir.clone(),
+        store: args.store.clone(),
+        nats_url: args.nats_url.clone(),
+    })?;
     Ok((config, backends))
 }
 
