@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use faas_api::{BackendProfile, Error};
+use faas_api::Error;
 use faas_gateway::config::{GatewayConfig, Overrides, StoreKind};
 use serde_json::json;
 
@@ -60,8 +60,7 @@ pub async fn gateway(global: &GlobalArgs, args: GatewayArgs, out: Output) -> Cli
         StoreKind::Embedded => format!("embedded log in {}", config.data_dir.display()),
         StoreKind::Nats => format!("NATS JetStream at {}", config.nats_url.as_deref().unwrap_or("?")),
     };
-    let mut backends = project.config.backends.clone();
-    backends.entry("local".into()).or_insert_with(|| BackendProfile::new("local", "local"));
+    let backends = project.config.backends.clone();
     let options =
         faas_gateway::GatewayOptions { config, backends, runners: crate::backend::registry(&project.root), bind: None };
     let running = faas_gateway::start(options)

@@ -69,8 +69,10 @@ impl std::fmt::Debug for FunctionRunners {
 }
 
 impl FunctionRunners {
-    /// Runners made by `registry` from the profiles in `backends` (the `[backends.*]` of faas.toml).
-    pub fn new(registry: faas_api::Registry, backends: BTreeMap<String, BackendProfile>) -> FunctionRunners {
+    /// Runners made by `registry` from the profiles in `backends` (the `[backends.*]` of faas.toml). As in
+    /// faas.toml, `local` always exists: without a profile of that name it is the local backend's defaults.
+    pub fn new(registry: faas_api::Registry, mut backends: BTreeMap<String, BackendProfile>) -> FunctionRunners {
+        backends.entry("local".into()).or_insert_with(|| BackendProfile::new("local", "local"));
         FunctionRunners { registry, backends, cache: tokio::sync::Mutex::new(HashMap::new()) }
     }
 
