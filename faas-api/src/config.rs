@@ -38,9 +38,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::Error;
 use crate::app::{EventFilter, Trigger};
 use crate::runner::{Capability, FunctionSpec};
-use crate::Error;
 
 /// Default function timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -332,20 +332,20 @@ fn line_of_key(text: &str, path: &[&str]) -> usize {
     if let Some(i) = header_line(&format!("[{}]", path.join("."))) {
         return i + 1;
     }
-    if path.len() >= 2 {
-        if let Some(start) = header_line(&format!("[{}]", path[..path.len() - 1].join("."))) {
-            let key = path[path.len() - 1];
-            for (i, line) in lines.iter().enumerate().skip(start + 1) {
-                let t = line.trim_start();
-                if t.starts_with('[') {
-                    break;
-                }
-                if t.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('=')) {
-                    return i + 1;
-                }
+    if path.len() >= 2
+        && let Some(start) = header_line(&format!("[{}]", path[..path.len() - 1].join(".")))
+    {
+        let key = path[path.len() - 1];
+        for (i, line) in lines.iter().enumerate().skip(start + 1) {
+            let t = line.trim_start();
+            if t.starts_with('[') {
+                break;
             }
-            return start + 1;
+            if t.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('=')) {
+                return i + 1;
+            }
         }
+        return start + 1;
     }
     1
 }
@@ -466,14 +466,14 @@ impl Config {
                     "must be longer than zero".into(),
                 ));
             }
-            if let Some(h) = &f.http {
-                if !h.route.starts_with('/') {
-                    return Err(err(
-                        at("http"),
-                        Some(format!("functions.{name}.http.route")),
-                        format!("route `{}` must start with `/`", h.route),
-                    ));
-                }
+            if let Some(h) = &f.http
+                && !h.route.starts_with('/')
+            {
+                return Err(err(
+                    at("http"),
+                    Some(format!("functions.{name}.http.route")),
+                    format!("route `{}` must start with `/`", h.route),
+                ));
             }
         }
         let mut backends = BTreeMap::new();
@@ -494,14 +494,15 @@ impl Config {
             let origin = format!("{file}:{line}");
             backends.insert(name.clone(), BackendProfile { name, kind: b.kind, settings: b.settings, origin });
         }
-        if let Some(d) = &raw.app.default_backend {
-            if d != "local" && !backends.contains_key(d) {
-                return Err(err(
-                    line_of_key(text, &["app", "default_backend"]),
-                    Some("app.default_backend".into()),
-                    format!("names backend `{d}`, which is not defined under [backends]"),
-                ));
-            }
+        if let Some(d) = &raw.app.default_backend
+            && d != "local"
+            && !backends.contains_key(d)
+        {
+            return Err(err(
+                line_of_key(text, &["app", "default_backend"]),
+                Some("app.default_backend".into()),
+                format!("names backend `{d}`, which is not defined under [backends]"),
+            ));
         }
         Ok(Config { path: None, app: raw.app, functions: raw.functions, backends })
     }
@@ -532,7 +533,11 @@ impl Config {
                 None => Err(Error::bad_input(format!(
                     "unknown backend profile `{name}`; {} defines: {}",
                     self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| FILE_NAME.into()),
-                    if self.backends.is_empty() { "none".to_string() } else { self.backends.keys().cloned().collect::<Vec<_>>().join(", ") }
+                    if self.backends.is_empty() {
+                        "none".to_string()
+                    } else {
+                        self.backends.keys().cloned().collect::<Vec<_>>().join(", ")
+                    }
                 ))),
             },
             None => match self.backends.len() {
@@ -695,7 +700,9 @@ secret_access_key = "env:AWS_SECRET"
     #[test]
     fn secret_references_resolve_from_the_environment() {
         let c = Config::parse(GOOD, "faas.toml").unwrap();
-        std::env::set_var("AWS_SECRET", "s3cr3t");
+        // SAFETY: set once, before anything reads it, and no other test in this crate reads or
+        // writes `AWS_SECRET`.
+        unsafe { std::env::set_var("AWS_SECRET", "s3cr3t") };
         assert_eq!(c.backends["prod"].secret("secret_access_key").unwrap().as_deref(), Some("s3cr3t"));
     }
 

@@ -107,7 +107,7 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, Error> {
             Some((j, v)) if v != version => {
                 return Err(Error::bad_input(format!(
                     "CloudEvents batch mixes spec versions: event {j} has specversion `{v}`, event {i} has `{version}`"
-                )))
+                )));
             }
             Some(_) => {}
         }

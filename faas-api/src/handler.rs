@@ -11,10 +11,10 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use cloudevents::Event;
-use futures::future::BoxFuture;
 use futures::FutureExt;
-use serde::de::DeserializeOwned;
+use futures::future::BoxFuture;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::{Context, Error, Payload};
 

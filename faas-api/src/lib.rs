@@ -37,7 +37,7 @@ pub mod payload;
 pub mod runner;
 pub mod wire;
 
-pub use app::{validate_function_name, App, EventFilter, FunctionDescription, HandlerKind, Manifest, Trigger};
+pub use app::{App, EventFilter, FunctionDescription, HandlerKind, Manifest, Trigger, validate_function_name};
 pub use cloudevents;
 pub use config::{BackendProfile, Config, ConfigError};
 pub use context::{Context, ContextReport, Level, LogSink, Logger, Services, TraceContext};

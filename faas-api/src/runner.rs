@@ -300,7 +300,7 @@ pub struct Invoked {
 }
 
 /// The outcome of one activation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActivationStatus {
     /// Queued or running.

@@ -1,22 +1,65 @@
 //! The activation log: one record per invocation, newest first, optionally persisted as JSON lines
 //! so `faas logs` and `faas activations` still show them after a restart.
+//!
+//! Persistence is off the invocation path: [`ActivationLog::record`] only appends to memory and to a
+//! queue, and a writer thread writes the queue in batches (at most [`FLUSH_INTERVAL`] later, or
+//! sooner when many records wait). An invocation therefore costs no system call for its record.
+//! Dropping the log, or calling [`ActivationLog::flush`], writes everything recorded so far. A
+//! process killed outright can lose the records of its last few milliseconds; records are a
+//! diagnostic trail, while acknowledged asynchronous work has its own fsync'd journal
+//! ([`crate::queue`]). The file is rewritten with only the records kept in memory whenever it
+//! grows past twice the capacity, so a long `faas dev` session does not grow it without bound.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use faas_api::{Activation, ActivationQuery, ActivationStatus};
+
+/// Default number of activations kept in memory.
+pub const DEFAULT_CAPACITY: usize = 10_000;
+
+/// The longest a persisted record waits in memory before the writer thread writes it.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Records waiting beyond this many wake the writer thread before [`FLUSH_INTERVAL`] ends.
+const WAKE_AT: usize = 1024;
 
 #[derive(Default)]
 struct Records {
     list: VecDeque<Activation>,
     /// Ids recorded as pending: only those are ever replaced, so other records need no search.
-    pending: std::collections::HashSet<String>,
+    pending: HashSet<String>,
 }
 
-/// Default number of activations kept in memory.
-pub const DEFAULT_CAPACITY: usize = 10_000;
+/// What `record` hands to the writer thread.
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<Activation>,
+    stop: bool,
+}
+
+/// The state shared by the log and its writer thread. Locks are always taken in the order
+/// `file` → `records` → `queue`, which keeps the file in the order records were made.
+struct Shared {
+    records: Mutex<Records>,
+    capacity: usize,
+    /// `None` when the log is only in memory.
+    file: Option<Mutex<Persisted>>,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+}
+
+struct Persisted {
+    path: PathBuf,
+    file: File,
+    /// Lines in the file, to know when to compact it.
+    lines: usize,
+}
 
 /// A bounded, optionally persisted, log of activations.
 ///
@@ -30,56 +73,78 @@ pub const DEFAULT_CAPACITY: usize = 10_000;
 /// assert_eq!(log.query(&ActivationQuery { function: Some("f".into()), ..Default::default() }), vec![a]);
 /// ```
 pub struct ActivationLog {
-    records: Mutex<Records>,
-    capacity: usize,
-    file: Option<Mutex<std::fs::File>>,
+    shared: Arc<Shared>,
     path: Option<PathBuf>,
+    writer: Option<JoinHandle<()>>,
 }
 
 impl ActivationLog {
     /// A log kept only in memory.
     pub fn in_memory(capacity: usize) -> ActivationLog {
-        ActivationLog { records: Mutex::new(Records::default()), capacity: capacity.max(1), file: None, path: None }
+        let shared = Shared {
+            records: Mutex::new(Records::default()),
+            capacity: capacity.max(1),
+            file: None,
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+        };
+        ActivationLog { shared: Arc::new(shared), path: None, writer: None }
     }
 
     /// A log persisted to `path` (JSON lines), loading what is already there. Records that were
     /// written more than once (pending, then finished) keep their last version.
+    ///
+    /// ```
+    /// use faas_runner_local::activations::ActivationLog;
+    /// use faas_api::{Activation, ActivationQuery, ActivationStatus, InvokeMode};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("activations.jsonl");
+    /// let log = ActivationLog::open(&path, 100).unwrap();
+    /// log.record(Activation { id: "1".into(), function: "f".into(), start_ms: 0, duration_us: 5, cold: true,
+    ///     status: ActivationStatus::Success, error: None, result_size: 2, mode: InvokeMode::Sync, attempt: 1,
+    ///     logs: vec![] });
+    /// drop(log); // writes what is queued
+    /// let again = ActivationLog::open(&path, 100).unwrap();
+    /// assert_eq!(again.query(&ActivationQuery::default())[0].id, "1");
+    /// ```
     pub fn open(path: &Path, capacity: usize) -> std::io::Result<ActivationLog> {
-        let mut records: VecDeque<Activation> = VecDeque::new();
-        if let Ok(text) = std::fs::read_to_string(path) {
-            let mut by_id: std::collections::HashMap<String, usize> = Default::default();
-            for line in text.lines() {
-                let Ok(a) = serde_json::from_str::<Activation>(line) else { continue };
-                match by_id.get(&a.id) {
-                    Some(&i) => records[i] = a,
-                    None => {
-                        by_id.insert(a.id.clone(), records.len());
-                        records.push_back(a);
-                    }
-                }
-            }
-            while records.len() > capacity {
-                records.pop_front();
-            }
-            // Compact: rewrite only what is kept.
-            let mut out = String::new();
-            for a in &records {
-                out.push_str(&serde_json::to_string(a).expect("activation serialises"));
-                out.push('\n');
-            }
-            std::fs::write(path, out)?;
-        }
+        let capacity = capacity.max(1);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        let pending = records.iter().filter(|a| a.status == ActivationStatus::Pending).map(|a| a.id.clone()).collect();
-        Ok(ActivationLog {
-            records: Mutex::new(Records { list: records, pending }),
-            capacity: capacity.max(1),
-            file: Some(Mutex::new(file)),
-            path: Some(path.to_path_buf()),
-        })
+        let mut list: VecDeque<Activation> = VecDeque::new();
+        if let Ok(text) = std::fs::read_to_string(path) {
+            let mut by_id: HashMap<String, usize> = HashMap::new();
+            for line in text.lines() {
+                let Ok(a) = serde_json::from_str::<Activation>(line) else { continue };
+                match by_id.get(&a.id) {
+                    Some(&i) => list[i] = a,
+                    None => {
+                        by_id.insert(a.id.clone(), list.len());
+                        list.push_back(a);
+                    }
+                }
+            }
+            while list.len() > capacity {
+                list.pop_front();
+            }
+        }
+        let pending = list.iter().filter(|a| a.status == ActivationStatus::Pending).map(|a| a.id.clone()).collect();
+        let lines = list.len();
+        // Compact: rewrite only what is kept.
+        let file = rewrite(path, list.iter())?;
+        let shared = Arc::new(Shared {
+            records: Mutex::new(Records { list, pending }),
+            capacity,
+            file: Some(Mutex::new(Persisted { path: path.to_path_buf(), file, lines })),
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+        });
+        let writer = {
+            let shared = shared.clone();
+            std::thread::Builder::new().name("faas-activations".into()).spawn(move || write_loop(&shared))?
+        };
+        Ok(ActivationLog { shared, path: Some(path.to_path_buf()), writer: Some(writer) })
     }
 
     /// Where the log is persisted, if anywhere.
@@ -87,16 +152,17 @@ impl ActivationLog {
         self.path.as_deref()
     }
 
-    /// Adds or replaces (same id) a record.
+    /// Adds or replaces (same id) a record. Persisting it happens on the writer thread.
     pub fn record(&self, activation: Activation) {
-        if let Some(file) = &self.file {
-            let mut line = serde_json::to_vec(&activation).expect("activation serialises");
-            line.push(b'\n');
-            if let Err(e) = file.lock().expect("activation file lock").write_all(&line) {
-                tracing::warn!(error = %e, "cannot persist an activation record");
+        let shared = &*self.shared;
+        let mut records = lock(&shared.records);
+        if shared.file.is_some() {
+            let mut queue = lock(&shared.queue);
+            queue.waiting.push(activation.clone());
+            if queue.waiting.len() == WAKE_AT {
+                shared.wake.notify_one();
             }
         }
-        let mut records = self.records.lock().expect("activation log lock");
         let Records { list, pending } = &mut *records;
         let replaces = if activation.status == ActivationStatus::Pending {
             !pending.insert(activation.id.clone())
@@ -110,16 +176,21 @@ impl ActivationLog {
             }
         }
         list.push_back(activation);
-        while list.len() > self.capacity {
+        while list.len() > shared.capacity {
             if let Some(gone) = list.pop_front() {
                 pending.remove(&gone.id);
             }
         }
     }
 
+    /// Writes every record made so far to the file (a no-op for an in-memory log).
+    pub fn flush(&self) {
+        write_queued(&self.shared);
+    }
+
     /// Records matching `query`, newest first.
     pub fn query(&self, query: &ActivationQuery) -> Vec<Activation> {
-        let records = self.records.lock().expect("activation log lock");
+        let records = lock(&self.shared.records);
         records
             .list
             .iter()
@@ -129,5 +200,164 @@ impl ActivationLog {
             .take(query.limit.unwrap_or(50))
             .cloned()
             .collect()
+    }
+}
+
+impl Drop for ActivationLog {
+    fn drop(&mut self) {
+        lock(&self.shared.queue).stop = true;
+        self.shared.wake.notify_one();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks cannot leave the data half-updated in a way that
+    // matters more than losing the log, so a poisoned lock is used as it is.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The writer thread: every [`FLUSH_INTERVAL`] (or when woken), writes what is queued.
+fn write_loop(shared: &Shared) {
+    loop {
+        let stop = {
+            let queue = lock(&shared.queue);
+            let (queue, _) = shared
+                .wake
+                .wait_timeout_while(queue, FLUSH_INTERVAL, |q| !q.stop && q.waiting.len() < WAKE_AT)
+                .unwrap_or_else(|p| p.into_inner());
+            queue.stop
+        };
+        write_queued(shared);
+        if stop {
+            return;
+        }
+    }
+}
+
+/// Appends the queued records to the file in one write, compacting it when it has grown past twice
+/// the capacity.
+fn write_queued(shared: &Shared) {
+    let Some(file) = &shared.file else { return };
+    let mut file = lock(file);
+    let batch = std::mem::take(&mut lock(&shared.queue).waiting);
+    if batch.is_empty() {
+        return;
+    }
+    let mut buf = Vec::with_capacity(batch.len() * 256);
+    for a in &batch {
+        serde_json::to_writer(&mut buf, a).expect("activation serialises");
+        buf.push(b'\n');
+    }
+    if let Err(e) = file.file.write_all(&buf) {
+        tracing::warn!(error = %e, path = %file.path.display(), "cannot persist activation records");
+        return;
+    }
+    file.lines += batch.len();
+    if file.lines > shared.capacity * 2 {
+        let records = lock(&shared.records);
+        // Everything queued is already in memory, so the rewrite covers it.
+        lock(&shared.queue).waiting.clear();
+        match rewrite(&file.path, records.list.iter()) {
+            Ok(f) => {
+                file.file = f;
+                file.lines = records.list.len();
+            }
+            Err(e) => tracing::warn!(error = %e, path = %file.path.display(), "cannot compact the activation log"),
+        }
+    }
+}
+
+/// Replaces the file at `path` with `records` (through a temporary file and a rename) and returns
+/// it opened for appending.
+fn rewrite<'a>(path: &Path, records: impl Iterator<Item = &'a Activation>) -> std::io::Result<File> {
+    let tmp = path.with_extension("jsonl.tmp");
+    let mut out = std::io::BufWriter::new(File::create(&tmp)?);
+    for a in records {
+        serde_json::to_writer(&mut out, a)?;
+        out.write_all(b"\n")?;
+    }
+    out.into_inner().map_err(|e| e.into_error())?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::OpenOptions::new().append(true).open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faas_api::InvokeMode;
+
+    fn activation(id: &str, status: ActivationStatus) -> Activation {
+        Activation {
+            id: id.into(),
+            function: "f".into(),
+            start_ms: 0,
+            duration_us: 1,
+            cold: false,
+            status,
+            error: None,
+            result_size: 0,
+            mode: InvokeMode::Async,
+            attempt: 1,
+            logs: vec![format!("line of {id}")],
+        }
+    }
+
+    fn lines(path: &Path) -> usize {
+        std::fs::read_to_string(path).unwrap().lines().count()
+    }
+
+    #[test]
+    fn records_survive_a_reopen_with_their_last_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        let log = ActivationLog::open(&path, 100).unwrap();
+        log.record(activation("1", ActivationStatus::Pending));
+        log.record(activation("2", ActivationStatus::Success));
+        log.record(activation("1", ActivationStatus::Error));
+        log.flush();
+        assert_eq!(lines(&path), 3, "flush writes every record made so far");
+        drop(log);
+        let log = ActivationLog::open(&path, 100).unwrap();
+        let all = log.query(&ActivationQuery::default());
+        let got: Vec<_> = all.iter().map(|a| (a.id.as_str(), a.status)).collect();
+        assert_eq!(got, [("2", ActivationStatus::Success), ("1", ActivationStatus::Error)]);
+        assert_eq!(lines(&path), 2, "opening compacts the file");
+    }
+
+    #[test]
+    fn the_writer_thread_persists_without_a_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        let log = ActivationLog::open(&path, 100).unwrap();
+        log.record(activation("1", ActivationStatus::Success));
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while lines(&path) < 1 {
+            assert!(std::time::Instant::now() < deadline, "the record was never written");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(log);
+    }
+
+    #[test]
+    fn the_file_stays_bounded_and_keeps_the_newest_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        let log = ActivationLog::open(&path, 10).unwrap();
+        for i in 0..1000 {
+            log.record(activation(&i.to_string(), ActivationStatus::Success));
+            if i % 7 == 0 {
+                log.flush();
+            }
+        }
+        log.flush();
+        assert!(lines(&path) <= 20 + 7, "the file has {} lines for a capacity of 10", lines(&path));
+        drop(log);
+        let log = ActivationLog::open(&path, 10).unwrap();
+        let ids: Vec<_> = log.query(&ActivationQuery::default()).into_iter().map(|a| a.id).collect();
+        let want: Vec<_> = (990..1000).rev().map(|i| i.to_string()).collect();
+        assert_eq!(ids, want);
     }
 }

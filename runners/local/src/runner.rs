@@ -310,6 +310,7 @@ impl LocalRunner {
                 pool.retire().await;
             }
         }
+        self.activations.flush();
     }
 
     fn lookup(&self, name: &str) -> Result<Arc<Deployed>, Error> {
@@ -572,10 +573,8 @@ impl Runner for LocalRunner {
                     traceparent: req.traceparent.clone(),
                     attempt: 1,
                 };
-                self.queue
-                    .enqueue(job)
-                    .map_err(|e| Error::unavailable(format!("cannot queue the invocation durably: {e}")))?;
-                self.activations.record(Activation {
+                // Recorded before the job is queued, so the job's own (later) record replaces it.
+                let mut pending = Activation {
                     id: id.clone(),
                     function: req.function.clone(),
                     start_ms: SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
@@ -587,7 +586,15 @@ impl Runner for LocalRunner {
                     mode: InvokeMode::Async,
                     attempt: 1,
                     logs: vec![],
-                });
+                };
+                self.activations.record(pending.clone());
+                if let Err(e) = self.queue.enqueue(job) {
+                    let err = Error::unavailable(format!("cannot queue the invocation durably: {e}"));
+                    pending.status = ActivationStatus::Error;
+                    pending.error = Some(err.clone());
+                    self.activations.record(pending);
+                    return Err(err);
+                }
                 Ok(Invoked { activation_id: id, payload: Payload::empty(), logs: None })
             }
             InvokeMode::Sync => {
