@@ -9,14 +9,14 @@ use faas_api::Error;
 use http::HeaderMap;
 use rand::Rng as _;
 
-use crate::server::{error_response, Shared};
+use crate::server::{Shared, error_response};
 
 /// Longest token accepted (it travels in a header).
 const MAX_TOKEN: usize = 256;
 
 /// A fresh random token: 32 hex digits (128 bits).
 pub(crate) fn random_token() -> String {
-    let bytes: [u8; 16] = rand::thread_rng().gen();
+    let bytes: [u8; 16] = rand::thread_rng().r#gen();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

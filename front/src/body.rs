@@ -10,14 +10,14 @@ use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 /// Reads `body` completely, refusing more than `limit` bytes with a 413 naming the size and
 /// the limit.
 pub(crate) async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Error> {
-    if let Some(len) = declared_length(headers)? {
-        if len > limit as u64 {
-            return Err(Error::payload_too_large(format!(
-                "the request body is {len} bytes ({}); the limit is {limit} bytes ({})",
-                human(len),
-                human(limit as u64)
-            )));
-        }
+    if let Some(len) = declared_length(headers)?
+        && len > limit as u64
+    {
+        return Err(Error::payload_too_large(format!(
+            "the request body is {len} bytes ({}); the limit is {limit} bytes ({})",
+            human(len),
+            human(limit as u64)
+        )));
     }
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),

@@ -9,16 +9,16 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
 use faas_api::{
-    wire, Activation, ActivationQuery, AppSpec, Capabilities, DeployReport, Error, FunctionInfo, InvokeMode,
-    InvokeRequest, Invoked, Package, Payload, Progress, Runner,
+    Activation, ActivationQuery, AppSpec, Capabilities, DeployReport, Error, FunctionInfo, InvokeMode, InvokeRequest,
+    Invoked, Package, Payload, Progress, Runner, wire,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 /// Largest response accepted from management calls.
 const MAX_MANAGEMENT_RESPONSE: usize = 16 * 1024 * 1024;
@@ -152,10 +152,8 @@ impl FrontClient {
     ) -> Result<Reply, Error> {
         let uri = format!("{}{path}", self.base);
         let mut builder = Request::builder().method(method.clone()).uri(&uri);
-        if management {
-            if let Some(auth) = &self.authorization {
-                headers.insert(http::header::AUTHORIZATION, auth.clone());
-            }
+        if management && let Some(auth) = &self.authorization {
+            headers.insert(http::header::AUTHORIZATION, auth.clone());
         }
         if let Some(h) = builder.headers_mut() {
             h.extend(headers);
@@ -177,13 +175,13 @@ impl FrontClient {
             Err(e) if e.is::<LengthLimitError>() => {
                 return Err(Error::payload_too_large(format!(
                     "the response to `{method} {path}` is over {limit} bytes"
-                )))
+                )));
             }
             Err(e) => {
                 return Err(Error::unavailable(format!(
                     "the faas dev server at {} broke off the response to `{method} {path}`: {e}",
                     self.base
-                )))
+                )));
             }
         };
         Ok(Reply { status: parts.status, headers: parts.headers, body })

@@ -3,16 +3,16 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use faas_api::cloudevents::Event;
-use faas_api::{wire, Error, FunctionSpec, InvokeMode, InvokeRequest};
+use faas_api::{Error, FunctionSpec, InvokeMode, InvokeRequest, wire};
 use http::StatusCode;
 use serde::Serialize;
 
 use crate::body::read_limited;
-use crate::server::{error_response, error_response_with_status, Shared};
+use crate::server::{Shared, error_response, error_response_with_status};
 
 /// One accepted delivery.
 #[derive(Debug, Serialize)]
@@ -32,7 +32,7 @@ pub(crate) async fn ingest(State(shared): State<Arc<Shared>>, req: Request) -> R
     let events = match faas_api::event::event_from_http(&parts.headers, &body) {
         Ok(events) => events,
         Err(e) if e.error_type() == "UnsupportedMediaType" => {
-            return error_response_with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE, &e)
+            return error_response_with_status(StatusCode::UNSUPPORTED_MEDIA_TYPE, &e);
         }
         Err(e) => return error_response(&e),
     };

@@ -86,11 +86,7 @@ impl Route {
 fn split(path: &str) -> Vec<&str> {
     let p = path.strip_prefix('/').unwrap_or(path);
     let p = p.strip_suffix('/').unwrap_or(p);
-    if p.is_empty() {
-        vec![]
-    } else {
-        p.split('/').collect()
-    }
+    if p.is_empty() { vec![] } else { p.split('/').collect() }
 }
 
 /// The routes of a set of deployed functions.

@@ -12,14 +12,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
-use faas_api::{wire, ActivationQuery, Error, InvokeMode, InvokeRequest, NoProgress, Package, Runner};
+use faas_api::{ActivationQuery, Error, InvokeMode, InvokeRequest, NoProgress, Package, Runner, wire};
 use futures::FutureExt as _;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
 
+use crate::FrontOptions;
 use crate::body::read_limited;
 use crate::routes::RouteTable;
-use crate::FrontOptions;
 
 /// At most this many bytes of log lines go into `faas-log-result` (as Lambda's 4 KB tail).
 const LOG_TAIL: usize = 4 * 1024;
@@ -342,12 +342,10 @@ async fn list_activations(
         if let Some(f) = &function {
             faas_api::validate_function_name(f)?;
         }
-        if let Some(limit) = params.limit {
-            if limit > MAX_ACTIVATIONS {
-                return Err(Error::bad_input(format!(
-                    "query parameter `limit` is {limit}; the most is {MAX_ACTIVATIONS}"
-                )));
-            }
+        if let Some(limit) = params.limit
+            && limit > MAX_ACTIVATIONS
+        {
+            return Err(Error::bad_input(format!("query parameter `limit` is {limit}; the most is {MAX_ACTIVATIONS}")));
         }
         shared.runner.activations(ActivationQuery { function, id: None, limit: params.limit }).await
     };

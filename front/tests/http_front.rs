@@ -11,10 +11,10 @@ use faas_api::{
     InvokeMode, InvokeRequest, NoProgress, Package, Payload, Runner, Trigger,
 };
 use faas_front::client::FrontClient;
-use faas_front::{bind, Front, FrontOptions};
+use faas_front::{Front, FrontOptions, bind};
 use faas_runner_local::{LocalOptions, LocalRunner};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 #[derive(Deserialize)]

@@ -169,11 +169,9 @@ impl ActivationLog {
         } else {
             pending.remove(&activation.id)
         };
-        if replaces {
-            if let Some(existing) = list.iter_mut().rev().find(|a| a.id == activation.id) {
-                *existing = activation;
-                return;
-            }
+        if replaces && let Some(existing) = list.iter_mut().rev().find(|a| a.id == activation.id) {
+            *existing = activation;
+            return;
         }
         list.push_back(activation);
         while list.len() > shared.capacity {

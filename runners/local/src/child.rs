@@ -181,10 +181,6 @@ impl Services for HttpServices {
         let payload = faas_api::event::encode_structured(&event)?;
         let target = self.events.clone().unwrap_or_else(|| "/events".to_string());
         let (status, headers, body) = self.post(&target, caller.trace().child().traceparent(), payload).await?;
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(wire::error_from_response(status, &headers, &body))
-        }
+        if status.is_success() { Ok(()) } else { Err(wire::error_from_response(status, &headers, &body)) }
     }
 }

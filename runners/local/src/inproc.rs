@@ -1,14 +1,16 @@
 //! The in-process executor: calls the app's handler directly, with the deadline enforced by
 //! dropping its future, panics turned into crash errors, and log lines captured per invocation.
 
+use std::future::Future as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
 use faas_api::context::{ContextBuilder, Level, LogSink};
-use faas_api::handler::{call_catching_panics, BoxHandler, Invocation};
+use faas_api::handler::{BoxHandler, Invocation, call_catching_panics};
 use faas_api::{Error, FunctionSpec, Payload};
 
-use crate::exec::{human, Gate, Outcome};
+use crate::exec::{Gate, Outcome, human};
 
 /// Collects the lines one invocation writes through its logger.
 #[derive(Default)]
@@ -48,11 +50,21 @@ impl InProcess {
         // The handler runs in the caller's task: dropping its future at the deadline cancels it,
         // and panics are caught around every poll, so no extra task (and no cross-thread wake-up)
         // is needed.
-        let call = call_catching_panics(self.handler.as_ref(), Invocation { cx, payload });
-        let wait = deadline.duration_since(std::time::SystemTime::now()).unwrap_or_default();
-        let result = match tokio::time::timeout(wait, call).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::timeout(format!("function `{}` timed out after {}", spec.name, human(spec.timeout)))),
+        let mut call = std::pin::pin!(call_catching_panics(self.handler.as_ref(), Invocation { cx, payload }));
+        // Most handlers finish in their first poll. Answering those before arming the deadline
+        // saves a timer registration, which on a multi-threaded runtime with no other timer pending
+        // wakes the timer driver's thread: a cross-thread wake-up on every invocation.
+        let result = match std::future::poll_fn(|task| Poll::Ready(call.as_mut().poll(task))).await {
+            Poll::Ready(r) => r,
+            Poll::Pending => {
+                let wait = deadline.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+                match tokio::time::timeout(wait, call).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        Err(Error::timeout(format!("function `{}` timed out after {}", spec.name, human(spec.timeout))))
+                    }
+                }
+            }
         };
         let logs = std::mem::take(&mut *capture.lines.lock().expect("capture lock"));
         Outcome { result, logs, cold }

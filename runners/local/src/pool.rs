@@ -28,7 +28,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
-use crate::exec::{human, Gate, Outcome};
+use crate::exec::{Gate, Outcome, human};
 
 /// How long a new process may take to start serving.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);

@@ -115,7 +115,7 @@ impl LocalOptions {
                 return Err(Error::bad_input(format!(
                     "{}: key `backends.{}.mode`: unknown mode `{other}`; use \"process\" or \"in-process\"",
                     profile.origin, profile.name
-                )))
+                )));
             }
         }
         o.state_dir = profile.str("state_dir")?.map(PathBuf::from);
@@ -338,11 +338,12 @@ impl LocalRunner {
             let mut functions = self.functions.write().expect("functions lock");
             for spec in specs {
                 let previous = functions.get(&spec.name).cloned();
-                if let Some(p) = &previous {
-                    if p.spec == spec && p.digest == digest {
-                        report.unchanged.push(spec.name.clone());
-                        continue;
-                    }
+                if let Some(p) = &previous
+                    && p.spec == spec
+                    && p.digest == digest
+                {
+                    report.unchanged.push(spec.name.clone());
+                    continue;
                 }
                 let executor = match self.options.mode {
                     Mode::InProcess => {
@@ -421,15 +422,15 @@ impl LocalRunner {
             }
         };
         let mut result = outcome.result;
-        if let Ok(p) = &result {
-            if p.len() > self.options.max_body {
-                result = Err(Error::payload_too_large(format!(
-                    "the response of `{}` is {} bytes; the limit is {} bytes",
-                    deployed.spec.name,
-                    p.len(),
-                    self.options.max_body
-                )));
-            }
+        if let Ok(p) = &result
+            && p.len() > self.options.max_body
+        {
+            result = Err(Error::payload_too_large(format!(
+                "the response of `{}` is {} bytes; the limit is {} bytes",
+                deployed.spec.name,
+                p.len(),
+                self.options.max_body
+            )));
         }
         let activation = Activation {
             id,
@@ -547,11 +548,11 @@ impl Runner for LocalRunner {
         };
         let report = self.install(package.functions.clone(), &artifact, &digest)?;
         for name in report.created.iter().chain(&report.updated) {
-            if let Ok(d) = self.lookup(name) {
-                if let Executor::Process(pool) = &d.executor {
-                    progress.step(&format!("pre-warming `{name}`"));
-                    pool.prewarm().await;
-                }
+            if let Ok(d) = self.lookup(name)
+                && let Executor::Process(pool) = &d.executor
+            {
+                progress.step(&format!("pre-warming `{name}`"));
+                pool.prewarm().await;
             }
         }
         Ok(report)

@@ -1,7 +1,7 @@
 //! In-process mode: handlers called directly, with deadlines, panics, logs, invoke and emit.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use faas_api::cloudevents::{AttributesReader, Event, EventBuilder, EventBuilderV10};
@@ -10,7 +10,7 @@ use faas_api::{
     InvokeRequest, NoProgress, Package, Payload, Runner,
 };
 use faas_runner_local::{LocalOptions, LocalRunner};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 static SEEN: AtomicUsize = AtomicUsize::new(0);
 

@@ -9,7 +9,7 @@ use faas_api::{
     Payload, Runner,
 };
 use faas_runner_local::{LocalOptions, LocalRunner};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_faas-local-fixture"))
