@@ -8,7 +8,7 @@ use faas_api::{BackendProfile, Config, Error, ErrorKind, Registry, Runner};
 use faas_front::client::FrontClient;
 
 use crate::output::{CliResult, Failure};
-use crate::project::{read_dev_info, Project};
+use crate::project::{pid_alive, read_dev_info, DevInfo, Project};
 
 /// Backend kinds the project plans to support but this build does not include yet.
 pub const PLANNED_KINDS: [&str; 3] = ["azure", "gcf", "openwhisk"];
@@ -70,8 +70,75 @@ pub fn local_target(project_root: &Path, profile: &BackendProfile) -> Result<Loc
 async fn connect_local(project_root: &Path, profile: &BackendProfile) -> Result<Arc<dyn Runner>, Error> {
     let target = local_target(project_root, profile)?;
     tracing::debug!(url = %target.url, source = target.source, "connecting to the dev server");
-    let client = FrontClient::connect(&target.url, target.token).await?;
-    Ok(Arc::new(client))
+    // When .faas/dev.json describes the server we are about to call, a dead pid or a server that
+    // does not answer means that file is stale: say so, rather than "unreachable".
+    let recorded = read_dev_info(project_root).filter(|i| i.url == target.url);
+    if let Some(info) = &recorded {
+        if !pid_alive(info.pid) {
+            return Err(dev_server_not_running(info, &format!("no process {} exists", info.pid)));
+        }
+    }
+    match FrontClient::connect(&target.url, target.token).await {
+        Ok(client) => Ok(Arc::new(client)),
+        Err(e) if e.kind() == ErrorKind::BackendUnavailable => match &recorded {
+            Some(info) => Err(dev_server_not_running(info, &format!("nothing answers at {}", info.url))),
+            None => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// The `errorType` of [`dev_server_not_running`].
+pub const DEV_SERVER_NOT_RUNNING: &str = "DevServerNotRunning";
+
+/// The error for a `.faas/dev.json` left behind by a `faas dev` that is no longer running (killed,
+/// crashed, or the machine restarted); `why` says how we know.
+///
+/// ```
+/// let info = faas_cli::project::DevInfo { url: "http://127.0.0.1:8080".into(), token: "t".into(), pid: 42 };
+/// let e = faas_cli::backend::dev_server_not_running(&info, "no process 42 exists");
+/// assert_eq!(e.kind(), faas_api::ErrorKind::BackendUnavailable);
+/// assert_eq!(e.message(), "the `faas dev` server recorded in .faas/dev.json (pid 42, http://127.0.0.1:8080) \
+///     is not running (no process 42 exists); start it with `faas dev`");
+/// ```
+pub fn dev_server_not_running(info: &DevInfo, why: &str) -> Error {
+    Error::unavailable(format!(
+        "the `faas dev` server recorded in .faas/dev.json (pid {}, {}) is not running ({why}); start it with `faas dev`",
+        info.pid, info.url
+    ))
+    .with_type(DEV_SERVER_NOT_RUNNING)
+}
+
+/// What the project's `.faas/dev.json` says about a `faas dev` server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordedServer {
+    /// There is no (readable) `dev.json`.
+    None,
+    /// The recorded process is alive and its server answers with the recorded token.
+    Running(DevInfo),
+    /// The file is stale: the recorded server is gone (the reason says how we know).
+    Gone(DevInfo, String),
+}
+
+/// Checks the server `.faas/dev.json` under `project_root` records: is its pid alive (and not this
+/// process), and does its URL answer `GET /_faas/capabilities` with its token?
+pub async fn recorded_server(project_root: &Path) -> RecordedServer {
+    let Some(info) = read_dev_info(project_root) else { return RecordedServer::None };
+    if info.pid == std::process::id() {
+        let why = format!("pid {} is now this process", info.pid);
+        return RecordedServer::Gone(info, why);
+    }
+    if !pid_alive(info.pid) {
+        let why = format!("no process {} exists", info.pid);
+        return RecordedServer::Gone(info, why);
+    }
+    match FrontClient::connect(&info.url, Some(info.token.clone())).await {
+        Ok(_) => RecordedServer::Running(info),
+        Err(e) => {
+            let why = format!("process {} does not answer at {}: {}", info.pid, info.url, e.message());
+            RecordedServer::Gone(info, why)
+        }
+    }
 }
 
 /// The selected profile and a runner for it; an unreachable local server gets the hint to
@@ -129,6 +196,9 @@ pub fn select(config: &Config, flag: Option<&str>) -> CliResult<BackendProfile> 
 /// Adds the hint a user needs for an error from `profile`'s backend.
 pub fn with_hint(profile: &BackendProfile, error: Error) -> Failure {
     let hint = match error.kind() {
+        ErrorKind::BackendUnavailable if error.error_type() == DEV_SERVER_NOT_RUNNING => Some(
+            "run `faas dev` in the project directory; it replaces the stale .faas/dev.json".to_string(),
+        ),
         ErrorKind::BackendUnavailable if profile.kind == "local" && error.error_type() != "BackendNotBuilt" => {
             Some("start the dev server with `faas dev` (in the project directory), then try again".to_string())
         }

@@ -20,6 +20,10 @@ use crate::project;
 /// with `--json`, a document with the activation id, the result and the logs).
 pub async fn invoke(global: &GlobalArgs, args: InvokeArgs, out: Output) -> CliResult {
     faas_api::validate_function_name(&args.name)?;
+    // A missing or unreadable --file is named before any backend is contacted.
+    if let Some(path) = args.file.as_deref().filter(|p| *p != Path::new("-")) {
+        check_request_file(path)?;
+    }
     let project = project::load(&global.dir)?;
     let (profile, runner) = backend::open(&project, global.backend.as_deref()).await?;
     let mode = if args.run_async {
@@ -138,11 +142,7 @@ pub fn request_payload(args: &InvokeArgs, limit: usize, backend: &str) -> CliRes
             .into());
         }
     } else {
-        let meta =
-            std::fs::metadata(path).map_err(|e| Error::bad_input(format!("cannot read {}: {e}", path.display())))?;
-        if !meta.is_file() {
-            return Err(Error::bad_input(format!("{} is not a file", path.display())).into());
-        }
+        let meta = check_request_file(path)?;
         if meta.len() > limit as u64 {
             return Err(too_large(meta.len()).into());
         }
@@ -159,6 +159,16 @@ pub fn request_payload(args: &InvokeArgs, limit: usize, backend: &str) -> CliRes
         .clone()
         .unwrap_or_else(|| if is_json { faas_api::payload::JSON } else { faas_api::payload::OCTET_STREAM }.to_string());
     Ok(Payload::new(body, Some(ct)))
+}
+
+/// The metadata of `--file PATH`, or an error naming why it cannot be sent.
+fn check_request_file(path: &Path) -> CliResult<std::fs::Metadata> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::bad_input(format!("--file {}: cannot read it: {e}", path.display())))?;
+    if !meta.is_file() {
+        return Err(Error::bad_input(format!("--file {}: not a file", path.display())).into());
+    }
+    Ok(meta)
 }
 
 /// `faas deploy`: builds the project, then packages and deploys it through the selected backend.

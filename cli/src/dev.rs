@@ -14,6 +14,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::args::{DevArgs, GlobalArgs};
+use crate::backend::{recorded_server, RecordedServer};
 use crate::output::{render_failure, CliResult, Failure, Output};
 use crate::progress::Spinner;
 use crate::project::{self, DevInfo, Project};
@@ -115,6 +116,8 @@ pub async fn dev(global: &GlobalArgs, args: DevArgs, out: Output) -> CliResult {
     };
     let token = profile.secret("token")?;
     let max_body = options.max_body;
+    // Refuse before the (slow) build when this project's server is already up.
+    let noted_stale = check_recorded_server(&project.root, None, out).await?;
 
     let spinner = Spinner::new(out.is_json());
     out.note(format!("building `{}` in {}", project.config.app.name, project.root.display()));
@@ -130,11 +133,60 @@ pub async fn dev(global: &GlobalArgs, args: DevArgs, out: Output) -> CliResult {
         }
     };
     runner.set_services_url(front.url());
+    // Another `faas dev` may have started while this one was building: check again just before
+    // taking over dev.json.
+    if let Err(failure) = check_recorded_server(&project.root, noted_stale, out).await {
+        front.shutdown().await;
+        runner.shutdown().await;
+        return Err(failure);
+    }
     let mut server = Server { project, runner, front: Some(front), release: args.release, out, info_written: false };
     let result = server.run(app, &spinner, args.no_watch).await;
     spinner.finish();
     server.stop().await;
     result
+}
+
+/// The error `faas dev` gives when the project's `.faas/dev.json` names a live server.
+///
+/// ```
+/// let info = faas_cli::project::DevInfo { url: "http://127.0.0.1:8080".into(), token: "t".into(), pid: 42 };
+/// let f = faas_cli::dev::already_running(&info);
+/// assert!(f.error.message().starts_with("a `faas dev` server for this project is already running (pid 42, http://127.0.0.1:8080;"));
+/// assert!(f.hint.unwrap().contains("kill 42"));
+/// ```
+pub fn already_running(info: &DevInfo) -> Failure {
+    Failure::from(
+        Error::bad_input(format!(
+            "a `faas dev` server for this project is already running (pid {}, {}; recorded in .faas/dev.json); \
+             a second one would fight it over that file, so none was started",
+            info.pid, info.url
+        ))
+        .with_type("DevServerRunning"),
+    )
+    .with_hint(format!(
+        "use the running server (`faas invoke`, `faas list`, ...), or stop it first (Ctrl-C in its terminal, or `kill {}`)",
+        info.pid
+    ))
+}
+
+/// Refuses when `.faas/dev.json` names a live server; notes (once: `noted` is the pid already
+/// reported) that a stale one will be replaced. Returns the pid of the stale record, if any.
+async fn check_recorded_server(root: &Path, noted: Option<u32>, out: Output) -> CliResult<Option<u32>> {
+    match recorded_server(root).await {
+        RecordedServer::None => Ok(noted),
+        RecordedServer::Running(info) => Err(already_running(&info)),
+        RecordedServer::Gone(info, why) => {
+            if noted != Some(info.pid) {
+                out.note(format!(
+                    "replacing .faas/dev.json: the `faas dev` server it records (pid {}, {}) is not running ({why})",
+                    info.pid, info.url
+                ));
+                out.json_line(json!({"event": "stale_dev_info", "pid": info.pid, "url": info.url, "reason": why}));
+            }
+            Ok(Some(info.pid))
+        }
+    }
 }
 
 struct Server {

@@ -75,7 +75,11 @@ fn read_small(path: &Path) -> CliResult<Option<String>> {
         .map_err(|e| Error::bad_input(format!("cannot read {}: {e}", path.display())).into())
 }
 
-/// What `faas dev` writes to `.faas/dev.json` (mode 0600) while it serves.
+/// What `faas dev` writes to `.faas/dev.json` (mode 0600) while it serves, and removes when it
+/// stops. A server killed with SIGKILL cannot remove it: commands that target the recorded server
+/// then check its pid ([`pid_alive`]) and whether it answers, and say plainly that it is not
+/// running ([`crate::backend::dev_server_not_running`]); the next `faas dev` replaces the stale
+/// file, and refuses to start while the recorded server is alive and answering.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DevInfo {
     /// Base URL of the server, `http://127.0.0.1:PORT`.
@@ -125,6 +129,32 @@ pub fn write_private_json(path: &Path, value: &serde_json::Value) -> CliResult {
 pub fn read_dev_info(root: &Path) -> Option<DevInfo> {
     let text = read_small(&dev_info_path(root)).ok()??;
     serde_json::from_str(&text).ok()
+}
+
+/// Whether a process with this id exists (on Unix, `kill(pid, 0)`; elsewhere assumed). A zombie
+/// counts as alive, which is why callers also ask the server itself.
+///
+/// ```
+/// assert!(faas_cli::project::pid_alive(std::process::id()));
+/// assert!(!faas_cli::project::pid_alive(0), "0 is never a process of ours");
+/// ```
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    if pid <= 0 {
+        return false;
+    }
+    #[cfg(unix)]
+    {
+        // SAFETY: signal 0 only checks whether the process exists; nothing is sent.
+        if unsafe { libc::kill(pid, 0) } == 0 {
+            return true;
+        }
+        std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        true
+    }
 }
 
 /// Removes `dev.json` if it is the one `pid` wrote.

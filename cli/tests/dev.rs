@@ -7,86 +7,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// Kills `faas dev` if the test fails half-way.
-struct DevServer {
-    child: Child,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl DevServer {
-    fn start(project: &Path) -> DevServer {
-        let mut child = faas_cmd(project, &["dev", "--port", "0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start faas dev");
-        let collect = |pipe: Box<dyn std::io::Read + Send>| {
-            let lines = Arc::new(Mutex::new(Vec::new()));
-            let sink = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    sink.lock().unwrap().push(line);
-                }
-            });
-            lines
-        };
-        let stdout = collect(Box::new(child.stdout.take().unwrap()));
-        let stderr = collect(Box::new(child.stderr.take().unwrap()));
-        DevServer { child, stdout, stderr }
-    }
-
-    fn output(&self) -> String {
-        format!(
-            "--- faas dev stdout:\n{}\n--- faas dev stderr:\n{}",
-            self.stdout.lock().unwrap().join("\n"),
-            self.stderr.lock().unwrap().join("\n")
-        )
-    }
-
-    fn stderr_count(&self, needle: &str) -> usize {
-        self.stderr.lock().unwrap().iter().filter(|l| l.contains(needle)).count()
-    }
-
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("faas dev exited with {status}\n{}", self.output());
-        }
-    }
-}
-
-impl Drop for DevServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `check` every 250 ms until it returns `Some`, or fails after `limit`.
-fn wait_for<T>(
-    what: &str,
-    limit: Duration,
-    server: &mut DevServer,
-    mut check: impl FnMut(&DevServer) -> Option<T>,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check(server) {
-            return v;
-        }
-        server.assert_running();
-        assert!(start.elapsed() < limit, "timed out waiting for {what}\n{}", server.output());
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
 
 fn invoke_ada(project: &Path) -> std::process::Output {
     faas(project, &["invoke", "greeter", "--data", r#"{"name":"Ada"}"#])
@@ -99,7 +23,7 @@ fn new_dev_invoke_inspect_reload_remove_and_stop() {
     assert!(o.status.success(), "{}", stderr(&o));
     let project = tmp.path().join("greeter");
 
-    let mut server = DevServer::start(&project);
+    let mut server = DevServer::start(&project, &["dev", "--port", "0"]);
     // The first build compiles every dependency: be generous.
     let info_path = project.join(".faas").join("dev.json");
     let info: serde_json::Value = wait_for("dev.json", Duration::from_secs(40 * 60), &mut server, |_| {

@@ -174,3 +174,70 @@ fn invoke_checks_its_input_before_sending() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("project directory `/nonexistent/project` does not exist"), "{}", stderr(&o));
 }
+
+/// A `.faas/dev.json` as `faas dev` writes it.
+fn write_dev_json(project: &std::path::Path, pid: u32, url: &str) {
+    std::fs::create_dir_all(project.join(".faas")).unwrap();
+    let info = serde_json::json!({"url": url, "token": "0123456789abcdef0123456789abcdef", "pid": pid});
+    std::fs::write(project.join(".faas").join("dev.json"), info.to_string()).unwrap();
+}
+
+#[test]
+fn a_stale_dev_json_is_reported_with_its_pid_and_url() {
+    let tmp = project_with("[app]\nname = \"greeter\"\n");
+    let url = format!("http://127.0.0.1:{}", free_port());
+    // A process that has exited (and been reaped).
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let dead = gone.id();
+    write_dev_json(tmp.path(), dead, &url);
+    let o = faas(tmp.path(), &["invoke", "greeter", "--data", "{}"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!(
+            "error: backend_unavailable: the `faas dev` server recorded in .faas/dev.json (pid {dead}, {url}) is not running (no process {dead} exists); start it with `faas dev`"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: run `faas dev` in the project directory; it replaces the stale .faas/dev.json"),
+        "{err}"
+    );
+    let v = json(&faas(tmp.path(), &["activations", "--json"]));
+    assert_eq!(v["error"]["errorType"], "DevServerNotRunning", "{v}");
+
+    // The pid is alive (this test) but nothing answers at the URL: still not that server.
+    write_dev_json(tmp.path(), std::process::id(), &url);
+    let o = faas(tmp.path(), &["list"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!("(pid {}, {url}) is not running (nothing answers at {url})", std::process::id())),
+        "{}",
+        stderr(&o)
+    );
+
+    // A profile that names another server is not about dev.json: the plain "unreachable" error.
+    let port = free_port();
+    std::fs::write(
+        tmp.path().join("faas.toml"),
+        format!("[app]\nname = \"greeter\"\n[backends.dev]\nkind = \"local\"\nport = {port}\n"),
+    )
+    .unwrap();
+    let o = faas(tmp.path(), &["list"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!stderr(&o).contains("dev.json"), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&port.to_string()), "{}", stderr(&o));
+}
+
+#[test]
+fn invoke_names_a_missing_request_file_before_contacting_a_backend() {
+    let tmp = project_with("[app]\nname = \"greeter\"\n");
+    let o = faas(tmp.path(), &["invoke", "greeter", "--file", "nope.json", "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v = json(&o);
+    assert_eq!(v["error"]["kind"], "bad_input", "{v}");
+    assert!(v["error"]["errorMessage"].as_str().unwrap().starts_with("--file nope.json: cannot read it"), "{v}");
+    let o = faas(tmp.path(), &["invoke", "greeter", "--file", "."]);
+    assert!(stderr(&o).contains("--file .: not a file"), "{}", stderr(&o));
+}

@@ -69,6 +69,35 @@ fn an_app_is_built_deployed_invoked_and_removed_on_the_local_lambda() {
     assert!(logs.iter().any(|l| l.starts_with("START RequestId:")), "{logs:?}");
     assert!(logs.iter().any(|l| l.starts_with("REPORT RequestId:")), "{logs:?}");
 
+    let sync_id = v["activationId"].as_str().unwrap().to_string();
+
+    // An asynchronous invocation (InvocationType Event) is accepted with an id and then runs;
+    // `faas activations` and `faas logs` read both from the emulator's CloudWatch Logs.
+    let o = faas(
+        &project,
+        &["invoke", "greeter", "--backend", "emu", "--data", r#"{"name":"Later"}"#, "--async", "--json"],
+    );
+    let v = json(&o);
+    assert_eq!(v["mode"], "async", "{v}\n{}", stderr(&o));
+    let async_id = v["activationId"].as_str().unwrap().to_string();
+    let started = Instant::now();
+    loop {
+        let o = faas(&project, &["activations", "--backend", "emu", "--json"]);
+        let v = json(&o);
+        assert_eq!(v["ok"], true, "{v}\n{}", stderr(&o));
+        let done =
+            |id: &str| v["activations"].as_array().unwrap().iter().any(|a| a["id"] == id && a["status"] == "success");
+        if done(&sync_id) && done(&async_id) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "both activations should be listed: {v}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let o = faas(&project, &["logs", "greeter", "--backend", "emu"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains(&sync_id) && stdout(&o).contains(&async_id), "{}", stdout(&o));
+    assert!(stdout(&o).contains("greeting Later"), "the function's own log lines: {}", stdout(&o));
+
     // Malformed JSON reaches the function's decoder and comes back as bad input.
     let o = faas(&project, &["invoke", "greeter", "--backend", "emu", "--data", r#"{"name":"#, "--json"]);
     assert_eq!(o.status.code(), Some(1));

@@ -1,4 +1,19 @@
 //! [`App`]: a set of named functions and their declared triggers.
+//!
+//! ```
+//! use faas_api::{App, Context, Error, EventFilter, Trigger};
+//! async fn hello(_cx: Context, name: String) -> Result<String, Error> {
+//!     Ok(format!("Hello, {name}!"))
+//! }
+//! let app = App::new()
+//!     .function("hello", hello)
+//!     .route("hello", "GET", "/hello")
+//!     .subscribe("hello", EventFilter::new().event_type("user.created"));
+//! app.validate().unwrap();
+//! let manifest = app.manifest();
+//! let triggers = &manifest.function("hello").unwrap().triggers;
+//! assert_eq!(triggers[0], Trigger::Http { method: Some("GET".into()), route: "/hello".into() });
+//! ```
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -13,6 +28,13 @@ use crate::runner::Capability;
 use crate::{Context, Error, Payload};
 
 /// The longest function name accepted anywhere (Lambda's limit for a bare name).
+///
+/// ```
+/// use faas_api::{app::MAX_FUNCTION_NAME, validate_function_name};
+/// assert!(validate_function_name(&"a".repeat(MAX_FUNCTION_NAME)).is_ok());
+/// let err = validate_function_name(&"a".repeat(MAX_FUNCTION_NAME + 1)).unwrap_err();
+/// assert!(err.message().contains("the limit is 64"), "{}", err.message());
+/// ```
 pub const MAX_FUNCTION_NAME: usize = 64;
 
 /// Checks a function name: 1–64 characters from `[A-Za-z0-9_-]`, starting with a letter or digit.
@@ -26,7 +48,7 @@ pub fn validate_function_name(name: &str) -> Result<(), Error> {
     if name.is_empty() {
         return Err(Error::bad_input("function name is empty"));
     }
-    if name.len() > MAX_FUNCTION_NAME {
+    if name.chars().count() > MAX_FUNCTION_NAME {
         return Err(Error::bad_input(format!(
             "function name `{}…` is {} characters long; the limit is {MAX_FUNCTION_NAME}",
             &name[..name.char_indices().nth(16).map(|(i, _)| i).unwrap_or(name.len())],
@@ -45,6 +67,13 @@ pub fn validate_function_name(name: &str) -> Result<(), Error> {
 }
 
 /// How a function takes its input, as reported in the [`Manifest`].
+///
+/// ```
+/// use faas_api::{App, Context, Error, HandlerKind, Payload};
+/// let app = App::new().raw("echo", |_cx: Context, p: Payload| async move { Ok::<_, Error>(p) });
+/// assert_eq!(app.manifest().functions[0].handler, HandlerKind::Raw);
+/// assert_eq!(serde_json::to_string(&HandlerKind::Typed).unwrap(), r#""typed""#);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HandlerKind {
@@ -84,26 +113,57 @@ pub struct EventFilter {
 
 impl EventFilter {
     /// A filter that matches everything.
+    ///
+    /// ```
+    /// let any = faas_api::EventFilter::new();
+    /// assert!(any.matches_attrs("whatever.type", "/any/source", None));
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
     /// Requires `type` to match `pattern`.
+    ///
+    /// ```
+    /// let f = faas_api::EventFilter::new().event_type("order.*");
+    /// assert!(f.matches_attrs("order.created", "/shop", None));
+    /// assert!(!f.matches_attrs("user.created", "/shop", None));
+    /// ```
     pub fn event_type(mut self, pattern: impl Into<String>) -> Self {
         self.event_type = Some(pattern.into());
         self
     }
     /// Requires `source` to match `pattern`.
+    ///
+    /// ```
+    /// let f = faas_api::EventFilter::new().source("/shop");
+    /// assert!(f.matches_attrs("t", "/shop", None));
+    /// assert!(!f.matches_attrs("t", "/shop/eu", None)); // no `*`: exact match
+    /// ```
     pub fn source(mut self, pattern: impl Into<String>) -> Self {
         self.source = Some(pattern.into());
         self
     }
     /// Requires `subject` to match `pattern`.
+    ///
+    /// ```
+    /// let f = faas_api::EventFilter::new().subject("invoices/*");
+    /// assert!(f.matches_attrs("t", "/s", Some("invoices/42")));
+    /// assert!(!f.matches_attrs("t", "/s", None)); // an event without a subject does not match
+    /// ```
     pub fn subject(mut self, pattern: impl Into<String>) -> Self {
         self.subject = Some(pattern.into());
         self
     }
 
     /// Whether an event with these attributes matches.
+    ///
+    /// ```
+    /// use faas_api::EventFilter;
+    /// let f = EventFilter::new().event_type("com.example.*").subject("a");
+    /// assert!(f.matches_attrs("com.example.x", "/s", Some("a")));
+    /// assert!(!f.matches_attrs("com.example.x", "/s", Some("b")));
+    /// assert!(!f.matches_attrs("org.example.x", "/s", Some("a")));
+    /// ```
     pub fn matches_attrs(&self, event_type: &str, source: &str, subject: Option<&str>) -> bool {
         fn one(pattern: &Option<String>, value: Option<&str>) -> bool {
             match (pattern, value) {
@@ -119,6 +179,14 @@ impl EventFilter {
     }
 
     /// Whether `event` matches.
+    ///
+    /// ```
+    /// use faas_api::EventFilter;
+    /// use faas_api::cloudevents::{EventBuilder, EventBuilderV10};
+    /// let e = EventBuilderV10::new().id("1").source("/shop").ty("order.created").subject("o-7").build().unwrap();
+    /// assert!(EventFilter::new().source("/shop").subject("o-*").matches(&e));
+    /// assert!(!EventFilter::new().event_type("order.deleted").matches(&e));
+    /// ```
     pub fn matches(&self, event: &Event) -> bool {
         use cloudevents::AttributesReader;
         self.matches_attrs(event.ty(), &event.source().to_string(), event.subject())
@@ -126,6 +194,20 @@ impl EventFilter {
 }
 
 /// A declared way to reach a function besides calling it by name.
+///
+/// ```
+/// use faas_api::{App, Context, Error, EventFilter, Trigger};
+/// # async fn f(_cx: Context, v: serde_json::Value) -> Result<serde_json::Value, Error> { Ok(v) }
+/// let app = App::new().function("f", f).route("f", "post", "/f").subscribe("f", EventFilter::new().event_type("t"));
+/// let triggers = app.manifest().functions[0].triggers.clone();
+/// assert_eq!(triggers, [
+///     Trigger::Http { method: Some("POST".into()), route: "/f".into() },
+///     Trigger::Event { filter: EventFilter::new().event_type("t") },
+/// ]);
+/// // The manifest's JSON form.
+/// let json = serde_json::to_value(&triggers[0]).unwrap();
+/// assert_eq!(json, serde_json::json!({"kind": "http", "method": "POST", "route": "/f"}));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Trigger {
@@ -145,6 +227,16 @@ pub enum Trigger {
 }
 
 /// One function of an [`App`], as described to runners (no handler attached).
+///
+/// ```
+/// use faas_api::{App, Capability, Context, Error, FunctionDescription, HandlerKind};
+/// # async fn f(_cx: Context, v: serde_json::Value) -> Result<serde_json::Value, Error> { Ok(v) }
+/// let app = App::new().function("f", f).requires("f", Capability::Async);
+/// let d: &FunctionDescription = &app.manifest().functions[0];
+/// assert_eq!((d.name.as_str(), d.handler), ("f", HandlerKind::Typed));
+/// assert_eq!(d.requires, [Capability::Async]);
+/// assert!(d.triggers.is_empty());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunctionDescription {
     /// Logical name.
@@ -160,6 +252,17 @@ pub struct FunctionDescription {
 }
 
 /// The machine-readable description of an app binary: what `FAAS_DESCRIBE=1 ./app` prints.
+///
+/// ```
+/// use faas_api::{App, Context, Error, Manifest};
+/// # async fn f(_cx: Context, v: serde_json::Value) -> Result<serde_json::Value, Error> { Ok(v) }
+/// let m = App::new().function("b", f).function("a", f).manifest();
+/// assert_eq!(m.faas_version, env!("CARGO_PKG_VERSION"));
+/// assert_eq!(m.functions.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+/// // What the binary prints reads back into the same manifest.
+/// let back: Manifest = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+/// assert_eq!(back, m);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     /// The faas version the binary was built with.
@@ -170,6 +273,14 @@ pub struct Manifest {
 
 impl Manifest {
     /// The function called `name`.
+    ///
+    /// ```
+    /// use faas_api::{App, Context, Error};
+    /// # async fn f(_cx: Context, v: serde_json::Value) -> Result<serde_json::Value, Error> { Ok(v) }
+    /// let m = App::new().function("hello", f).manifest();
+    /// assert_eq!(m.function("hello").map(|d| d.name.as_str()), Some("hello"));
+    /// assert!(m.function("nope").is_none());
+    /// ```
     pub fn function(&self, name: &str) -> Option<&FunctionDescription> {
         self.functions.iter().find(|f| f.name == name)
     }
@@ -206,6 +317,12 @@ pub struct App {
 
 impl App {
     /// An empty app.
+    ///
+    /// ```
+    /// let app = faas_api::App::new();
+    /// assert!(app.names().is_empty());
+    /// assert!(app.validate().is_ok());
+    /// ```
     pub fn new() -> App {
         App::default()
     }
@@ -228,6 +345,22 @@ impl App {
 
     /// Adds a typed JSON function: the input is decoded into `Req` (a decoding failure is a
     /// bad-input error naming the problem) and the `Resp` is encoded as JSON.
+    ///
+    /// ```
+    /// use faas_api::{App, Context, Error, ErrorKind};
+    /// #[derive(serde::Deserialize)]
+    /// struct Add { a: i64, b: i64 }
+    /// async fn add(_cx: Context, req: Add) -> Result<i64, Error> {
+    ///     Ok(req.a + req.b)
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let app = App::new().function("add", add);
+    /// assert_eq!(app.call_json("add", &serde_json::json!({"a": 2, "b": 3})).await.unwrap(), 5);
+    /// let err = app.call_json("add", &serde_json::json!({"a": 2})).await.unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::BadInput);
+    /// assert!(err.message().contains("missing field `b`"), "{}", err.message());
+    /// # }
+    /// ```
     pub fn function<F, Fut, Req, Resp, E>(self, name: &str, f: F) -> App
     where
         F: Fn(Context, Req) -> Fut + Send + Sync + 'static,
@@ -240,6 +373,21 @@ impl App {
     }
 
     /// Adds a raw-bytes function.
+    ///
+    /// The body and content type reach the function untouched, and its reply is sent as it is.
+    ///
+    /// ```
+    /// use faas_api::{App, Context, Error, Payload};
+    /// async fn upper(_cx: Context, p: Payload) -> Result<Payload, Error> {
+    ///     Ok(Payload::new(p.body().to_ascii_uppercase(), p.content_type().map(str::to_string)))
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let app = App::new().raw("upper", upper);
+    /// let cx = Context::builder("upper").build();
+    /// let reply = app.call("upper", cx, Payload::new("shout", Some("text/plain".into()))).await.unwrap();
+    /// assert_eq!((reply.body().as_ref(), reply.content_type()), (&b"SHOUT"[..], Some("text/plain")));
+    /// # }
+    /// ```
     pub fn raw<F, Fut, E>(self, name: &str, f: F) -> App
     where
         F: Fn(Context, Payload) -> Fut + Send + Sync + 'static,
@@ -250,22 +398,50 @@ impl App {
     }
 
     /// Adds a CloudEvent function.
+    ///
+    /// The function is marked as needing [`Capability::CloudEvents`]. Its input is a structured-mode
+    /// JSON event; a returned event is sent back the same way.
+    ///
+    /// ```
+    /// use faas_api::cloudevents::{AttributesReader, Event, EventBuilder, EventBuilderV10};
+    /// use faas_api::{App, Capability, Context, Error, event};
+    /// async fn audit(cx: Context, e: Event) -> Result<Option<Event>, Error> {
+    ///     cx.logger().info(format!("saw {}", e.id()));
+    ///     Ok(None)
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let app = App::new().event("audit", audit);
+    /// assert_eq!(app.manifest().functions[0].requires, [Capability::CloudEvents]);
+    /// let e = EventBuilderV10::new().id("1").source("/shop").ty("order.created").build().unwrap();
+    /// let cx = Context::builder("audit").build();
+    /// let reply = app.call("audit", cx, event::encode_structured(&e).unwrap()).await.unwrap();
+    /// assert!(reply.is_empty()); // `None` means no reply event
+    /// # }
+    /// ```
     pub fn event<F, Fut, E>(self, name: &str, f: F) -> App
     where
         F: Fn(Context, Event) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Option<Event>, E>> + Send + 'static,
         E: Into<Error> + Send + 'static,
     {
-        self.add(name, HandlerKind::Event, Arc::new(EventFn::new(f))).requires(name, Capability::CloudEvents)
+        let known = self.problems.len();
+        let app = self.add(name, HandlerKind::Event, Arc::new(EventFn::new(f)));
+        // Only mark the function this call added: not a duplicate's first definition, and no second problem
+        // for a name that was already refused.
+        if app.problems.len() == known { app.requires(name, Capability::CloudEvents) } else { app }
     }
 
     /// Adds a `tower::Service` as a function.
     ///
     /// ```
-    /// use faas_api::{App, Error, Payload, handler::Invocation};
+    /// use faas_api::{App, Context, Error, HandlerKind, Payload, handler::Invocation};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let svc = tower::service_fn(|inv: Invocation| async move { Ok::<_, Error>(inv.payload) });
     /// let app = App::new().service("echo", svc);
-    /// assert_eq!(app.names(), vec!["echo"]);
+    /// assert_eq!(app.manifest().functions[0].handler, HandlerKind::Service);
+    /// let reply = app.call("echo", Context::builder("echo").build(), Payload::bytes("hi")).await.unwrap();
+    /// assert_eq!(reply.body().as_ref(), b"hi");
+    /// # }
     /// ```
     pub fn service<S>(self, name: &str, service: S) -> App
     where
@@ -277,6 +453,19 @@ impl App {
     }
 
     /// Adds any [`Handler`].
+    ///
+    /// `kind` is what the [`Manifest`] reports for it.
+    ///
+    /// ```
+    /// use faas_api::handler::Raw;
+    /// use faas_api::{App, Context, Error, HandlerKind, Payload};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let echo = Raw::new(|_cx: Context, p: Payload| async move { Ok::<_, Error>(p) });
+    /// let app = App::new().handler("echo", HandlerKind::Raw, echo);
+    /// let reply = app.call("echo", Context::builder("echo").build(), Payload::bytes("x")).await.unwrap();
+    /// assert_eq!(reply.body().as_ref(), b"x");
+    /// # }
+    /// ```
     pub fn handler(self, name: &str, kind: HandlerKind, handler: impl Handler) -> App {
         self.add(name, kind, Arc::new(handler))
     }
@@ -294,6 +483,20 @@ impl App {
     }
 
     /// Declares an HTTP route for function `name`; `method` `"*"` or `""` means any method.
+    ///
+    /// ```
+    /// use faas_api::{App, Trigger};
+    /// # use serde_json::Value;
+    /// # async fn echo(_cx: faas_api::Context, v: Value) -> Result<Value, faas_api::Error> { Ok(v) }
+    /// let app = App::new().function("echo", echo).route("echo", "post", "/echo").route("echo", "*", "/any");
+    /// assert_eq!(app.manifest().functions[0].triggers, [
+    ///     Trigger::Http { method: Some("POST".into()), route: "/echo".into() },
+    ///     Trigger::Http { method: None, route: "/any".into() },
+    /// ]);
+    /// // Mistakes are recorded, not panicked on.
+    /// let bad = App::new().function("echo", echo).route("echo", "GET", "echo");
+    /// assert_eq!(bad.problems(), ["route `echo` of `echo` must start with `/`"]);
+    /// ```
     pub fn route(self, name: &str, method: &str, route: &str) -> App {
         let method = match method.trim() {
             "" | "*" => None,
@@ -309,12 +512,35 @@ impl App {
     }
 
     /// Declares that function `name` receives the CloudEvents matching `filter`.
+    ///
+    /// ```
+    /// use faas_api::{App, EventFilter, FunctionSpec, app::functions_matching};
+    /// use faas_api::cloudevents::{Event, EventBuilder, EventBuilderV10};
+    /// # async fn on_order(_cx: faas_api::Context, _e: Event) -> Result<Option<Event>, faas_api::Error> { Ok(None) }
+    /// let app = App::new()
+    ///     .event("on_order", on_order)
+    ///     .subscribe("on_order", EventFilter::new().event_type("order.*"));
+    /// let specs: Vec<FunctionSpec> = app.manifest().functions.iter().map(FunctionSpec::from_description).collect();
+    /// let e = EventBuilderV10::new().id("1").source("/shop").ty("order.created").build().unwrap();
+    /// assert_eq!(functions_matching(&specs, &e), ["on_order"]);
+    /// ```
     pub fn subscribe(self, name: &str, filter: EventFilter) -> App {
         self.with_description(name, "subscription", |d| d.triggers.push(Trigger::Event { filter }))
     }
 
     /// Declares that function `name` needs `capability` from its backend. A runner that does not
     /// claim it refuses to deploy the function.
+    ///
+    /// ```
+    /// use faas_api::{App, Capability};
+    /// # use serde_json::Value;
+    /// # async fn echo(_cx: faas_api::Context, v: Value) -> Result<Value, faas_api::Error> { Ok(v) }
+    /// let app = App::new()
+    ///     .function("echo", echo)
+    ///     .requires("echo", Capability::Async)
+    ///     .requires("echo", Capability::Async); // recorded once
+    /// assert_eq!(app.manifest().functions[0].requires, [Capability::Async]);
+    /// ```
     pub fn requires(self, name: &str, capability: Capability) -> App {
         self.with_description(name, "capability", |d| {
             if !d.requires.contains(&capability) {
@@ -324,22 +550,62 @@ impl App {
     }
 
     /// Function names in declaration order.
+    ///
+    /// ```
+    /// use faas_api::App;
+    /// # use serde_json::Value;
+    /// # async fn echo(_cx: faas_api::Context, v: Value) -> Result<Value, faas_api::Error> { Ok(v) }
+    /// assert_eq!(App::new().function("z", echo).function("a", echo).names(), ["z", "a"]);
+    /// ```
     pub fn names(&self) -> Vec<&str> {
         self.order.iter().map(String::as_str).collect()
     }
 
     /// Whether the app has a function called `name`.
+    ///
+    /// ```
+    /// use faas_api::App;
+    /// # use serde_json::Value;
+    /// # async fn echo(_cx: faas_api::Context, v: Value) -> Result<Value, faas_api::Error> { Ok(v) }
+    /// let app = App::new().function("echo", echo);
+    /// assert!(app.contains("echo"));
+    /// assert!(!app.contains("other"));
+    /// ```
     pub fn contains(&self, name: &str) -> bool {
         self.functions.contains_key(name)
     }
 
     /// Mistakes made while building the app (bad names, duplicates, triggers for unknown
     /// functions). Hosts refuse to start an app that has any.
+    ///
+    /// ```
+    /// use faas_api::App;
+    /// # use serde_json::Value;
+    /// # async fn echo(_cx: faas_api::Context, v: Value) -> Result<Value, faas_api::Error> { Ok(v) }
+    /// let app = App::new().function("echo", echo).function("echo", echo).route("missing", "GET", "/m");
+    /// assert_eq!(app.problems(), [
+    ///     "function `echo` is defined twice",
+    ///     "route names `missing`, which is not a function of this app",
+    /// ]);
+    /// ```
     pub fn problems(&self) -> &[String] {
         &self.problems
     }
 
     /// Checks that the app was built without mistakes.
+    ///
+    /// The error lists every entry of [`App::problems`].
+    ///
+    /// ```
+    /// use faas_api::{App, ErrorKind};
+    /// # use serde_json::Value;
+    /// # async fn echo(_cx: faas_api::Context, v: Value) -> Result<Value, faas_api::Error> { Ok(v) }
+    /// assert!(App::new().function("echo", echo).validate().is_ok());
+    /// let err = App::new().function("bad name", echo).validate().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::BadInput);
+    /// let msg = err.message();
+    /// assert!(msg.starts_with("the app is invalid: function name `bad name` contains ` `"), "{msg}");
+    /// ```
     pub fn validate(&self) -> Result<(), Error> {
         if self.problems.is_empty() {
             Ok(())
@@ -349,6 +615,15 @@ impl App {
     }
 
     /// The app's manifest.
+    ///
+    /// ```
+    /// use faas_api::{App, HandlerKind};
+    /// # use serde_json::Value;
+    /// # async fn echo(_cx: faas_api::Context, v: Value) -> Result<Value, faas_api::Error> { Ok(v) }
+    /// let m = App::new().function("echo", echo).manifest();
+    /// assert_eq!(m.functions.len(), 1);
+    /// assert_eq!((m.functions[0].name.as_str(), m.functions[0].handler), ("echo", HandlerKind::Typed));
+    /// ```
     pub fn manifest(&self) -> Manifest {
         Manifest {
             faas_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -357,23 +632,74 @@ impl App {
     }
 
     /// The handler of function `name`.
+    ///
+    /// ```
+    /// use faas_api::handler::Invocation;
+    /// use faas_api::{App, Context, Payload};
+    /// # use serde_json::Value;
+    /// # async fn echo(_cx: faas_api::Context, v: Value) -> Result<Value, faas_api::Error> { Ok(v) }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let app = App::new().function("echo", echo);
+    /// assert!(app.handler_of("missing").is_none());
+    /// let h = app.handler_of("echo").unwrap();
+    /// let inv = Invocation { cx: Context::builder("echo").build(), payload: Payload::json(&[1, 2]).unwrap() };
+    /// assert_eq!(h.call(inv).await.unwrap().body().as_ref(), b"[1,2]");
+    /// # }
+    /// ```
     pub fn handler_of(&self, name: &str) -> Option<BoxHandler> {
         self.functions.get(name).map(|f| f.handler.clone())
     }
 
     /// A not-found error for `name` that lists the known functions.
+    ///
+    /// ```
+    /// use faas_api::{App, ErrorKind};
+    /// # use serde_json::Value;
+    /// # async fn echo(_cx: faas_api::Context, v: Value) -> Result<Value, faas_api::Error> { Ok(v) }
+    /// let err = App::new().function("a", echo).function("b", echo).not_found("c");
+    /// assert_eq!(err.kind(), ErrorKind::NotFound);
+    /// assert_eq!(err.message(), "no function named `c`; known functions: a, b");
+    /// ```
     pub fn not_found(&self, name: &str) -> Error {
         not_found_error(name, self.names())
     }
 
     /// Runs function `name` with panics turned into crash errors. No deadline is enforced here;
     /// hosts do that.
+    ///
+    /// ```
+    /// use faas_api::{App, Context, Error, ErrorKind, Payload};
+    /// async fn boom(_cx: Context, _p: Payload) -> Result<Payload, Error> {
+    ///     panic!("out of cheese")
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let app = App::new().raw("boom", boom);
+    /// let err = app.call("boom", Context::builder("boom").build(), Payload::empty()).await.unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Crash);
+    /// assert!(err.message().contains("out of cheese"));
+    /// let err = app.call("nope", Context::builder("nope").build(), Payload::empty()).await.unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::NotFound);
+    /// # }
+    /// ```
     pub async fn call(&self, name: &str, cx: Context, payload: Payload) -> Result<Payload, Error> {
         let handler = self.handler_of(name).ok_or_else(|| self.not_found(name))?;
         crate::handler::call_catching_panics(handler.as_ref(), Invocation { cx, payload }).await
     }
 
     /// Convenience for tests: calls `name` with a JSON value and decodes the JSON reply.
+    ///
+    /// An empty reply decodes as `null`; the context is a default one from [`Context::builder`].
+    ///
+    /// ```
+    /// use faas_api::{App, Context, Error};
+    /// async fn count(_cx: Context, words: Vec<String>) -> Result<usize, Error> {
+    ///     Ok(words.len())
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let app = App::new().function("count", count);
+    /// assert_eq!(app.call_json("count", &["a", "b", "c"]).await.unwrap(), 3);
+    /// # }
+    /// ```
     pub async fn call_json<T: Serialize>(&self, name: &str, input: &T) -> Result<serde_json::Value, Error> {
         let payload = Payload::json(input)?;
         let cx = Context::builder(name).build();
@@ -404,6 +730,14 @@ pub fn functions_matching(specs: &[crate::FunctionSpec], event: &Event) -> Vec<S
 }
 
 /// A not-found error for function `name` listing `known`.
+///
+/// ```
+/// use faas_api::{ErrorKind, app::not_found_error};
+/// let err = not_found_error("x", ["a", "b"]);
+/// assert_eq!(err.kind(), ErrorKind::NotFound);
+/// assert_eq!(err.message(), "no function named `x`; known functions: a, b");
+/// assert_eq!(not_found_error("x", []).message(), "no function named `x`; known functions: none");
+/// ```
 pub fn not_found_error<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Error {
     let known: Vec<&str> = known.into_iter().collect();
     let list = if known.is_empty() { "none".to_string() } else { known.join(", ") };
@@ -432,6 +766,34 @@ mod tests {
         assert!(problems.contains("`missing`"), "{problems}");
         assert!(problems.contains("must start with `/`"), "{problems}");
         assert!(app.validate().is_err());
+    }
+
+    #[test]
+    fn a_long_non_ascii_name_is_refused_for_its_characters_not_its_byte_length() {
+        // 40 characters but 80 bytes: the message must not claim it is over a 64-character limit.
+        let err = validate_function_name(&"é".repeat(40)).unwrap_err();
+        assert!(err.message().contains("contains `é`"), "{}", err.message());
+        let err = validate_function_name(&"é".repeat(65)).unwrap_err();
+        assert!(err.message().contains("is 65 characters long; the limit is 64"), "{}", err.message());
+    }
+
+    #[test]
+    fn a_refused_event_function_reports_one_problem_and_leaves_the_first_definition_alone() {
+        async fn on(_cx: Context, _e: Event) -> Result<Option<Event>, Error> {
+            Ok(None)
+        }
+        let app = App::new().event("b/c", on);
+        assert_eq!(app.problems().len(), 1, "{:?}", app.problems());
+        assert!(app.problems()[0].contains("contains `/`"), "{:?}", app.problems());
+
+        let app = App::new().function("a", hello).event("a", on);
+        assert_eq!(app.problems(), ["function `a` is defined twice"]);
+        let a = app.manifest().functions.into_iter().find(|f| f.name == "a").unwrap();
+        assert_eq!(a.handler, HandlerKind::Typed);
+        assert!(a.requires.is_empty(), "{:?}", a.requires);
+
+        let ok = App::new().event("on", on);
+        assert_eq!(ok.manifest().functions[0].requires, [Capability::CloudEvents]);
     }
 
     #[tokio::test]

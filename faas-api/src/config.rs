@@ -42,22 +42,60 @@ use crate::Error;
 use crate::app::{EventFilter, Trigger};
 use crate::runner::{Capability, FunctionSpec};
 
-/// Default function timeout.
+/// Default function timeout: 30 seconds.
+///
+/// ```
+/// use faas_api::{FunctionSpec, config::DEFAULT_TIMEOUT};
+/// assert_eq!(DEFAULT_TIMEOUT, std::time::Duration::from_secs(30));
+/// assert_eq!(FunctionSpec::new("f").timeout, DEFAULT_TIMEOUT);
+/// ```
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default memory size.
+/// Default memory size, in MB.
+///
+/// ```
+/// use faas_api::{FunctionSpec, config::DEFAULT_MEMORY_MB};
+/// assert_eq!(DEFAULT_MEMORY_MB, 128);
+/// assert_eq!(FunctionSpec::new("f").memory_mb, DEFAULT_MEMORY_MB);
+/// ```
 pub const DEFAULT_MEMORY_MB: u32 = 128;
 /// Default number of instances per function.
+///
+/// ```
+/// use faas_api::{FunctionSpec, config::DEFAULT_CONCURRENCY};
+/// assert_eq!(DEFAULT_CONCURRENCY, 8);
+/// assert_eq!(FunctionSpec::new("f").concurrency, DEFAULT_CONCURRENCY);
+/// ```
 pub const DEFAULT_CONCURRENCY: u32 = 8;
-/// The config file name.
+/// The config file name, looked up by [`Config::find`].
+///
+/// ```
+/// assert_eq!(faas_api::config::FILE_NAME, "faas.toml");
+/// ```
 pub const FILE_NAME: &str = "faas.toml";
 
-/// A configuration error: where it is and what is wrong.
+/// A configuration error: where it is and what is wrong. It displays as `FILE:LINE: key `KEY`:
+/// MESSAGE` (without the key part when the key is unknown), and converts into a bad-input
+/// [`Error`] of type `InvalidConfig`.
+///
+/// ```
+/// use faas_api::{ConfigError, Error, ErrorKind};
+/// let e = ConfigError { file: "faas.toml".into(), line: 4, key: Some("functions.f.memory_mb".into()),
+///     message: "must be at least 1".into() };
+/// assert_eq!(e.to_string(), "faas.toml:4: key `functions.f.memory_mb`: must be at least 1");
+/// let e: Error = e.into();
+/// assert_eq!((e.kind(), e.error_type()), (ErrorKind::BadInput, "InvalidConfig"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {}{message}", key.as_ref().map(|k| format!("key `{k}`: ")).unwrap_or_default())]
+#[error(
+    "{file}{}: {}{message}",
+    if *line > 0 { format!(":{line}") } else { String::new() },
+    key.as_ref().map(|k| format!("key `{k}`: ")).unwrap_or_default()
+)]
 pub struct ConfigError {
     /// The file.
     pub file: String,
-    /// 1-based line.
+    /// 1-based line; 0 when the error is about the whole file (it could not be read), and then
+    /// the message names no line.
     pub line: usize,
     /// The dotted key path, when known.
     pub key: Option<String>,
@@ -71,7 +109,15 @@ impl From<ConfigError> for Error {
     }
 }
 
-/// `[app]`.
+/// The `[app]` section.
+///
+/// ```
+/// use faas_api::Config;
+/// let c = Config::parse("[app]\nname = \"greeter\"\nbin = \"greeter-fn\"\n", "faas.toml").unwrap();
+/// assert_eq!(c.app.name, "greeter");
+/// assert_eq!(c.app.bin.as_deref(), Some("greeter-fn"));
+/// assert_eq!(c.app.default_backend, None);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppSection {
@@ -85,7 +131,14 @@ pub struct AppSection {
     pub bin: Option<String>,
 }
 
-/// An HTTP trigger in `faas.toml`.
+/// An HTTP trigger in `faas.toml` (`http = { route = "/hello", method = "POST" }`).
+///
+/// ```
+/// use faas_api::Config;
+/// let c = Config::parse("[app]\nname = 'a'\n[functions.hello]\nhttp = { route = '/hello' }\n", "faas.toml").unwrap();
+/// let http = c.functions["hello"].http.as_ref().unwrap();
+/// assert_eq!((http.route.as_str(), http.method.as_deref()), ("/hello", None));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
@@ -96,7 +149,17 @@ pub struct RouteConfig {
     pub method: Option<String>,
 }
 
-/// `[functions.NAME]`.
+/// A `[functions.NAME]` section: settings that override a function's defaults when applied
+/// ([`FunctionConfig::apply`]). Absent settings keep the default.
+///
+/// ```
+/// use faas_api::Config;
+/// let text = "[app]\nname = 'a'\n[functions.hello]\ntimeout = '10s'\nrequires = ['logs']\n";
+/// let f = &Config::parse(text, "faas.toml").unwrap().functions["hello"];
+/// assert_eq!(f.timeout, Some(std::time::Duration::from_secs(10)));
+/// assert_eq!(f.memory_mb, None);
+/// assert_eq!(f.requires, vec![faas_api::Capability::Logs]);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionConfig {
@@ -127,7 +190,21 @@ pub struct FunctionConfig {
 }
 
 impl FunctionConfig {
-    /// Applies these settings over a spec.
+    /// Applies these settings over a spec: given values replace the spec's, `env` entries are
+    /// added, and triggers and capabilities are appended unless already there. HTTP methods are
+    /// upper-cased.
+    ///
+    /// ```
+    /// use faas_api::{Config, FunctionSpec, Trigger};
+    /// let text = "[app]\nname = 'a'\n[functions.hello]\nmemory_mb = 256\nhttp = { route = '/hello', method = 'post' }\n";
+    /// let config = Config::parse(text, "faas.toml").unwrap();
+    /// let mut spec = FunctionSpec::new("hello");
+    /// config.functions["hello"].apply(&mut spec);
+    /// config.functions["hello"].apply(&mut spec);
+    /// assert_eq!(spec.memory_mb, 256);
+    /// assert_eq!(spec.timeout, faas_api::config::DEFAULT_TIMEOUT);
+    /// assert_eq!(spec.triggers, vec![Trigger::Http { method: Some("POST".into()), route: "/hello".into() }]);
+    /// ```
     pub fn apply(&self, spec: &mut FunctionSpec) {
         if let Some(t) = self.timeout {
             spec.timeout = t;
@@ -162,7 +239,18 @@ impl FunctionConfig {
     }
 }
 
-/// A named backend profile: a `kind` plus kind-specific settings.
+/// A named backend profile: a `kind` plus kind-specific settings, read with typed getters that
+/// name the key when the value has the wrong type.
+///
+/// ```
+/// use faas_api::Config;
+/// let text = "[app]\nname = 'a'\n[backends.prod]\nkind = 'lambda'\nregion = 'eu-west-1'\nretries = 'three'\n";
+/// let prod = Config::parse(text, "faas.toml").unwrap().backends["prod"].clone();
+/// assert_eq!((prod.name.as_str(), prod.kind.as_str(), prod.origin.as_str()), ("prod", "lambda", "faas.toml:3"));
+/// assert_eq!(prod.str("region").unwrap().as_deref(), Some("eu-west-1"));
+/// let err = prod.int("retries").unwrap_err();
+/// assert_eq!(err.message(), "faas.toml:3: key `backends.prod.retries`: expected an integer");
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackendProfile {
     /// The profile name (the key under `[backends]`).
@@ -176,12 +264,23 @@ pub struct BackendProfile {
 }
 
 impl BackendProfile {
-    /// A profile with no settings.
+    /// A profile with no settings, defined in code (its origin is `built-in`).
+    ///
+    /// ```
+    /// let p = faas_api::BackendProfile::new("dev", "local");
+    /// assert_eq!((p.name.as_str(), p.kind.as_str(), p.origin.as_str()), ("dev", "local", "built-in"));
+    /// assert!(p.settings.is_empty());
+    /// ```
     pub fn new(name: impl Into<String>, kind: impl Into<String>) -> BackendProfile {
         BackendProfile { name: name.into(), kind: kind.into(), settings: toml::Table::new(), origin: "built-in".into() }
     }
 
-    /// Adds a setting.
+    /// Adds a setting, replacing any earlier value of `key`.
+    ///
+    /// ```
+    /// let p = faas_api::BackendProfile::new("dev", "local").with("mode", "process").with("mode", "inproc");
+    /// assert_eq!(p.str("mode").unwrap().as_deref(), Some("inproc"));
+    /// ```
     pub fn with(mut self, key: &str, value: impl Into<toml::Value>) -> BackendProfile {
         self.settings.insert(key.to_string(), value.into());
         self
@@ -192,7 +291,14 @@ impl BackendProfile {
             .with_type("InvalidConfig")
     }
 
-    /// A string setting.
+    /// A string setting; `None` when absent, an error naming the key when not a string.
+    ///
+    /// ```
+    /// let p = faas_api::BackendProfile::new("prod", "lambda").with("region", "eu-west-1").with("port", 9000);
+    /// assert_eq!(p.str("region").unwrap().as_deref(), Some("eu-west-1"));
+    /// assert_eq!(p.str("role").unwrap(), None);
+    /// assert!(p.str("port").unwrap_err().message().ends_with("key `backends.prod.port`: expected a string"));
+    /// ```
     pub fn str(&self, key: &str) -> Result<Option<String>, Error> {
         match self.settings.get(key) {
             None => Ok(None),
@@ -201,7 +307,14 @@ impl BackendProfile {
         }
     }
 
-    /// An integer setting.
+    /// An integer setting; `None` when absent, an error naming the key when not an integer.
+    ///
+    /// ```
+    /// let p = faas_api::BackendProfile::new("dev", "local").with("port", 9000).with("host", "127.0.0.1");
+    /// assert_eq!(p.int("port").unwrap(), Some(9000));
+    /// assert_eq!(p.int("workers").unwrap(), None);
+    /// assert!(p.int("host").unwrap_err().message().ends_with("expected an integer"));
+    /// ```
     pub fn int(&self, key: &str) -> Result<Option<i64>, Error> {
         match self.settings.get(key) {
             None => Ok(None),
@@ -210,7 +323,14 @@ impl BackendProfile {
         }
     }
 
-    /// A boolean setting.
+    /// A boolean setting; `None` when absent, an error naming the key when not `true`/`false`.
+    ///
+    /// ```
+    /// let p = faas_api::BackendProfile::new("dev", "local").with("verbose", true).with("debug", "yes");
+    /// assert_eq!(p.bool("verbose").unwrap(), Some(true));
+    /// assert_eq!(p.bool("quiet").unwrap(), None);
+    /// assert!(p.bool("debug").unwrap_err().message().ends_with("expected true or false"));
+    /// ```
     pub fn bool(&self, key: &str) -> Result<Option<bool>, Error> {
         match self.settings.get(key) {
             None => Ok(None),
@@ -219,7 +339,15 @@ impl BackendProfile {
         }
     }
 
-    /// A duration setting (`"10s"`).
+    /// A duration setting written like `"10s"` (see [`parse_duration`]); `None` when absent.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let p = faas_api::BackendProfile::new("dev", "local").with("idle", "2m").with("grace", "soon");
+    /// assert_eq!(p.duration("idle").unwrap(), Some(Duration::from_secs(120)));
+    /// assert_eq!(p.duration("poll").unwrap(), None);
+    /// assert!(p.duration("grace").unwrap_err().message().ends_with("expected a duration like \"10s\""));
+    /// ```
     pub fn duration(&self, key: &str) -> Result<Option<Duration>, Error> {
         match self.str(key)? {
             None => Ok(None),
@@ -227,7 +355,23 @@ impl BackendProfile {
         }
     }
 
-    /// Resolves a secret reference (`env:NAME` or `file:PATH`). The value is never logged.
+    /// Resolves a secret reference (`env:NAME` or `file:PATH`, see [`resolve_secret_with`]); `None`
+    /// when absent. The value is never logged, and an inline value is an error.
+    ///
+    /// ```
+    /// use faas_api::BackendProfile;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("token");
+    /// std::fs::write(&path, "s3cret\n").unwrap();
+    /// let p = BackendProfile::new("prod", "lambda").with("token", format!("file:{}", path.display()));
+    /// assert_eq!(p.secret("token").unwrap().as_deref(), Some("s3cret"));
+    /// assert_eq!(p.secret("password").unwrap(), None);
+    ///
+    /// let inline = BackendProfile::new("prod", "lambda").with("token", "hunter2");
+    /// let err = inline.secret("token").unwrap_err();
+    /// assert!(err.message().contains("never inline values"));
+    /// assert!(!err.message().contains("hunter2"));
+    /// ```
     pub fn secret(&self, key: &str) -> Result<Option<String>, Error> {
         let Some(reference) = self.str(key)? else { return Ok(None) };
         resolve_secret(&reference).map(Some).map_err(|why| {
@@ -236,7 +380,16 @@ impl BackendProfile {
         })
     }
 
-    /// Rejects settings not in `known`, naming the first unknown one.
+    /// Rejects settings not in `known`, naming the first unknown one (in key order) and listing
+    /// the known ones. Runners call this so a typo in `faas.toml` is not silently ignored.
+    ///
+    /// ```
+    /// let p = faas_api::BackendProfile::new("dev", "local").with("mode", "process").with("prot", 9000);
+    /// assert!(p.deny_unknown(&["mode", "port", "prot"]).is_ok());
+    /// let err = p.deny_unknown(&["mode", "port"]).unwrap_err();
+    /// assert!(err.message().contains("key `backends.dev.prot`: unknown setting for a `local` backend"));
+    /// assert!(err.message().ends_with("known settings: mode, port"));
+    /// ```
     pub fn deny_unknown(&self, known: &[&str]) -> Result<(), Error> {
         for key in self.settings.keys() {
             if !known.contains(&key.as_str()) {
@@ -283,7 +436,26 @@ fn is_secret_key(key: &str) -> bool {
     ["secret", "password", "token", "credentials"].iter().any(|w| k.contains(w))
 }
 
-/// A parsed `faas.toml`.
+/// A parsed and validated `faas.toml` (see the [module docs](self) for the format).
+///
+/// ```
+/// use faas_api::Config;
+/// let text = r#"
+/// [app]
+/// name = "greeter"
+///
+/// [functions.hello]
+/// timeout = "10s"
+///
+/// [backends.dev]
+/// kind = "local"
+/// "#;
+/// let config = Config::parse(text, "faas.toml").unwrap();
+/// assert_eq!(config.app.name, "greeter");
+/// assert_eq!(config.functions["hello"].timeout, Some(std::time::Duration::from_secs(10)));
+/// assert_eq!(config.backends["dev"].kind, "local");
+/// assert_eq!(config.path, None);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The file it came from (none for a default config).
@@ -392,6 +564,13 @@ pub fn deserialize_toml<T: serde::de::DeserializeOwned>(
 
 impl Config {
     /// A config with only an app name: every function gets the defaults, the backend is local.
+    ///
+    /// ```
+    /// let c = faas_api::Config::default_for("greeter");
+    /// assert_eq!(c.app.name, "greeter");
+    /// assert!(c.functions.is_empty() && c.backends.is_empty());
+    /// assert_eq!(c.select_backend_with(None, None).unwrap().kind, "local");
+    /// ```
     pub fn default_for(app: impl Into<String>) -> Config {
         Config {
             path: None,
@@ -401,7 +580,22 @@ impl Config {
         }
     }
 
-    /// Reads and validates `path`.
+    /// Reads and validates `path`; errors name the file (line 0 when it cannot be read at all).
+    ///
+    /// ```
+    /// use faas_api::Config;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("faas.toml");
+    /// std::fs::write(&path, "[app]\nname = \"greeter\"\n").unwrap();
+    /// let config = Config::load(&path).unwrap();
+    /// assert_eq!(config.app.name, "greeter");
+    /// assert_eq!(config.path.as_deref(), Some(path.as_path()));
+    ///
+    /// let err = Config::load(&dir.path().join("missing.toml")).unwrap_err();
+    /// assert_eq!(err.line, 0);
+    /// assert!(err.message.starts_with("cannot read"));
+    /// assert!(err.to_string().contains("missing.toml: cannot read"), "{err}");
+    /// ```
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.display().to_string(),
@@ -414,7 +608,18 @@ impl Config {
         Ok(config)
     }
 
-    /// Finds `faas.toml` in `dir` or its ancestors.
+    /// Finds `faas.toml` in `dir` or its nearest ancestor that has one.
+    ///
+    /// ```
+    /// use faas_api::Config;
+    /// let root = tempfile::tempdir().unwrap();
+    /// let nested = root.path().join("src/bin");
+    /// std::fs::create_dir_all(&nested).unwrap();
+    /// std::fs::write(root.path().join("faas.toml"), "[app]\nname = 'a'\n").unwrap();
+    /// assert_eq!(Config::find(&nested), Some(root.path().join("faas.toml")));
+    /// std::fs::write(nested.join("faas.toml"), "[app]\nname = 'b'\n").unwrap();
+    /// assert_eq!(Config::find(&nested), Some(nested.join("faas.toml")));
+    /// ```
     pub fn find(dir: &Path) -> Option<PathBuf> {
         dir.ancestors().map(|d| d.join(FILE_NAME)).find(|p| p.is_file())
     }
@@ -507,8 +712,18 @@ impl Config {
         Ok(Config { path: None, app: raw.app, functions: raw.functions, backends })
     }
 
-    /// Picks the backend profile: `flag`, then `FAAS_BACKEND`, then `default_backend`, then the
-    /// only profile, then the implicit `local` one.
+    /// Picks the backend profile: `flag`, then the `FAAS_BACKEND` environment variable (when not
+    /// empty), then `default_backend`, then the only profile, then the implicit `local` one. See
+    /// [`Config::select_backend_with`] for the rules without the environment.
+    ///
+    /// ```
+    /// use faas_api::Config;
+    /// let c = Config::parse("[app]\nname = 'a'\n[backends.prod]\nkind = 'lambda'\n", "faas.toml").unwrap();
+    /// // The flag wins over `FAAS_BACKEND`, whatever it is set to.
+    /// assert_eq!(c.select_backend(Some("prod")).unwrap().kind, "lambda");
+    /// assert_eq!(c.select_backend(Some("local")).unwrap().kind, "local");
+    /// assert!(c.select_backend(Some("staging")).unwrap_err().message().contains("unknown backend profile `staging`"));
+    /// ```
     pub fn select_backend(&self, flag: Option<&str>) -> Result<BackendProfile, Error> {
         let env = std::env::var("FAAS_BACKEND").ok().filter(|s| !s.is_empty());
         self.select_backend_with(flag, env.as_deref())
@@ -605,17 +820,45 @@ pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>,
     }
 }
 
-/// Serde helper: a [`Duration`] as integer milliseconds.
+/// Serde helper: a [`Duration`] as integer milliseconds, for `#[serde(with = "...")]`.
+///
+/// ```
+/// use std::time::Duration;
+/// #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+/// struct Limits {
+///     #[serde(with = "faas_api::config::duration_ms")]
+///     timeout: Duration,
+/// }
+/// let limits = Limits { timeout: Duration::from_secs(3) };
+/// assert_eq!(serde_json::to_string(&limits).unwrap(), r#"{"timeout":3000}"#);
+/// assert_eq!(serde_json::from_str::<Limits>(r#"{"timeout":250}"#).unwrap().timeout, Duration::from_millis(250));
+/// ```
 pub mod duration_ms {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
-    /// Serialises as milliseconds.
+    /// Serialises as whole milliseconds (sub-millisecond parts are dropped).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut out = Vec::new();
+    /// faas_api::config::duration_ms::serialize(&Duration::from_micros(1500), &mut serde_json::Serializer::new(&mut out))
+    ///     .unwrap();
+    /// assert_eq!(out, b"1");
+    /// ```
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_millis() as u64)
     }
 
-    /// Deserialises from milliseconds.
+    /// Deserialises from a non-negative integer of milliseconds.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use faas_api::config::duration_ms;
+    /// let d = duration_ms::deserialize(&mut serde_json::Deserializer::from_str("1500")).unwrap();
+    /// assert_eq!(d, Duration::from_millis(1500));
+    /// assert!(duration_ms::deserialize(&mut serde_json::Deserializer::from_str("-1")).is_err());
+    /// ```
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Ok(Duration::from_millis(u64::deserialize(d)?))
     }

@@ -1,4 +1,16 @@
 //! The portable invocation [`Context`] every handler receives.
+//!
+//! ```
+//! use faas_api::{App, Context, Error};
+//! async fn whoami(cx: Context, _: serde_json::Value) -> Result<serde_json::Value, Error> {
+//!     Ok(serde_json::json!({"function": cx.function_name(), "backend": cx.backend()}))
+//! }
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let app = App::new().function("whoami", whoami);
+//! let reply = app.call_json("whoami", &serde_json::json!({})).await.unwrap();
+//! assert_eq!(reply, serde_json::json!({"function": "whoami", "backend": "local"}));
+//! # }
+//! ```
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +25,38 @@ use crate::{Error, Payload};
 /// What a host offers a running function beyond its input: calling other functions by logical
 /// name and emitting events. Each backend implements it once; handlers reach it through
 /// [`Context::invoke`] and [`Context::emit`].
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use faas_api::cloudevents::{AttributesReader, Event, EventBuilder, EventBuilderV10};
+/// use faas_api::{Context, Error, Payload, Services};
+///
+/// /// Answers every call with the callee's name and keeps the ids of emitted events.
+/// #[derive(Default)]
+/// struct Fake {
+///     emitted: Mutex<Vec<String>>,
+/// }
+///
+/// #[async_trait::async_trait]
+/// impl Services for Fake {
+///     async fn invoke(&self, _caller: &Context, name: &str, _payload: Payload) -> Result<Payload, Error> {
+///         Ok(Payload::bytes(name.to_string()))
+///     }
+///     async fn emit(&self, _caller: &Context, event: Event) -> Result<(), Error> {
+///         self.emitted.lock().unwrap().push(event.id().to_string());
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let fake = Arc::new(Fake::default());
+/// let cx = Context::builder("caller").services(fake.clone()).build();
+/// let reply = cx.invoke("other", Payload::empty()).await.unwrap();
+/// assert_eq!(reply.body().as_ref(), b"other");
+/// cx.emit(EventBuilderV10::new().id("e1").source("/test").ty("t").build().unwrap()).await.unwrap();
+/// assert_eq!(*fake.emitted.lock().unwrap(), ["e1"]);
+/// # }
+/// ```
 #[async_trait]
 pub trait Services: Send + Sync + 'static {
     /// Invokes function `name` synchronously and returns its reply.
@@ -23,6 +67,18 @@ pub trait Services: Send + Sync + 'static {
 
 /// [`Services`] for a host that has no way to reach other functions: every call is refused with
 /// a `backend_unavailable` error saying so.
+///
+/// ```
+/// use std::sync::Arc;
+/// use faas_api::{Context, ErrorKind, Payload, context::NoServices};
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// // `NoServices` is also what a context built without `services` uses.
+/// let cx = Context::builder("f").services(Arc::new(NoServices)).build();
+/// let err = cx.invoke("other", Payload::empty()).await.unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::BackendUnavailable);
+/// assert!(err.message().contains("cannot invoke `other`"), "{}", err.message());
+/// # }
+/// ```
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoServices;
 
@@ -42,6 +98,12 @@ impl Services for NoServices {
 }
 
 /// Severity of a line written through a [`Logger`].
+///
+/// ```
+/// use faas_api::Level;
+/// assert_eq!(Level::Warn.as_str(), "WARN");
+/// assert_eq!(serde_json::to_string(&Level::Warn).unwrap(), r#""warn""#);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
@@ -55,6 +117,12 @@ pub enum Level {
 
 impl Level {
     /// Upper-case name, as printed.
+    ///
+    /// ```
+    /// use faas_api::Level;
+    /// assert_eq!(Level::Info.as_str(), "INFO");
+    /// assert_eq!(Level::Error.as_str(), "ERROR");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Level::Info => "INFO",
@@ -66,12 +134,43 @@ impl Level {
 
 /// Where a [`Logger`] writes. The default writes to standard output, which every platform
 /// captures per invocation; the in-process local host captures into the activation record.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use faas_api::{Context, Level, LogSink};
+///
+/// /// Keeps `invocation LEVEL line` strings.
+/// #[derive(Default)]
+/// struct Lines(Mutex<Vec<String>>);
+///
+/// impl LogSink for Lines {
+///     fn write(&self, invocation_id: &str, level: Level, line: &str) {
+///         self.0.lock().unwrap().push(format!("{invocation_id} {} {line}", level.as_str()));
+///     }
+/// }
+///
+/// let lines = Arc::new(Lines::default());
+/// let cx = Context::builder("f").invocation_id("inv-1").log_sink(lines.clone()).build();
+/// cx.logger().info("hello");
+/// assert_eq!(*lines.0.lock().unwrap(), ["inv-1 INFO hello"]);
+/// ```
 pub trait LogSink: Send + Sync + 'static {
     /// Writes one line for invocation `invocation_id`.
     fn write(&self, invocation_id: &str, level: Level, line: &str);
 }
 
 /// Writes `LEVEL message` lines to standard output.
+///
+/// It is the default sink, since every platform captures a function's standard output.
+///
+/// ```
+/// use std::sync::Arc;
+/// use faas_api::{Context, Level, LogSink, context::StdoutSink};
+/// StdoutSink.write("inv-1", Level::Info, "hello"); // prints `INFO hello`
+/// // It is also what a context logs to when no sink is set.
+/// let cx = Context::builder("f").log_sink(Arc::new(StdoutSink)).build();
+/// cx.logger().warn("careful"); // prints `WARN careful`
+/// ```
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdoutSink;
 
@@ -88,8 +187,21 @@ impl LogSink for StdoutSink {
 /// invocation by whichever host runs it, and are mirrored as `tracing` events.
 ///
 /// ```
-/// let cx = faas_api::Context::builder("hello").build();
+/// # use std::sync::{Arc, Mutex};
+/// # use faas_api::{Context, Level, LogSink};
+/// # #[derive(Default)]
+/// # struct Lines(Mutex<Vec<String>>);
+/// # impl LogSink for Lines {
+/// #     fn write(&self, _id: &str, level: Level, line: &str) {
+/// #         self.0.lock().unwrap().push(format!("{} {line}", level.as_str()));
+/// #     }
+/// # }
+/// # let lines = Arc::new(Lines::default());
+/// // `lines` is a `LogSink` that keeps every line it is given.
+/// let cx = Context::builder("f").log_sink(lines.clone()).build();
 /// cx.logger().info("greeting Ada");
+/// cx.logger().error("no name given");
+/// assert_eq!(*lines.0.lock().unwrap(), ["INFO greeting Ada", "ERROR no name given"]);
 /// ```
 #[derive(Clone)]
 pub struct Logger {
@@ -99,18 +211,86 @@ pub struct Logger {
 
 impl Logger {
     /// Writes an informational line.
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # use faas_api::{Context, Level, LogSink};
+    /// # #[derive(Default)]
+    /// # struct Lines(Mutex<Vec<String>>);
+    /// # impl LogSink for Lines {
+    /// #     fn write(&self, _id: &str, level: Level, line: &str) {
+    /// #         self.0.lock().unwrap().push(format!("{} {line}", level.as_str()));
+    /// #     }
+    /// # }
+    /// # let lines = Arc::new(Lines::default());
+    /// // `lines` is a `LogSink` that keeps every line it is given.
+    /// let cx = Context::builder("f").log_sink(lines.clone()).build();
+    /// cx.logger().info("started");
+    /// assert_eq!(*lines.0.lock().unwrap(), ["INFO started"]);
+    /// ```
     pub fn info(&self, line: impl AsRef<str>) {
         self.log(Level::Info, line.as_ref())
     }
     /// Writes a warning line.
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # use faas_api::{Context, Level, LogSink};
+    /// # #[derive(Default)]
+    /// # struct Lines(Mutex<Vec<String>>);
+    /// # impl LogSink for Lines {
+    /// #     fn write(&self, _id: &str, level: Level, line: &str) {
+    /// #         self.0.lock().unwrap().push(format!("{} {line}", level.as_str()));
+    /// #     }
+    /// # }
+    /// # let lines = Arc::new(Lines::default());
+    /// // `lines` is a `LogSink` that keeps every line it is given.
+    /// let cx = Context::builder("f").log_sink(lines.clone()).build();
+    /// cx.logger().warn(String::from("retrying"));
+    /// assert_eq!(*lines.0.lock().unwrap(), ["WARN retrying"]);
+    /// ```
     pub fn warn(&self, line: impl AsRef<str>) {
         self.log(Level::Warn, line.as_ref())
     }
     /// Writes an error line.
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # use faas_api::{Context, Level, LogSink};
+    /// # #[derive(Default)]
+    /// # struct Lines(Mutex<Vec<String>>);
+    /// # impl LogSink for Lines {
+    /// #     fn write(&self, _id: &str, level: Level, line: &str) {
+    /// #         self.0.lock().unwrap().push(format!("{} {line}", level.as_str()));
+    /// #     }
+    /// # }
+    /// # let lines = Arc::new(Lines::default());
+    /// // `lines` is a `LogSink` that keeps every line it is given.
+    /// let cx = Context::builder("f").log_sink(lines.clone()).build();
+    /// cx.logger().error("gave up");
+    /// assert_eq!(*lines.0.lock().unwrap(), ["ERROR gave up"]);
+    /// ```
     pub fn error(&self, line: impl AsRef<str>) {
         self.log(Level::Error, line.as_ref())
     }
     /// Writes a line at `level`.
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # use faas_api::{Context, Level, LogSink};
+    /// # #[derive(Default)]
+    /// # struct Lines(Mutex<Vec<String>>);
+    /// # impl LogSink for Lines {
+    /// #     fn write(&self, _id: &str, level: Level, line: &str) {
+    /// #         self.0.lock().unwrap().push(format!("{} {line}", level.as_str()));
+    /// #     }
+    /// # }
+    /// # let lines = Arc::new(Lines::default());
+    /// // `lines` is a `LogSink` that keeps every line it is given.
+    /// let cx = Context::builder("f").log_sink(lines.clone()).build();
+    /// cx.logger().log(Level::Warn, "low on memory");
+    /// assert_eq!(*lines.0.lock().unwrap(), ["WARN low on memory"]);
+    /// ```
     pub fn log(&self, level: Level, line: &str) {
         tracing::event!(tracing::Level::DEBUG, invocation = %self.invocation_id, level = level.as_str(), "{line}");
         self.sink.write(&self.invocation_id, level, line);
@@ -174,34 +354,75 @@ impl TraceContext {
     }
 
     /// A fresh, sampled trace context with random ids.
+    ///
+    /// ```
+    /// use faas_api::TraceContext;
+    /// let t = TraceContext::random();
+    /// assert!(t.sampled());
+    /// assert_eq!((t.trace_id().len(), t.parent_id().len()), (32, 16));
+    /// assert_eq!(TraceContext::parse(&t.traceparent()), Some(t.clone()));
+    /// assert_ne!(TraceContext::random().trace_id(), t.trace_id());
+    /// ```
     pub fn random() -> TraceContext {
-        let a = uuid::Uuid::new_v4().simple().to_string();
-        let b = uuid::Uuid::new_v4().simple().to_string();
-        TraceContext { trace_id: a, parent_id: b[..16].to_string(), flags: 1 }
+        // Version-4 UUIDs are never all zero (their version and variant bits are set), which W3C
+        // forbids for both ids; the low half of the second keeps its variant bits.
+        let trace = uuid::Uuid::new_v4().as_u128();
+        let parent = uuid::Uuid::new_v4().as_u64_pair().1;
+        TraceContext { trace_id: format!("{trace:032x}"), parent_id: format!("{parent:016x}"), flags: 1 }
     }
 
-    /// A child span of this trace: same trace id, new parent id.
+    /// A child span of this trace: same trace id and flags, new parent id.
+    ///
+    /// ```
+    /// use faas_api::TraceContext;
+    /// let t = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+    /// let child = t.child();
+    /// assert_eq!(child.trace_id(), t.trace_id());
+    /// assert_ne!(child.parent_id(), t.parent_id());
+    /// assert!(child.sampled());
+    /// ```
     pub fn child(&self) -> TraceContext {
         let b = uuid::Uuid::new_v4().simple().to_string();
         TraceContext { trace_id: self.trace_id.clone(), parent_id: b[..16].to_string(), flags: self.flags }
     }
 
     /// The 32-hex-digit trace id.
+    ///
+    /// ```
+    /// let t = faas_api::TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+    /// assert_eq!(t.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    /// ```
     pub fn trace_id(&self) -> &str {
         &self.trace_id
     }
 
     /// The 16-hex-digit parent (span) id.
+    ///
+    /// ```
+    /// let t = faas_api::TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+    /// assert_eq!(t.parent_id(), "00f067aa0ba902b7");
+    /// ```
     pub fn parent_id(&self) -> &str {
         &self.parent_id
     }
 
     /// Whether the sampled flag is set.
+    ///
+    /// ```
+    /// use faas_api::TraceContext;
+    /// assert!(TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap().sampled());
+    /// assert!(!TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").unwrap().sampled());
+    /// ```
     pub fn sampled(&self) -> bool {
         self.flags & 1 == 1
     }
 
-    /// The `traceparent` header value.
+    /// The `traceparent` header value (version `00`).
+    ///
+    /// ```
+    /// let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// assert_eq!(faas_api::TraceContext::parse(header).unwrap().traceparent(), header);
+    /// ```
     pub fn traceparent(&self) -> String {
         format!("00-{}-{}-{:02x}", self.trace_id, self.parent_id, self.flags)
     }
@@ -241,6 +462,12 @@ struct Inner {
 
 impl Context {
     /// Starts building a context for function `function_name`.
+    ///
+    /// ```
+    /// let cx = faas_api::Context::builder("hello").backend("lambda").build();
+    /// assert_eq!(cx.function_name(), "hello");
+    /// assert_eq!(cx.backend(), "lambda");
+    /// ```
     pub fn builder(function_name: impl Into<String>) -> ContextBuilder {
         ContextBuilder {
             function_name: function_name.into(),
@@ -256,41 +483,100 @@ impl Context {
     }
 
     /// The unique id of this invocation.
+    ///
+    /// ```
+    /// use faas_api::Context;
+    /// assert_eq!(Context::builder("f").invocation_id("abc").build().invocation_id(), "abc");
+    /// // Hosts that set none get a fresh UUID.
+    /// assert_eq!(Context::builder("f").build().invocation_id().len(), 36);
+    /// ```
     pub fn invocation_id(&self) -> &str {
         &self.inner.invocation_id
     }
 
     /// The logical name of the function being invoked.
+    ///
+    /// ```
+    /// assert_eq!(faas_api::Context::builder("resize-image").build().function_name(), "resize-image");
+    /// ```
     pub fn function_name(&self) -> &str {
         &self.inner.function_name
     }
 
     /// The wall-clock deadline of this invocation.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// let at = SystemTime::now() + Duration::from_secs(60);
+    /// assert_eq!(faas_api::Context::builder("f").deadline(at).build().deadline(), at);
+    /// ```
     pub fn deadline(&self) -> SystemTime {
         self.inner.deadline
     }
 
     /// The deadline in Unix epoch milliseconds.
+    ///
+    /// ```
+    /// let cx = faas_api::Context::builder("f").deadline_ms(1_700_000_000_123).build();
+    /// assert_eq!(cx.deadline_ms(), 1_700_000_000_123);
+    /// ```
     pub fn deadline_ms(&self) -> u64 {
         self.inner.deadline.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
     }
 
     /// Time left before the deadline (zero once past).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use faas_api::Context;
+    /// assert!(Context::builder("f").timeout(Duration::from_secs(30)).build().remaining() <= Duration::from_secs(30));
+    /// // A deadline in the past leaves nothing.
+    /// assert_eq!(Context::builder("f").deadline_ms(1_000).build().remaining(), Duration::ZERO);
+    /// ```
     pub fn remaining(&self) -> Duration {
         self.inner.deadline.duration_since(SystemTime::now()).unwrap_or_default()
     }
 
     /// The W3C trace context of this invocation (the caller's trace, or a fresh one).
+    ///
+    /// ```
+    /// let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// let cx = faas_api::Context::builder("f").traceparent(Some(tp)).build();
+    /// assert_eq!(cx.trace().trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    /// ```
     pub fn trace(&self) -> &TraceContext {
         &self.inner.trace
     }
 
     /// The name of the backend running the function: `local`, `lambda`, `azure`, `gcf`, `openwhisk`.
+    ///
+    /// ```
+    /// use faas_api::Context;
+    /// assert_eq!(Context::builder("f").build().backend(), "local");
+    /// assert_eq!(Context::builder("f").backend("lambda").build().backend(), "lambda");
+    /// ```
     pub fn backend(&self) -> &str {
         &self.inner.backend
     }
 
     /// The logger whose lines are attributed to this invocation.
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # use faas_api::{Context, Level, LogSink};
+    /// # #[derive(Default)]
+    /// # struct Lines(Mutex<Vec<String>>);
+    /// # impl LogSink for Lines {
+    /// #     fn write(&self, _id: &str, level: Level, line: &str) {
+    /// #         self.0.lock().unwrap().push(format!("{} {line}", level.as_str()));
+    /// #     }
+    /// # }
+    /// # let lines = Arc::new(Lines::default());
+    /// // `lines` is a `LogSink` that keeps every line it is given.
+    /// let cx = Context::builder("f").log_sink(lines.clone()).build();
+    /// cx.logger().info("hi");
+    /// assert_eq!(*lines.0.lock().unwrap(), ["INFO hi"]);
+    /// ```
     pub fn logger(&self) -> &Logger {
         &self.inner.logger
     }
@@ -307,18 +593,64 @@ impl Context {
     }
 
     /// Invokes another function by logical name, on whatever backend hosts this one.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use faas_api::{Context, Error, ErrorKind, Payload, Services};
+    /// # use faas_api::cloudevents::Event;
+    /// /// Calls `upper` locally: upper-cases the payload.
+    /// struct Local;
+    /// #[async_trait::async_trait]
+    /// impl Services for Local {
+    ///     async fn invoke(&self, _: &Context, name: &str, p: Payload) -> Result<Payload, Error> {
+    ///         match name {
+    ///             "upper" => Ok(Payload::bytes(p.body().to_ascii_uppercase())),
+    ///             _ => Err(Error::not_found(format!("no function named `{name}`"))),
+    ///         }
+    ///     }
+    ///     # async fn emit(&self, _: &Context, _: Event) -> Result<(), Error> { Ok(()) }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let cx = Context::builder("caller").services(Arc::new(Local)).build();
+    /// let reply = cx.invoke("upper", Payload::bytes("shout")).await.unwrap();
+    /// assert_eq!(reply.body().as_ref(), b"SHOUT");
+    /// assert_eq!(cx.invoke("nope", Payload::empty()).await.unwrap_err().kind(), ErrorKind::NotFound);
+    /// # }
+    /// ```
     pub async fn invoke(&self, name: &str, payload: Payload) -> Result<Payload, Error> {
         let services = self.inner.services.clone();
         services.invoke(self, name, payload).await
     }
 
     /// Emits a CloudEvent.
+    ///
+    /// Where it goes depends on the host (see [`Services::emit`]); with no event route the call
+    /// fails with a `backend_unavailable` error.
+    ///
+    /// ```
+    /// use faas_api::cloudevents::{EventBuilder, EventBuilderV10};
+    /// use faas_api::{Context, ErrorKind};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let event = EventBuilderV10::new().id("1").source("/shop").ty("order.created").build().unwrap();
+    /// // A context without services (see `Services` for one that has them) refuses to emit.
+    /// let err = Context::builder("f").build().emit(event).await.unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::BackendUnavailable);
+    /// # }
+    /// ```
     pub async fn emit(&self, event: Event) -> Result<(), Error> {
         let services = self.inner.services.clone();
         services.emit(self, event).await
     }
 
     /// A backend-specific extension, when the host provides one of type `T`.
+    ///
+    /// ```
+    /// #[derive(Clone, Debug, PartialEq)]
+    /// struct Region(String);
+    /// let cx = faas_api::Context::builder("f").extension(Region("eu-west-1".into())).build();
+    /// assert_eq!(cx.extension::<Region>(), Some(&Region("eu-west-1".into())));
+    /// assert_eq!(cx.extension::<u32>(), None);
+    /// ```
     pub fn extension<T: Send + Sync + Clone + 'static>(&self) -> Option<&T> {
         self.inner.extensions.get::<T>()
     }
@@ -337,6 +669,16 @@ impl std::fmt::Debug for Context {
 }
 
 /// A JSON view of a context, as the conformance `context` probe reports it.
+///
+/// ```
+/// use faas_api::{Context, ContextReport};
+/// let cx = Context::builder("probe").invocation_id("abc").backend("local").build();
+/// let report = ContextReport::from(&cx);
+/// assert_eq!((report.invocation_id.as_str(), report.function_name.as_str()), ("abc", "probe"));
+/// assert_eq!(report.traceparent, cx.trace().traceparent());
+/// let json = serde_json::to_value(&report).unwrap();
+/// assert_eq!(json["backend"], "local");
+/// ```
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct ContextReport {
     /// [`Context::invocation_id`].
@@ -370,6 +712,21 @@ impl From<&Context> for ContextReport {
 }
 
 /// Builds a [`Context`]; used by hosts, not handlers.
+///
+/// ```
+/// use std::time::Duration;
+/// use faas_api::Context;
+/// let cx = Context::builder("hello")
+///     .invocation_id("abc")
+///     .timeout(Duration::from_secs(10))
+///     .traceparent(Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
+///     .backend("local")
+///     .var("GREETING", "hi")
+///     .build();
+/// assert_eq!(cx.invocation_id(), "abc");
+/// assert_eq!(cx.trace().trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+/// assert_eq!(cx.var("GREETING").as_deref(), Some("hi"));
+/// ```
 pub struct ContextBuilder {
     function_name: String,
     invocation_id: Option<String>,
@@ -384,65 +741,172 @@ pub struct ContextBuilder {
 
 impl ContextBuilder {
     /// Sets the invocation id (default: a fresh UUID).
+    ///
+    /// ```
+    /// assert_eq!(faas_api::Context::builder("f").invocation_id("inv-7").build().invocation_id(), "inv-7");
+    /// ```
     pub fn invocation_id(mut self, id: impl Into<String>) -> Self {
         self.invocation_id = Some(id.into());
         self
     }
     /// Sets the absolute deadline.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// let cx = faas_api::Context::builder("f").deadline(UNIX_EPOCH + Duration::from_secs(2_000_000_000)).build();
+    /// assert_eq!(cx.deadline_ms(), 2_000_000_000_000);
+    /// ```
     pub fn deadline(mut self, deadline: SystemTime) -> Self {
         self.deadline = Some(deadline);
         self
     }
     /// Sets the deadline from Unix epoch milliseconds.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// let cx = faas_api::Context::builder("f").deadline_ms(1_500).build();
+    /// assert_eq!(cx.deadline(), UNIX_EPOCH + Duration::from_millis(1_500));
+    /// ```
     pub fn deadline_ms(self, ms: u64) -> Self {
         self.deadline(UNIX_EPOCH + Duration::from_millis(ms))
     }
     /// Sets the deadline to now + `timeout`.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// let before = SystemTime::now();
+    /// let cx = faas_api::Context::builder("f").timeout(Duration::from_secs(5)).build();
+    /// assert!(cx.deadline() >= before + Duration::from_secs(5));
+    /// assert!(cx.deadline() <= SystemTime::now() + Duration::from_secs(5));
+    /// ```
     pub fn timeout(self, timeout: Duration) -> Self {
         self.deadline(SystemTime::now() + timeout)
     }
-    /// Sets the trace context.
+    /// Sets the trace context (default: a fresh random one).
+    ///
+    /// ```
+    /// use faas_api::{Context, TraceContext};
+    /// let trace = TraceContext::random();
+    /// assert_eq!(Context::builder("f").trace(trace.clone()).build().trace(), &trace);
+    /// ```
     pub fn trace(mut self, trace: TraceContext) -> Self {
         self.trace = Some(trace);
         self
     }
     /// Sets the trace context from an optional `traceparent` header; an absent or invalid one
     /// starts a new trace.
+    ///
+    /// ```
+    /// use faas_api::Context;
+    /// let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// assert_eq!(Context::builder("f").traceparent(Some(tp)).build().trace().traceparent(), tp);
+    /// let fresh = Context::builder("f").traceparent(Some("garbage")).build();
+    /// assert_ne!(fresh.trace().trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    /// assert_eq!(fresh.trace().trace_id().len(), 32);
+    /// ```
     pub fn traceparent(mut self, header: Option<&str>) -> Self {
         self.trace = header.and_then(TraceContext::parse);
         self
     }
-    /// Sets the backend name.
+    /// Sets the backend name (default: `local`).
+    ///
+    /// ```
+    /// assert_eq!(faas_api::Context::builder("f").backend("openwhisk").build().backend(), "openwhisk");
+    /// ```
     pub fn backend(mut self, backend: impl Into<String>) -> Self {
         self.backend = backend.into();
         self
     }
     /// Sets where log lines go (default: standard output).
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # use faas_api::{Context, Level, LogSink};
+    /// # #[derive(Default)]
+    /// # struct Lines(Mutex<Vec<String>>);
+    /// # impl LogSink for Lines {
+    /// #     fn write(&self, _id: &str, level: Level, line: &str) {
+    /// #         self.0.lock().unwrap().push(format!("{} {line}", level.as_str()));
+    /// #     }
+    /// # }
+    /// # let lines = Arc::new(Lines::default());
+    /// // `lines` is a `LogSink` that keeps every line it is given.
+    /// let cx = Context::builder("f").log_sink(lines.clone()).build();
+    /// cx.logger().info("captured");
+    /// assert_eq!(*lines.0.lock().unwrap(), ["INFO captured"]);
+    /// ```
     pub fn log_sink(mut self, sink: Arc<dyn LogSink>) -> Self {
         self.sink = Some(sink);
         self
     }
-    /// Sets the services used by [`Context::invoke`] and [`Context::emit`].
+    /// Sets the services used by [`Context::invoke`] and [`Context::emit`] (default:
+    /// [`NoServices`], which refuses both).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use faas_api::{Context, Error, Payload, Services};
+    /// # use faas_api::cloudevents::Event;
+    /// struct Echo;
+    /// #[async_trait::async_trait]
+    /// impl Services for Echo {
+    ///     async fn invoke(&self, _: &Context, _: &str, p: Payload) -> Result<Payload, Error> { Ok(p) }
+    ///     # async fn emit(&self, _: &Context, _: Event) -> Result<(), Error> { Ok(()) }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let cx = Context::builder("f").services(Arc::new(Echo)).build();
+    /// assert_eq!(cx.invoke("any", Payload::bytes("ping")).await.unwrap().body().as_ref(), b"ping");
+    /// # }
+    /// ```
     pub fn services(mut self, services: Arc<dyn Services>) -> Self {
         self.services = Some(services);
         self
     }
     /// Adds a configuration variable visible through [`Context::var`].
+    ///
+    /// ```
+    /// let cx = faas_api::Context::builder("f").var("TABLE", "orders").build();
+    /// assert_eq!(cx.var("TABLE").as_deref(), Some("orders"));
+    /// ```
     pub fn var(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.vars.insert(key.into(), value.into());
         self
     }
     /// Adds all variables of `vars`.
+    ///
+    /// ```
+    /// let vars = [("A".to_string(), "1".to_string()), ("B".to_string(), "2".to_string())];
+    /// let cx = faas_api::Context::builder("f").vars(vars).build();
+    /// assert_eq!((cx.var("A").as_deref(), cx.var("B").as_deref()), (Some("1"), Some("2")));
+    /// ```
     pub fn vars(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
         self.vars.extend(vars);
         self
     }
     /// Adds a backend-specific extension value.
+    ///
+    /// ```
+    /// #[derive(Clone)]
+    /// struct RequestId(u64);
+    /// let cx = faas_api::Context::builder("f").extension(RequestId(7)).build();
+    /// assert_eq!(cx.extension::<RequestId>().map(|r| r.0), Some(7));
+    /// ```
     pub fn extension<T: Send + Sync + Clone + 'static>(mut self, value: T) -> Self {
         self.extensions.insert(value);
         self
     }
     /// Finishes the context.
+    ///
+    /// Unset fields get defaults: a fresh UUID invocation id, a deadline 3 s from now, a new
+    /// sampled trace, logging to standard output and [`NoServices`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cx = faas_api::Context::builder("f").build();
+    /// assert_eq!(cx.invocation_id().len(), 36); // a fresh UUID
+    /// assert_eq!(cx.backend(), "local");
+    /// assert!(cx.remaining() <= Duration::from_secs(3));
+    /// assert!(cx.trace().sampled());
+    /// ```
     pub fn build(self) -> Context {
         let invocation_id = self.invocation_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let logger = Logger {

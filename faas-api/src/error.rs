@@ -9,7 +9,16 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The class of a portable error. Each kind has one HTTP status code ([`ErrorKind::status`]).
+/// The class of a portable error. Each kind has one HTTP status code ([`ErrorKind::status`]) and
+/// one snake_case wire name ([`ErrorKind::as_str`]).
+///
+/// ```
+/// use faas_api::ErrorKind;
+/// let kind = ErrorKind::PayloadTooLarge;
+/// assert_eq!(kind.status(), 413);
+/// assert_eq!(kind.to_string(), "payload_too_large");
+/// assert_eq!(serde_json::to_string(&kind).unwrap(), r#""payload_too_large""#);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
@@ -35,6 +44,13 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in declaration order.
+    ///
+    /// ```
+    /// use faas_api::ErrorKind;
+    /// assert_eq!(ErrorKind::ALL.len(), 9);
+    /// assert_eq!(ErrorKind::ALL[0], ErrorKind::BadInput);
+    /// assert!(ErrorKind::ALL.iter().all(|k| ErrorKind::parse(k.as_str()) == Some(*k)));
+    /// ```
     pub const ALL: [ErrorKind; 9] = [
         ErrorKind::BadInput,
         ErrorKind::Unauthorized,
@@ -69,6 +85,12 @@ impl ErrorKind {
     }
 
     /// The snake_case name used on the wire and in the `faas-error` header.
+    ///
+    /// ```
+    /// use faas_api::ErrorKind;
+    /// assert_eq!(ErrorKind::BackendUnavailable.as_str(), "backend_unavailable");
+    /// assert_eq!(ErrorKind::BadInput.as_str(), "bad_input");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::BadInput => "bad_input",
@@ -83,12 +105,28 @@ impl ErrorKind {
         }
     }
 
-    /// Parses the wire name back into a kind.
+    /// Parses the wire name back into a kind; `None` for an unknown name.
+    ///
+    /// ```
+    /// use faas_api::ErrorKind;
+    /// assert_eq!(ErrorKind::parse("timeout"), Some(ErrorKind::Timeout));
+    /// assert_eq!(ErrorKind::parse("Timeout"), None);
+    /// ```
     pub fn parse(s: &str) -> Option<ErrorKind> {
         ErrorKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
-    /// The kind a bare HTTP status code maps to (for peers that only give a status).
+    /// The kind a bare HTTP status code maps to (for peers that only give a status). Statuses
+    /// with no closer match, such as 500, map to [`ErrorKind::Function`].
+    ///
+    /// ```
+    /// use faas_api::ErrorKind;
+    /// assert_eq!(ErrorKind::from_status(429), ErrorKind::Throttled);
+    /// assert_eq!(ErrorKind::from_status(403), ErrorKind::Unauthorized);
+    /// assert_eq!(ErrorKind::from_status(408), ErrorKind::Timeout);
+    /// assert_eq!(ErrorKind::from_status(500), ErrorKind::Function);
+    /// assert_eq!(ErrorKind::from_status(418), ErrorKind::Function);
+    /// ```
     pub fn from_status(status: u16) -> ErrorKind {
         match status {
             400 | 405 | 415 | 422 => ErrorKind::BadInput,
@@ -130,7 +168,15 @@ pub struct Error {
 }
 
 impl Error {
-    /// An error of `kind` with the kind's default type name.
+    /// An error of `kind` with the kind's default type name (`FunctionError` for
+    /// [`ErrorKind::Function`], the kind in CamelCase otherwise).
+    ///
+    /// ```
+    /// use faas_api::{Error, ErrorKind};
+    /// let e = Error::new(ErrorKind::Throttled, "queue full");
+    /// assert_eq!((e.kind(), e.error_type(), e.message()), (ErrorKind::Throttled, "Throttled", "queue full"));
+    /// assert_eq!(Error::new(ErrorKind::Function, "x").error_type(), "FunctionError");
+    /// ```
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
         let error_type = match kind {
             ErrorKind::BadInput => "BadInput",
@@ -146,73 +192,158 @@ impl Error {
         Error { kind, error_type: error_type.to_string(), message: message.into() }
     }
 
-    /// A function (application) error with an explicit type name.
+    /// A function (application) error with an explicit type name (500).
+    ///
+    /// ```
+    /// use faas_api::{Error, ErrorKind};
+    /// let e = Error::function("OutOfStock", "no more widgets");
+    /// assert_eq!(e.kind(), ErrorKind::Function);
+    /// assert_eq!(e.status(), 500);
+    /// assert_eq!(e.to_string(), "OutOfStock: no more widgets");
+    /// ```
     pub fn function(error_type: impl Into<String>, message: impl Into<String>) -> Error {
         Error { kind: ErrorKind::Function, error_type: error_type.into(), message: message.into() }
     }
 
     /// Bad input (400).
+    ///
+    /// ```
+    /// use faas_api::{Error, ErrorKind};
+    /// let e = Error::bad_input("details");
+    /// assert_eq!((e.kind(), e.status(), e.error_type()), (ErrorKind::BadInput, 400, "BadInput"));
+    /// ```
     pub fn bad_input(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::BadInput, message)
     }
 
     /// Not found (404).
+    ///
+    /// ```
+    /// use faas_api::{Error, ErrorKind};
+    /// let e = Error::not_found("details");
+    /// assert_eq!((e.kind(), e.status(), e.error_type()), (ErrorKind::NotFound, 404, "NotFound"));
+    /// ```
     pub fn not_found(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::NotFound, message)
     }
 
     /// Payload too large (413).
+    ///
+    /// ```
+    /// use faas_api::{Error, ErrorKind};
+    /// let e = Error::payload_too_large("details");
+    /// assert_eq!((e.kind(), e.status(), e.error_type()), (ErrorKind::PayloadTooLarge, 413, "PayloadTooLarge"));
+    /// ```
     pub fn payload_too_large(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::PayloadTooLarge, message)
     }
 
     /// Timeout (504).
+    ///
+    /// ```
+    /// use faas_api::{Error, ErrorKind};
+    /// let e = Error::timeout("details");
+    /// assert_eq!((e.kind(), e.status(), e.error_type()), (ErrorKind::Timeout, 504, "Timeout"));
+    /// ```
     pub fn timeout(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Timeout, message)
     }
 
     /// Crash (502).
+    ///
+    /// ```
+    /// use faas_api::{Error, ErrorKind};
+    /// let e = Error::crash("details");
+    /// assert_eq!((e.kind(), e.status(), e.error_type()), (ErrorKind::Crash, 502, "Crash"));
+    /// ```
     pub fn crash(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Crash, message)
     }
 
     /// Throttled (429).
+    ///
+    /// ```
+    /// use faas_api::{Error, ErrorKind};
+    /// let e = Error::throttled("details");
+    /// assert_eq!((e.kind(), e.status(), e.error_type()), (ErrorKind::Throttled, 429, "Throttled"));
+    /// ```
     pub fn throttled(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Throttled, message)
     }
 
     /// Backend unavailable (503).
+    ///
+    /// ```
+    /// use faas_api::{Error, ErrorKind};
+    /// let e = Error::unavailable("details");
+    /// assert_eq!((e.kind(), e.status(), e.error_type()), (ErrorKind::BackendUnavailable, 503, "BackendUnavailable"));
+    /// ```
     pub fn unavailable(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::BackendUnavailable, message)
     }
 
     /// Unauthorized (401).
+    ///
+    /// ```
+    /// use faas_api::{Error, ErrorKind};
+    /// let e = Error::unauthorized("details");
+    /// assert_eq!((e.kind(), e.status(), e.error_type()), (ErrorKind::Unauthorized, 401, "Unauthorized"));
+    /// ```
     pub fn unauthorized(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::Unauthorized, message)
     }
 
-    /// Replaces the error type name.
+    /// Replaces the error type name; the kind and message stay.
+    ///
+    /// ```
+    /// use faas_api::{Error, ErrorKind};
+    /// let e = Error::bad_input("missing `name`").with_type("ValidationError");
+    /// assert_eq!(e.kind(), ErrorKind::BadInput);
+    /// assert_eq!(e.to_string(), "ValidationError: missing `name`");
+    /// ```
     pub fn with_type(mut self, error_type: impl Into<String>) -> Error {
         self.error_type = error_type.into();
         self
     }
 
     /// The kind of error.
+    ///
+    /// ```
+    /// use faas_api::{Error, ErrorKind};
+    /// assert_eq!(Error::timeout("took 31s").kind(), ErrorKind::Timeout);
+    /// ```
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
     /// The error type name (for function errors, the one the function chose).
+    ///
+    /// ```
+    /// use faas_api::Error;
+    /// assert_eq!(Error::function("ProbeError", "boom").error_type(), "ProbeError");
+    /// assert_eq!(Error::not_found("gone").error_type(), "NotFound");
+    /// ```
     pub fn error_type(&self) -> &str {
         &self.error_type
     }
 
-    /// The human-readable message.
+    /// The human-readable message, without the type name.
+    ///
+    /// ```
+    /// use faas_api::Error;
+    /// assert_eq!(Error::function("ProbeError", "boom").message(), "boom");
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }
 
     /// The HTTP status code of this error's kind.
+    ///
+    /// ```
+    /// use faas_api::Error;
+    /// assert_eq!(Error::crash("exit code 101").status(), 502);
+    /// assert_eq!(Error::function("E", "m").status(), 500);
+    /// ```
     pub fn status(&self) -> u16 {
         self.kind.status()
     }
@@ -228,13 +359,31 @@ impl Error {
         serde_json::to_vec(self).expect("an error always serialises")
     }
 
-    /// Parses the JSON wire form.
+    /// Parses the JSON wire form; `None` when `bytes` is not one.
+    ///
+    /// ```
+    /// use faas_api::{Error, ErrorKind};
+    /// let e = Error::from_json(br#"{"kind":"function","errorType":"ProbeError","errorMessage":"boom"}"#).unwrap();
+    /// assert_eq!((e.kind(), e.error_type(), e.message()), (ErrorKind::Function, "ProbeError", "boom"));
+    /// assert_eq!(Error::from_json(b"Internal Server Error"), None);
+    /// ```
     pub fn from_json(bytes: &[u8]) -> Option<Error> {
         serde_json::from_slice(bytes).ok()
     }
 
     /// Builds an error from an HTTP status and body of a peer that speaks our wire form, falling
-    /// back to the status's kind and the body as message.
+    /// back to the status's kind ([`ErrorKind::from_status`]) and the body (its first 4 KiB,
+    /// trimmed) as message, or `HTTP status N` when the body is empty.
+    ///
+    /// ```
+    /// use faas_api::{Error, ErrorKind};
+    /// let ours = Error::throttled("queue full");
+    /// assert_eq!(Error::from_http(500, &ours.to_json()), ours);
+    ///
+    /// let foreign = Error::from_http(503, b"  upstream down\n");
+    /// assert_eq!((foreign.kind(), foreign.message()), (ErrorKind::BackendUnavailable, "upstream down"));
+    /// assert_eq!(Error::from_http(504, b"").message(), "HTTP status 504");
+    /// ```
     pub fn from_http(status: u16, body: &[u8]) -> Error {
         if let Some(e) = Error::from_json(body) {
             return e;

@@ -1,5 +1,14 @@
 //! CloudEvents 1.0 helpers: validation that names the offending attribute, and the structured
 //! JSON form events take between hosts (PROTOCOLS.md §5).
+//!
+//! ```
+//! use faas_api::cloudevents::AttributesReader;
+//! use faas_api::event::{decode_structured, encode_structured};
+//! let event = decode_structured(br#"{"specversion":"1.0","id":"1","source":"/shop","type":"order.created"}"#).unwrap();
+//! assert_eq!(event.ty(), "order.created");
+//! let payload = encode_structured(&event).unwrap();
+//! assert_eq!(decode_structured(payload.body()).unwrap(), event);
+//! ```
 
 use cloudevents::Event;
 use http::HeaderMap;
@@ -7,6 +16,10 @@ use http::HeaderMap;
 use crate::{Error, Payload};
 
 /// Required context attributes, in the order they are checked.
+///
+/// ```
+/// assert_eq!(faas_api::event::REQUIRED_ATTRIBUTES, ["specversion", "id", "source", "type"]);
+/// ```
 pub const REQUIRED_ATTRIBUTES: [&str; 4] = ["specversion", "id", "source", "type"];
 
 /// Checks a context attribute or extension name: lower-case `[a-z0-9]`, 1 to 20 characters as the
@@ -46,7 +59,23 @@ fn check_required(name: &str, value: Option<&str>) -> Result<(), Error> {
     }
 }
 
-/// Validates one structured-mode JSON event (already parsed) and converts it.
+/// Validates one structured-mode JSON event (already parsed) and converts it: `specversion` must
+/// be `1.0`, `id`, `source` and `type` must be non-empty strings, attribute names must be valid and
+/// at most one of `data` and `data_base64` may be present. Errors name the attribute.
+///
+/// ```
+/// use faas_api::cloudevents::AttributesReader;
+/// use faas_api::event::event_from_json;
+/// use serde_json::json;
+/// let e = event_from_json(json!({"specversion": "1.0", "id": "7", "source": "/s", "type": "t", "data": {"n": 1}}))
+///     .unwrap();
+/// assert_eq!((e.id(), e.ty()), ("7", "t"));
+///
+/// let err = event_from_json(json!({"specversion": "1.0", "id": "", "source": "/s", "type": "t"})).unwrap_err();
+/// assert_eq!(err.message(), "CloudEvent attribute `id` is empty");
+/// let err = event_from_json(json!({"specversion": "0.3", "id": "7", "source": "/s", "type": "t"})).unwrap_err();
+/// assert!(err.message().contains("unsupported specversion `0.3`"));
+/// ```
 pub fn event_from_json(value: serde_json::Value) -> Result<Event, Error> {
     let obj = value.as_object().ok_or_else(|| Error::bad_input("a structured CloudEvent must be a JSON object"))?;
     let attr = |name: &str| -> Result<Option<&str>, Error> {
@@ -119,14 +148,30 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Event>, Error> {
         .collect()
 }
 
-/// Encodes an event as a structured-mode JSON payload.
+/// Encodes an event as a structured-mode JSON payload (`application/cloudevents+json`).
+///
+/// ```
+/// use faas_api::cloudevents::{EventBuilder, EventBuilderV10};
+/// let event = EventBuilderV10::new().id("1").source("/shop").ty("order.created").build().unwrap();
+/// let payload = faas_api::event::encode_structured(&event).unwrap();
+/// assert_eq!(payload.content_type(), Some("application/cloudevents+json"));
+/// let json: serde_json::Value = serde_json::from_slice(payload.body()).unwrap();
+/// assert_eq!((json["specversion"].as_str(), json["type"].as_str()), (Some("1.0"), Some("order.created")));
+/// ```
 pub fn encode_structured(event: &Event) -> Result<Payload, Error> {
     let body = serde_json::to_vec(event)
         .map_err(|e| Error::function("SerializationError", format!("cannot encode the CloudEvent: {e}")))?;
     Ok(Payload::new(body, Some(crate::payload::CLOUDEVENTS_JSON.to_string())))
 }
 
-/// How an HTTP request carries a CloudEvent, from its `Content-Type` (PROTOCOLS.md §5.2).
+/// How an HTTP request carries a CloudEvent, from its `Content-Type` (PROTOCOLS.md §5.2); see
+/// [`detect_mode`].
+///
+/// ```
+/// use faas_api::event::{Mode, detect_mode};
+/// assert_eq!(detect_mode(Some("application/cloudevents+json")).unwrap(), Mode::Structured);
+/// assert_eq!(detect_mode(Some("application/json")).unwrap(), Mode::Binary);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Attributes in `ce-` headers, data in the body.
@@ -137,8 +182,18 @@ pub enum Mode {
     Batch,
 }
 
-/// Detects the mode by content-type prefix, case-insensitively. An unknown structured format
-/// (e.g. `application/cloudevents+avro`) is reported as an error to be answered with 415.
+/// Detects the mode by content-type prefix, case-insensitively; any other content type, or none,
+/// means binary mode. An unknown structured format (e.g. `application/cloudevents+avro`) is a
+/// bad-input error of type `UnsupportedMediaType`, to be answered with 415.
+///
+/// ```
+/// use faas_api::event::{Mode, detect_mode};
+/// assert_eq!(detect_mode(Some("Application/CloudEvents+JSON; charset=utf-8")).unwrap(), Mode::Structured);
+/// assert_eq!(detect_mode(Some("application/cloudevents-batch+json")).unwrap(), Mode::Batch);
+/// assert_eq!(detect_mode(None).unwrap(), Mode::Binary);
+/// let err = detect_mode(Some("application/cloudevents+avro")).unwrap_err();
+/// assert_eq!(err.error_type(), "UnsupportedMediaType");
+/// ```
 pub fn detect_mode(content_type: Option<&str>) -> Result<Mode, Error> {
     let ct = content_type.unwrap_or("").trim().to_ascii_lowercase();
     if ct.starts_with("application/cloudevents-batch") {
@@ -178,7 +233,11 @@ pub fn decode_header_value(header: &str, raw: &[u8]) -> Result<String, Error> {
     let mut i = 0;
     while i < raw.len() {
         if raw[i] == b'%' {
-            let hex = raw.get(i + 1..i + 3).ok_or_else(|| bad("`%` not followed by two hex digits"))?;
+            // Checked byte by byte: `from_str_radix` alone would also accept a sign (`%+1`).
+            let hex = raw
+                .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                .ok_or_else(|| bad("`%` not followed by two hex digits"))?;
             let s = std::str::from_utf8(hex).map_err(|_| bad("`%` not followed by two hex digits"))?;
             out.push(u8::from_str_radix(s, 16).map_err(|_| bad("`%` not followed by two hex digits"))?);
             i += 3;
@@ -209,6 +268,27 @@ pub fn encode_header_value(value: &str) -> String {
 
 /// Converts a binary-mode HTTP request (headers + body) into an event, validating as it goes:
 /// missing required attributes, bad names and bad percent-encoding are errors naming them.
+/// `ce-` headers become attributes (percent-decoded), `Content-Type` becomes `datacontenttype`,
+/// and a JSON body becomes JSON data (any other body is kept as bytes).
+///
+/// ```
+/// use faas_api::cloudevents::AttributesReader;
+/// use faas_api::event::event_from_binary;
+/// use http::HeaderMap;
+/// let mut headers = HeaderMap::new();
+/// for (name, value) in [("ce-specversion", "1.0"), ("ce-id", "1"), ("ce-source", "/shop"), ("ce-type", "t")] {
+///     headers.insert(name, value.parse().unwrap());
+/// }
+/// headers.insert("ce-subject", "order%2042".parse().unwrap());
+/// headers.insert("content-type", "application/json".parse().unwrap());
+/// let event = event_from_binary(&headers, br#"{"n":1}"#).unwrap();
+/// assert_eq!(event.subject(), Some("order 42"));
+/// assert_eq!(event.datacontenttype(), Some("application/json"));
+///
+/// headers.remove("ce-type");
+/// let err = event_from_binary(&headers, b"").unwrap_err();
+/// assert_eq!(err.message(), "CloudEvent is missing required attribute `type` (header `ce-type`)");
+/// ```
 pub fn event_from_binary(headers: &HeaderMap, body: &[u8]) -> Result<Event, Error> {
     use base64::Engine as _;
     let mut obj = serde_json::Map::new();
@@ -246,8 +326,22 @@ pub fn event_from_binary(headers: &HeaderMap, body: &[u8]) -> Result<Event, Erro
     event_from_json(serde_json::Value::Object(obj))
 }
 
-/// Converts a payload carrying an event in either form (structured JSON, or the binary-mode
-/// headers given alongside) into an event.
+/// Converts an HTTP request carrying events in any mode ([`detect_mode`] on its `Content-Type`)
+/// into events: one for structured and binary mode, all of them for batch mode.
+///
+/// ```
+/// use faas_api::event::event_from_http;
+/// use http::HeaderMap;
+/// let mut headers = HeaderMap::new();
+/// headers.insert("content-type", "application/cloudevents-batch+json".parse().unwrap());
+/// let body = br#"[{"specversion":"1.0","id":"1","source":"/s","type":"t"},
+///                 {"specversion":"1.0","id":"2","source":"/s","type":"t"}]"#;
+/// assert_eq!(event_from_http(&headers, body).unwrap().len(), 2);
+///
+/// headers.insert("content-type", "application/cloudevents+json".parse().unwrap());
+/// let err = event_from_http(&headers, b"{}").unwrap_err();
+/// assert_eq!(err.message(), "CloudEvent is missing required attribute `specversion`");
+/// ```
 pub fn event_from_http(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Event>, Error> {
     let ct = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     match detect_mode(ct)? {
@@ -299,6 +393,15 @@ mod tests {
         assert!(decode_structured(both).unwrap_err().message().contains("both `data` and `data_base64`"));
         let upper = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","Foo":"x"}"#;
         assert!(decode_structured(upper).unwrap_err().message().contains("`Foo`"));
+    }
+
+    #[test]
+    fn percent_escapes_must_be_two_hex_digits() {
+        assert_eq!(decode_header_value("ce-subject", b"%41%6a").unwrap(), "Aj");
+        for bad in [&b"%+1"[..], b"%-1", b"% 1", b"%4"] {
+            let err = decode_header_value("ce-subject", bad).unwrap_err();
+            assert!(err.message().contains("`%` not followed by two hex digits"), "{}", err.message());
+        }
     }
 
     #[test]

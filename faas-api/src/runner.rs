@@ -1,5 +1,18 @@
 //! The runner SPI: what every backend implements so the CLI, the conformance suite and the
 //! gateway can package, deploy, invoke, list, remove and read logs the same way everywhere.
+//!
+//! A backend implements [`Runner`] and is registered by kind in a [`Registry`]; a
+//! [`BackendProfile`] from `faas.toml` then picks and configures one. See [`Runner`] for a complete
+//! (in-memory) implementation.
+//!
+//! ```
+//! use faas_api::{BackendProfile, Registry};
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let registry = Registry::new();
+//! let err = registry.create(BackendProfile::new("dev", "local")).await.err().unwrap();
+//! assert!(err.message().contains("unknown backend kind `local`"));
+//! # });
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -16,7 +29,16 @@ use crate::{Error, Payload};
 
 /// A feature a backend may or may not offer. Conformance cases tagged `uses:<capability>` run
 /// only where the runner claims it; functions that declare a capability are refused by runners
-/// that do not claim it.
+/// that do not claim it. Its kebab-case name is the same in tags, `faas.toml` and JSON.
+///
+/// ```
+/// use faas_api::Capability;
+/// assert_eq!(Capability::parse("http-routes"), Some(Capability::HttpRoutes));
+/// assert_eq!(Capability::CloudEvents.to_string(), "cloudevents");
+/// for c in Capability::ALL {
+///     assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Capability {
@@ -42,7 +64,13 @@ pub enum Capability {
 }
 
 impl Capability {
-    /// Every capability.
+    /// Every capability, in declaration order.
+    ///
+    /// ```
+    /// use faas_api::Capability;
+    /// assert_eq!(Capability::ALL.len(), 9);
+    /// assert!(Capability::ALL.contains(&Capability::Emit));
+    /// ```
     pub const ALL: [Capability; 9] = [
         Capability::WarmReuse,
         Capability::Async,
@@ -56,6 +84,12 @@ impl Capability {
     ];
 
     /// The kebab-case name used in tags (`uses:<name>`) and configuration.
+    ///
+    /// ```
+    /// use faas_api::Capability;
+    /// assert_eq!(Capability::WarmReuse.as_str(), "warm-reuse");
+    /// assert_eq!(Capability::CloudEvents.as_str(), "cloudevents");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Capability::WarmReuse => "warm-reuse",
@@ -70,7 +104,13 @@ impl Capability {
         }
     }
 
-    /// Parses a kebab-case name.
+    /// Parses a kebab-case name; `None` for anything else.
+    ///
+    /// ```
+    /// use faas_api::Capability;
+    /// assert_eq!(Capability::parse("memory-limit"), Some(Capability::MemoryLimit));
+    /// assert_eq!(Capability::parse("MemoryLimit"), None);
+    /// ```
     pub fn parse(s: &str) -> Option<Capability> {
         Capability::ALL.into_iter().find(|c| c.as_str() == s)
     }
@@ -82,7 +122,17 @@ impl std::fmt::Display for Capability {
     }
 }
 
-/// What a runner offers, with its limits.
+/// What a runner offers, with its limits. In JSON, `max_timeout` is in milliseconds.
+///
+/// ```
+/// use faas_api::{Capabilities, Capability};
+/// let caps: Capabilities = serde_json::from_str(
+///     r#"{"claims":["logs","cloudevents"],"max_sync_payload":6291456,"max_async_payload":262144,"max_timeout":900000}"#,
+/// ).unwrap();
+/// assert!(caps.claims(Capability::CloudEvents));
+/// assert!(!caps.claims(Capability::ProcessIsolation));
+/// assert_eq!(caps.max_timeout, std::time::Duration::from_secs(900));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Capabilities {
     /// Claimed capabilities.
@@ -98,6 +148,14 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// Whether `c` is claimed.
+    ///
+    /// ```
+    /// use faas_api::{Capabilities, Capability};
+    /// let caps = Capabilities { claims: [Capability::Logs].into(), max_sync_payload: 1024, max_async_payload: 1024,
+    ///     max_timeout: std::time::Duration::from_secs(60) };
+    /// assert!(caps.claims(Capability::Logs));
+    /// assert!(!caps.claims(Capability::Async));
+    /// ```
     pub fn claims(&self, c: Capability) -> bool {
         self.claims.contains(&c)
     }
@@ -136,7 +194,19 @@ impl Capabilities {
     }
 }
 
-/// A function as deployed: its manifest entry merged with its `faas.toml` settings.
+/// A function as deployed: its manifest entry merged with its `faas.toml` settings. In JSON,
+/// `timeout` is in milliseconds.
+///
+/// ```
+/// use faas_api::{Capability, FunctionSpec};
+/// let mut spec = FunctionSpec::new("resize");
+/// spec.memory_mb = 512;
+/// spec.requires.push(Capability::MemoryLimit);
+/// let json = serde_json::to_value(&spec).unwrap();
+/// assert_eq!((json["handler"].as_str(), json["timeout"].as_u64()), (Some("typed"), Some(30_000)));
+/// assert_eq!(json["requires"], serde_json::json!(["memory-limit"]));
+/// assert_eq!(serde_json::from_value::<FunctionSpec>(json).unwrap(), spec);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunctionSpec {
     /// Logical name.
@@ -165,7 +235,16 @@ pub struct FunctionSpec {
 }
 
 impl FunctionSpec {
-    /// A spec with the defaults: typed handler, 30 s timeout, 128 MB, concurrency 8.
+    /// A spec with the defaults: typed handler, 30 s timeout, 128 MB, concurrency 8, no prewarm,
+    /// no environment, triggers or required capabilities.
+    ///
+    /// ```
+    /// use faas_api::{FunctionSpec, HandlerKind};
+    /// let spec = FunctionSpec::new("hello");
+    /// assert_eq!((spec.name.as_str(), spec.handler), ("hello", HandlerKind::Typed));
+    /// assert_eq!((spec.timeout.as_secs(), spec.memory_mb, spec.concurrency, spec.prewarm), (30, 128, 8, 0));
+    /// assert!(spec.env.is_empty() && spec.triggers.is_empty() && spec.requires.is_empty());
+    /// ```
     pub fn new(name: impl Into<String>) -> FunctionSpec {
         FunctionSpec {
             name: name.into(),
@@ -199,7 +278,19 @@ impl FunctionSpec {
     }
 }
 
-/// An app ready to package: a built binary, its manifest, and the merged function specs.
+/// An app ready to package: a built binary, its manifest, and the merged function specs (usually
+/// made with [`AppSpec::from_parts`]).
+///
+/// ```
+/// use faas_api::{App, AppSpec, Config, Context, Error};
+/// async fn hello(_cx: Context, v: serde_json::Value) -> Result<serde_json::Value, Error> { Ok(v) }
+/// let manifest = App::new().function("hello", hello).manifest();
+/// let spec = AppSpec::from_parts(&Config::default_for("greeter"), "target/release/greeter".into(), manifest).unwrap();
+/// assert_eq!(spec.app, "greeter");
+/// assert_eq!(spec.binary, std::path::PathBuf::from("target/release/greeter"));
+/// assert_eq!(spec.functions.len(), 1);
+/// assert_eq!(spec.manifest.functions[0].name, "hello");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppSpec {
     /// App name.
@@ -215,6 +306,21 @@ pub struct AppSpec {
 impl AppSpec {
     /// Merges a manifest with the `[functions.*]` settings of a config: every function of the
     /// manifest is deployed; settings for a function the binary does not define are an error.
+    ///
+    /// ```
+    /// use faas_api::{App, AppSpec, Config, Context, Error};
+    /// async fn echo(_cx: Context, v: serde_json::Value) -> Result<serde_json::Value, Error> { Ok(v) }
+    /// let manifest = App::new().function("hello", echo).function("bye", echo).manifest();
+    ///
+    /// let config = Config::parse("[app]\nname = 'greeter'\n[functions.hello]\nmemory_mb = 256\n", "faas.toml").unwrap();
+    /// let spec = AppSpec::from_parts(&config, "greeter".into(), manifest.clone()).unwrap();
+    /// let memory: Vec<(&str, u32)> = spec.functions.iter().map(|f| (f.name.as_str(), f.memory_mb)).collect();
+    /// assert_eq!(memory, [("hello", 256), ("bye", 128)]);
+    ///
+    /// let typo = Config::parse("[app]\nname = 'greeter'\n[functions.helo]\n", "faas.toml").unwrap();
+    /// let err = AppSpec::from_parts(&typo, "greeter".into(), manifest).unwrap_err();
+    /// assert!(err.message().contains("configures function `helo`, but the app binary does not define it"));
+    /// ```
     pub fn from_parts(config: &Config, binary: PathBuf, manifest: Manifest) -> Result<AppSpec, Error> {
         for name in config.functions.keys() {
             if manifest.function(name).is_none() {
@@ -240,7 +346,16 @@ impl AppSpec {
     }
 }
 
-/// The runner-specific artifact made from an [`AppSpec`].
+/// The runner-specific artifact made from an [`AppSpec`] by [`Runner::package`].
+///
+/// ```
+/// use faas_api::{FunctionSpec, Package};
+/// let package = Package { app: "greeter".into(), artifact: "target/faas/greeter.zip".into(), size: 4096,
+///     functions: vec![FunctionSpec::new("hello")] };
+/// let json = serde_json::to_value(&package).unwrap();
+/// assert_eq!((json["artifact"].as_str(), json["size"].as_u64()), (Some("target/faas/greeter.zip"), Some(4096)));
+/// assert_eq!(serde_json::from_value::<Package>(json).unwrap(), package);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Package {
     /// App name.
@@ -253,7 +368,13 @@ pub struct Package {
     pub functions: Vec<FunctionSpec>,
 }
 
-/// How to invoke.
+/// How to invoke: synchronously (the default), asynchronously, or as a dry run.
+///
+/// ```
+/// use faas_api::InvokeMode;
+/// assert_eq!(InvokeMode::default(), InvokeMode::Sync);
+/// assert_eq!(serde_json::to_string(&InvokeMode::DryRun).unwrap(), r#""dry-run""#);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InvokeMode {
@@ -267,6 +388,17 @@ pub enum InvokeMode {
 }
 
 /// An invocation request through a runner.
+///
+/// ```
+/// use faas_api::{InvokeMode, InvokeRequest, Payload};
+/// let request = InvokeRequest {
+///     mode: InvokeMode::Async,
+///     with_logs: true,
+///     ..InvokeRequest::new("hello", Payload::json(&serde_json::json!({"name": "Ada"})).unwrap())
+/// };
+/// assert_eq!((request.function.as_str(), request.mode), ("hello", InvokeMode::Async));
+/// assert_eq!(request.payload.content_type(), Some("application/json"));
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct InvokeRequest {
     /// Function name.
@@ -282,13 +414,34 @@ pub struct InvokeRequest {
 }
 
 impl InvokeRequest {
-    /// A synchronous request.
+    /// A synchronous request, with no trace context and no logs asked for.
+    ///
+    /// ```
+    /// use faas_api::{InvokeMode, InvokeRequest, Payload};
+    /// let request = InvokeRequest::new("hello", Payload::bytes(&b"hi"[..]));
+    /// assert_eq!((request.function.as_str(), request.mode), ("hello", InvokeMode::Sync));
+    /// assert_eq!((request.traceparent, request.with_logs), (None, false));
+    /// assert_eq!(request.payload.body().as_ref(), b"hi");
+    /// ```
     pub fn new(function: impl Into<String>, payload: Payload) -> InvokeRequest {
         InvokeRequest { function: function.into(), payload, ..Default::default() }
     }
 }
 
 /// What a successful (or accepted) invocation returns.
+///
+/// ```
+/// use faas_api::{Invoked, Payload};
+/// let done = Invoked {
+///     activation_id: "a1".into(),
+///     payload: Payload::json(&serde_json::json!({"ok": true})).unwrap(),
+///     logs: Some(vec!["hello".into()]),
+/// };
+/// assert_eq!(done.payload.json_as::<serde_json::Value>().unwrap()["ok"], true);
+/// // An accepted async invocation has only an id.
+/// let accepted = Invoked { activation_id: "a2".into(), ..Invoked::default() };
+/// assert!(accepted.payload.is_empty() && accepted.logs.is_none());
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Invoked {
     /// The activation (invocation) id.
@@ -300,6 +453,12 @@ pub struct Invoked {
 }
 
 /// The outcome of one activation.
+///
+/// ```
+/// use faas_api::ActivationStatus;
+/// assert_eq!(serde_json::to_string(&ActivationStatus::Success).unwrap(), r#""success""#);
+/// assert_eq!(serde_json::from_str::<ActivationStatus>(r#""pending""#).unwrap(), ActivationStatus::Pending);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActivationStatus {
@@ -311,7 +470,20 @@ pub enum ActivationStatus {
     Error,
 }
 
-/// One recorded invocation.
+/// One recorded invocation, as [`Runner::activations`] returns it.
+///
+/// ```
+/// use faas_api::{Activation, ActivationStatus, ErrorKind, InvokeMode};
+/// let a: Activation = serde_json::from_str(r#"{"id":"a1","function":"hello","start_ms":1700000000000,
+///     "duration_us":1500,"cold":true,"status":"error","result_size":0,"mode":"async","attempt":2,
+///     "error":{"kind":"timeout","errorType":"Timeout","errorMessage":"ran past 30s"}}"#).unwrap();
+/// assert_eq!((a.status, a.mode, a.attempt), (ActivationStatus::Error, InvokeMode::Async, 2));
+/// assert_eq!(a.error.as_ref().map(|e| e.kind()), Some(ErrorKind::Timeout));
+/// assert!(a.logs.is_empty());
+///
+/// let ok = Activation { status: ActivationStatus::Success, error: None, ..a };
+/// assert!(serde_json::to_value(&ok).unwrap().get("error").is_none());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Activation {
     /// Activation id.
@@ -340,7 +512,15 @@ pub struct Activation {
     pub logs: Vec<String>,
 }
 
-/// Which activations to return.
+/// Which activations to return; the default asks for the newest 50 of every function.
+///
+/// ```
+/// use faas_api::ActivationQuery;
+/// let all = ActivationQuery::default();
+/// assert_eq!((all.function, all.id, all.limit), (None, None, None));
+/// let last_ten = ActivationQuery { function: Some("hello".into()), limit: Some(10), ..Default::default() };
+/// assert_eq!(last_ten.function.as_deref(), Some("hello"));
+/// ```
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ActivationQuery {
     /// Only this function.
@@ -351,7 +531,15 @@ pub struct ActivationQuery {
     pub limit: Option<usize>,
 }
 
-/// A deployed function, as listed.
+/// A deployed function, as listed. In JSON the spec's fields sit next to `state`.
+///
+/// ```
+/// use faas_api::{FunctionInfo, FunctionSpec};
+/// let info = FunctionInfo { spec: FunctionSpec::new("hello"), state: "Active".into() };
+/// let json = serde_json::to_value(&info).unwrap();
+/// assert_eq!((json["name"].as_str(), json["state"].as_str()), (Some("hello"), Some("Active")));
+/// assert_eq!(serde_json::from_value::<FunctionInfo>(json).unwrap(), info);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunctionInfo {
     /// The deployed function's spec.
@@ -361,7 +549,14 @@ pub struct FunctionInfo {
     pub state: String,
 }
 
-/// What a deploy did.
+/// What a deploy did, function by function.
+///
+/// ```
+/// use faas_api::DeployReport;
+/// let report = DeployReport { created: vec!["bye".into()], updated: vec!["hello".into()], unchanged: vec![] };
+/// let json = serde_json::to_string(&report).unwrap();
+/// assert_eq!(json, r#"{"created":["bye"],"updated":["hello"],"unchanged":[]}"#);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployReport {
     /// Functions created.
@@ -373,12 +568,35 @@ pub struct DeployReport {
 }
 
 /// Progress reporting for long operations; the CLI shows it with indicatif.
+///
+/// ```
+/// use std::sync::Mutex;
+/// use faas_api::Progress;
+/// #[derive(Default)]
+/// struct Steps(Mutex<Vec<String>>);
+/// impl Progress for Steps {
+///     fn step(&self, message: &str) {
+///         self.0.lock().unwrap().push(message.to_string());
+///     }
+/// }
+/// let steps = Steps::default();
+/// let progress: &dyn Progress = &steps;
+/// progress.step("building");
+/// progress.step("uploading");
+/// assert_eq!(*steps.0.lock().unwrap(), ["building", "uploading"]);
+/// ```
 pub trait Progress: Send + Sync {
     /// A step has started.
     fn step(&self, message: &str);
 }
 
-/// Progress that goes nowhere.
+/// Progress that goes nowhere, for callers that do not show it (tests, scripts).
+///
+/// ```
+/// use faas_api::{NoProgress, Progress};
+/// let progress: &dyn Progress = &NoProgress;
+/// progress.step("deploying"); // does nothing
+/// ```
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoProgress;
 
@@ -387,6 +605,95 @@ impl Progress for NoProgress {
 }
 
 /// A backend. Implemented once per platform; selected by name through a [`Registry`].
+///
+/// A complete runner that keeps deployed functions in memory and answers every invocation with
+/// its input:
+///
+/// ```
+/// use std::sync::Mutex;
+/// use faas_api::{Activation, ActivationQuery, App, AppSpec, Capabilities, Capability, Config, Context,
+///     DeployReport, Error, ErrorKind, FunctionInfo, FunctionSpec, InvokeRequest, Invoked, NoProgress, Package,
+///     Payload, Progress, Runner};
+///
+/// #[derive(Default)]
+/// struct EchoRunner {
+///     deployed: Mutex<Vec<FunctionSpec>>,
+/// }
+///
+/// #[async_trait::async_trait]
+/// impl Runner for EchoRunner {
+///     fn kind(&self) -> &str {
+///         "echo"
+///     }
+///     fn capabilities(&self) -> Capabilities {
+///         Capabilities { claims: [Capability::WarmReuse].into(), max_sync_payload: 1 << 20,
+///             max_async_payload: 1 << 18, max_timeout: std::time::Duration::from_secs(60) }
+///     }
+///     async fn package(&self, app: &AppSpec, progress: &dyn Progress) -> Result<Package, Error> {
+///         self.check(&app.functions)?;
+///         progress.step("packaging");
+///         let size = app.binary.metadata().map(|m| m.len()).unwrap_or(0);
+///         Ok(Package { app: app.app.clone(), artifact: app.binary.clone(), size, functions: app.functions.clone() })
+///     }
+///     async fn deploy(&self, package: &Package, _: &dyn Progress) -> Result<DeployReport, Error> {
+///         self.check(&package.functions)?;
+///         let mut deployed = self.deployed.lock().unwrap();
+///         let (mut created, mut updated, mut unchanged) = (vec![], vec![], vec![]);
+///         for f in &package.functions {
+///             match deployed.iter_mut().find(|d| d.name == f.name) {
+///                 Some(d) if d == f => unchanged.push(f.name.clone()),
+///                 Some(d) => { *d = f.clone(); updated.push(f.name.clone()) }
+///                 None => { deployed.push(f.clone()); created.push(f.name.clone()) }
+///             }
+///         }
+///         Ok(DeployReport { created, updated, unchanged })
+///     }
+///     async fn invoke(&self, request: InvokeRequest) -> Result<Invoked, Error> {
+///         if !self.deployed.lock().unwrap().iter().any(|f| f.name == request.function) {
+///             return Err(Error::not_found(format!("no function named `{}`", request.function)));
+///         }
+///         Ok(Invoked { activation_id: "1".into(), payload: request.payload, logs: None })
+///     }
+///     async fn list(&self) -> Result<Vec<FunctionInfo>, Error> {
+///         let deployed = self.deployed.lock().unwrap();
+///         Ok(deployed.iter().map(|s| FunctionInfo { spec: s.clone(), state: "Active".into() }).collect())
+///     }
+///     async fn remove(&self, function: &str) -> Result<(), Error> {
+///         let mut deployed = self.deployed.lock().unwrap();
+///         let before = deployed.len();
+///         deployed.retain(|f| f.name != function);
+///         if deployed.len() == before { Err(Error::not_found(format!("no function named `{function}`"))) } else { Ok(()) }
+///     }
+///     async fn activations(&self, _: ActivationQuery) -> Result<Vec<Activation>, Error> {
+///         Ok(vec![])
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// async fn hello(_cx: Context, v: serde_json::Value) -> Result<serde_json::Value, Error> { Ok(v) }
+/// let manifest = App::new().function("hello", hello).manifest();
+/// let app = AppSpec::from_parts(&Config::default_for("greeter"), "greeter".into(), manifest).unwrap();
+///
+/// let runner = EchoRunner::default();
+/// let package = runner.package(&app, &NoProgress).await.unwrap();
+/// assert_eq!(runner.deploy(&package, &NoProgress).await.unwrap().created, ["hello"]);
+/// assert_eq!(runner.deploy(&package, &NoProgress).await.unwrap().unchanged, ["hello"]);
+///
+/// let reply = runner.invoke(InvokeRequest::new("hello", Payload::bytes(&b"hi"[..]))).await.unwrap();
+/// assert_eq!(reply.payload.body().as_ref(), b"hi");
+/// assert_eq!(runner.list().await.unwrap()[0].spec.name, "hello");
+///
+/// runner.remove("hello").await.unwrap();
+/// let err = runner.invoke(InvokeRequest::new("hello", Payload::empty())).await.unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::NotFound);
+///
+/// // The default `check` refuses what the runner does not offer, before anything is deployed.
+/// let mut streaming = FunctionSpec::new("stream");
+/// streaming.requires.push(Capability::ResponseStreaming);
+/// assert!(runner.check(&[streaming]).unwrap_err().message().contains("`response-streaming`"));
+/// # }
+/// ```
 #[async_trait]
 pub trait Runner: Send + Sync {
     /// The backend kind (`local`, `lambda`, ...), as reported in contexts and the matrix.
@@ -419,7 +726,23 @@ pub trait Runner: Send + Sync {
     async fn activations(&self, query: ActivationQuery) -> Result<Vec<Activation>, Error>;
 }
 
-/// Builds a runner from a backend profile.
+/// Builds a runner from a backend profile; [`Registry::register`] makes one from a plain async
+/// closure.
+///
+/// ```
+/// use std::sync::Arc;
+/// use faas_api::{BackendProfile, Error, runner::RunnerFactory};
+/// let factory: RunnerFactory = Arc::new(|profile: BackendProfile| {
+///     Box::pin(async move {
+///         profile.deny_unknown(&["region"])?;
+///         Err(Error::unavailable(format!("backend `{}` is offline", profile.name)))
+///     })
+/// });
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let err = factory(BackendProfile::new("prod", "lambda").with("regoin", "eu-west-1")).await.err().unwrap();
+/// assert!(err.message().contains("key `backends.prod.regoin`: unknown setting"));
+/// # });
+/// ```
 pub type RunnerFactory =
     Arc<dyn Fn(BackendProfile) -> BoxFuture<'static, Result<Arc<dyn Runner>, Error>> + Send + Sync>;
 
@@ -440,11 +763,61 @@ pub struct Registry {
 
 impl Registry {
     /// An empty registry.
+    ///
+    /// ```
+    /// assert!(faas_api::Registry::new().kinds().is_empty());
+    /// ```
     pub fn new() -> Registry {
         Registry::default()
     }
 
     /// Registers a factory for `kind`, replacing any earlier one.
+    ///
+    /// ```
+    /// # use std::sync::Mutex;
+    /// # use faas_api::{Activation, ActivationQuery, AppSpec, Capabilities, DeployReport, Error, FunctionInfo,
+    /// #     FunctionSpec, InvokeRequest, Invoked, Package, Progress};
+    /// # #[derive(Default)]
+    /// # struct EchoRunner { deployed: Mutex<Vec<FunctionSpec>> }
+    /// # #[async_trait::async_trait]
+    /// # impl Runner for EchoRunner {
+    /// #     fn kind(&self) -> &str { "echo" }
+    /// #     fn capabilities(&self) -> Capabilities {
+    /// #         Capabilities { claims: Default::default(), max_sync_payload: 1 << 20, max_async_payload: 1 << 18,
+    /// #             max_timeout: std::time::Duration::from_secs(60) }
+    /// #     }
+    /// #     async fn package(&self, app: &AppSpec, _: &dyn Progress) -> Result<Package, Error> {
+    /// #         Ok(Package { app: app.app.clone(), artifact: app.binary.clone(), size: 0, functions: app.functions.clone() })
+    /// #     }
+    /// #     async fn deploy(&self, package: &Package, _: &dyn Progress) -> Result<DeployReport, Error> {
+    /// #         *self.deployed.lock().unwrap() = package.functions.clone();
+    /// #         Ok(DeployReport { created: package.functions.iter().map(|f| f.name.clone()).collect(), updated: vec![], unchanged: vec![] })
+    /// #     }
+    /// #     async fn invoke(&self, request: InvokeRequest) -> Result<Invoked, Error> {
+    /// #         Ok(Invoked { activation_id: "1".into(), payload: request.payload, logs: None })
+    /// #     }
+    /// #     async fn list(&self) -> Result<Vec<FunctionInfo>, Error> {
+    /// #         Ok(self.deployed.lock().unwrap().iter().map(|s| FunctionInfo { spec: s.clone(), state: "Active".into() }).collect())
+    /// #     }
+    /// #     async fn remove(&self, function: &str) -> Result<(), Error> {
+    /// #         self.deployed.lock().unwrap().retain(|f| f.name != function);
+    /// #         Ok(())
+    /// #     }
+    /// #     async fn activations(&self, _: ActivationQuery) -> Result<Vec<Activation>, Error> { Ok(vec![]) }
+    /// # }
+    /// use std::sync::Arc;
+    /// use faas_api::{BackendProfile, Registry, Runner};
+    /// // `EchoRunner` is the in-memory runner from the `Runner` docs.
+    /// let mut registry = Registry::new();
+    /// registry.register("echo", |_profile: BackendProfile| async {
+    ///     Ok(Arc::new(EchoRunner::default()) as Arc<dyn Runner>)
+    /// });
+    /// assert_eq!(registry.kinds(), ["echo"]);
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let runner = registry.create(BackendProfile::new("dev", "echo")).await.unwrap();
+    /// assert_eq!(runner.kind(), "echo");
+    /// # });
+    /// ```
     pub fn register<F, Fut>(&mut self, kind: &str, factory: F) -> &mut Self
     where
         F: Fn(BackendProfile) -> Fut + Send + Sync + 'static,
@@ -454,12 +827,68 @@ impl Registry {
         self
     }
 
-    /// Registered kinds.
+    /// Registered kinds, sorted.
+    ///
+    /// ```
+    /// use faas_api::{BackendProfile, Error, Registry};
+    /// let mut registry = Registry::new();
+    /// registry
+    ///     .register("lambda", |_: BackendProfile| async { Err(Error::unavailable("no credentials")) })
+    ///     .register("local", |_: BackendProfile| async { Err(Error::unavailable("not built")) });
+    /// assert_eq!(registry.kinds(), ["lambda", "local"]);
+    /// ```
     pub fn kinds(&self) -> Vec<&str> {
         self.factories.keys().map(String::as_str).collect()
     }
 
-    /// Builds the runner for `profile`.
+    /// Builds the runner for `profile` with the factory registered for its kind; an unknown kind
+    /// is an error naming the profile and listing the known kinds.
+    ///
+    /// ```
+    /// # use std::sync::Mutex;
+    /// # use faas_api::{Activation, ActivationQuery, AppSpec, Capabilities, DeployReport, Error, FunctionInfo,
+    /// #     FunctionSpec, InvokeRequest, Invoked, Package, Progress};
+    /// # #[derive(Default)]
+    /// # struct EchoRunner { deployed: Mutex<Vec<FunctionSpec>> }
+    /// # #[async_trait::async_trait]
+    /// # impl Runner for EchoRunner {
+    /// #     fn kind(&self) -> &str { "echo" }
+    /// #     fn capabilities(&self) -> Capabilities {
+    /// #         Capabilities { claims: Default::default(), max_sync_payload: 1 << 20, max_async_payload: 1 << 18,
+    /// #             max_timeout: std::time::Duration::from_secs(60) }
+    /// #     }
+    /// #     async fn package(&self, app: &AppSpec, _: &dyn Progress) -> Result<Package, Error> {
+    /// #         Ok(Package { app: app.app.clone(), artifact: app.binary.clone(), size: 0, functions: app.functions.clone() })
+    /// #     }
+    /// #     async fn deploy(&self, package: &Package, _: &dyn Progress) -> Result<DeployReport, Error> {
+    /// #         *self.deployed.lock().unwrap() = package.functions.clone();
+    /// #         Ok(DeployReport { created: package.functions.iter().map(|f| f.name.clone()).collect(), updated: vec![], unchanged: vec![] })
+    /// #     }
+    /// #     async fn invoke(&self, request: InvokeRequest) -> Result<Invoked, Error> {
+    /// #         Ok(Invoked { activation_id: "1".into(), payload: request.payload, logs: None })
+    /// #     }
+    /// #     async fn list(&self) -> Result<Vec<FunctionInfo>, Error> {
+    /// #         Ok(self.deployed.lock().unwrap().iter().map(|s| FunctionInfo { spec: s.clone(), state: "Active".into() }).collect())
+    /// #     }
+    /// #     async fn remove(&self, function: &str) -> Result<(), Error> {
+    /// #         self.deployed.lock().unwrap().retain(|f| f.name != function);
+    /// #         Ok(())
+    /// #     }
+    /// #     async fn activations(&self, _: ActivationQuery) -> Result<Vec<Activation>, Error> { Ok(vec![]) }
+    /// # }
+    /// use std::sync::Arc;
+    /// use faas_api::{BackendProfile, Registry, Runner};
+    /// // `EchoRunner` is the in-memory runner from the `Runner` docs.
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let mut registry = Registry::new();
+    /// registry.register("echo", |_: BackendProfile| async { Ok(Arc::new(EchoRunner::default()) as Arc<dyn Runner>) });
+    ///
+    /// let runner = registry.create(BackendProfile::new("dev", "echo")).await.unwrap();
+    /// assert_eq!(runner.kind(), "echo");
+    /// let err = registry.create(BackendProfile::new("prod", "lambda")).await.err().unwrap();
+    /// assert_eq!(err.message(), "backend `prod` has unknown backend kind `lambda`; known kinds: echo");
+    /// # });
+    /// ```
     pub async fn create(&self, profile: BackendProfile) -> Result<Arc<dyn Runner>, Error> {
         match self.factories.get(&profile.kind) {
             Some(f) => f(profile).await,

@@ -1,57 +1,200 @@
 //! Header names and helpers shared by the local wire protocols: the child-process protocol (pool
 //! ↔ function process) and the HTTP front of `faas dev` (callers ↔ local backend).
+//!
+//! ```
+//! use faas_api::{Error, ErrorKind, wire};
+//! // A host answers with an error…
+//! let (status, headers, body) = wire::error_parts(&Error::timeout("ran past 3s"));
+//! assert_eq!(status.as_u16(), 504);
+//! // …and the caller reads the same error back.
+//! let back = wire::error_from_response(status, &headers, &body);
+//! assert_eq!(back.kind(), ErrorKind::Timeout);
+//! assert_eq!(back.message(), "ran past 3s");
+//! ```
 
 use crate::{Error, ErrorKind, Payload};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 /// Invocation id, set on requests to children and on every front response.
+///
+/// ```
+/// use faas_api::wire;
+/// let mut h = http::HeaderMap::new();
+/// h.insert(wire::INVOCATION_ID, http::HeaderValue::from_static("0f3c2a"));
+/// assert_eq!(wire::header(&h, "faas-invocation-id"), Some("0f3c2a"));
+/// ```
 pub const INVOCATION_ID: &str = "faas-invocation-id";
 /// Activation id returned by the front (same value as the invocation id).
+///
+/// ```
+/// use faas_api::wire;
+/// let mut h = http::HeaderMap::new();
+/// h.insert(wire::ACTIVATION_ID, http::HeaderValue::from_static("0f3c2a"));
+/// assert_eq!(wire::header(&h, "faas-activation-id"), Some("0f3c2a"));
+/// ```
 pub const ACTIVATION_ID: &str = "faas-activation-id";
 /// Absolute deadline, Unix epoch milliseconds.
+///
+/// ```
+/// use faas_api::{Context, wire};
+/// let mut h = http::HeaderMap::new();
+/// h.insert(wire::DEADLINE_MS, http::HeaderValue::from_static("1700000000000"));
+/// let ms: u64 = wire::header(&h, "faas-deadline-ms").unwrap().parse().unwrap();
+/// assert_eq!(Context::builder("f").deadline_ms(ms).build().deadline_ms(), 1_700_000_000_000);
+/// ```
 pub const DEADLINE_MS: &str = "faas-deadline-ms";
 /// The error kind of an error response (`function`, `timeout`, ...).
+///
+/// ```
+/// use faas_api::{Error, wire};
+/// let (_, headers, _) = wire::error_parts(&Error::not_found("no such function"));
+/// assert_eq!(wire::header(&headers, wire::ERROR_KIND), Some("not_found"));
+/// assert_eq!(wire::ERROR_KIND, "faas-error");
+/// ```
 pub const ERROR_KIND: &str = "faas-error";
 /// W3C trace context.
+///
+/// ```
+/// use faas_api::{Context, wire};
+/// let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// let mut h = http::HeaderMap::new();
+/// h.insert(wire::TRACEPARENT, http::HeaderValue::from_static(tp));
+/// let cx = Context::builder("f").traceparent(wire::header(&h, wire::TRACEPARENT)).build();
+/// assert_eq!(cx.trace().traceparent(), tp);
+/// ```
 pub const TRACEPARENT: &str = "traceparent";
 /// Request header: `async` to invoke asynchronously, `dry-run` to only validate.
+///
+/// ```
+/// use faas_api::wire;
+/// let mut h = http::HeaderMap::new();
+/// h.insert(wire::INVOKE_MODE, http::HeaderValue::from_static("async"));
+/// assert_eq!(wire::header(&h, "faas-invoke-mode"), Some("async"));
+/// ```
 pub const INVOKE_MODE: &str = "faas-invoke-mode";
 /// Request header: `tail` to get the invocation's log lines back in [`LOG_RESULT`].
+///
+/// ```
+/// use faas_api::wire;
+/// let mut h = http::HeaderMap::new();
+/// h.insert(wire::LOG_TYPE, http::HeaderValue::from_static("tail"));
+/// assert_eq!(wire::header(&h, "faas-log-type"), Some("tail"));
+/// ```
 pub const LOG_TYPE: &str = "faas-log-type";
 /// Response header: base64 of the invocation's log lines joined by `\n`.
+///
+/// ```
+/// use base64::Engine as _;
+/// use faas_api::wire;
+/// let lines = "INFO one\nINFO two";
+/// let mut h = http::HeaderMap::new();
+/// let encoded = base64::engine::general_purpose::STANDARD.encode(lines);
+/// h.insert(wire::LOG_RESULT, http::HeaderValue::from_str(&encoded).unwrap());
+/// let raw = wire::header(&h, "faas-log-result").unwrap();
+/// let decoded = base64::engine::general_purpose::STANDARD.decode(raw).unwrap();
+/// assert_eq!(String::from_utf8(decoded).unwrap().lines().collect::<Vec<_>>(), ["INFO one", "INFO two"]);
+/// ```
 pub const LOG_RESULT: &str = "faas-log-result";
-/// Response header: `cold` or `warm`.
-pub const START: &str = "faas-start";
 
 /// Env var holding the Unix socket path a child process serves the child protocol on.
+///
+/// ```
+/// use std::ffi::OsStr;
+/// let mut child = std::process::Command::new("./app");
+/// child.env(faas_api::wire::ENV_SOCKET, "/tmp/faas/hello-1.sock");
+/// let set: Vec<_> = child.get_envs().collect();
+/// assert_eq!(set, [(OsStr::new("FAAS_LOCAL_SOCKET"), Some(OsStr::new("/tmp/faas/hello-1.sock")))]);
+/// ```
 pub const ENV_SOCKET: &str = "FAAS_LOCAL_SOCKET";
 /// Env var naming the function a child process serves.
+///
+/// ```
+/// use std::ffi::OsStr;
+/// let mut child = std::process::Command::new("./app");
+/// child.env(faas_api::wire::ENV_FUNCTION, "hello");
+/// let set: Vec<_> = child.get_envs().collect();
+/// assert_eq!(set, [(OsStr::new("FAAS_FUNCTION"), Some(OsStr::new("hello")))]);
+/// ```
 pub const ENV_FUNCTION: &str = "FAAS_FUNCTION";
 /// Env var holding the base URL of the front, for `Context::invoke` / `Context::emit` in children.
+///
+/// ```
+/// assert_eq!(faas_api::wire::ENV_SERVICES, "FAAS_LOCAL_SERVICES");
+/// ```
 pub const ENV_SERVICES: &str = "FAAS_LOCAL_SERVICES";
 /// Env var holding the URL `Context::emit` posts events to (a CloudEvents gateway's ingress) instead of
 /// the local front's `/events`.
+///
+/// ```
+/// assert_eq!(faas_api::wire::ENV_EVENTS, "FAAS_EVENTS_URL");
+/// ```
 pub const ENV_EVENTS: &str = "FAAS_EVENTS_URL";
 /// Env var that makes `faas::serve` print the app manifest as JSON and exit.
+///
+/// ```
+/// // What `FAAS_DESCRIBE=1 ./app` prints: the app's manifest.
+/// use faas_api::{App, Error, Payload};
+/// let app = App::new().raw("echo", |_cx, p: Payload| async move { Ok::<_, Error>(p) });
+/// let printed = serde_json::to_string(&app.manifest()).unwrap();
+/// assert!(printed.contains(r#""name":"echo""#));
+/// assert_eq!(faas_api::wire::ENV_DESCRIBE, "FAAS_DESCRIBE");
+/// ```
 pub const ENV_DESCRIBE: &str = "FAAS_DESCRIBE";
 
 /// The line a child writes to stdout and stderr after each invocation, followed by the
 /// invocation id, so the pool can attribute the lines before it to that invocation (the same
 /// idea as OpenWhisk's activation sentinel, PROTOCOLS.md §4.1).
+///
+/// ```
+/// use faas_api::wire::SENTINEL;
+/// // The function printed "last words" without a newline; the child then wrote the sentinel.
+/// let line = format!("last words{SENTINEL} inv-42");
+/// let at = line.find(SENTINEL).unwrap();
+/// assert_eq!(&line[..at], "last words");
+/// assert_eq!(line[at + SENTINEL.len()..].trim(), "inv-42");
+/// ```
 pub const SENTINEL: &str = "__FAAS_END_OF_INVOCATION__";
 
-/// The content type of a payload as an optional header value.
+/// The `Content-Type` header, if present and valid text.
+///
+/// ```
+/// use faas_api::wire;
+/// let mut h = http::HeaderMap::new();
+/// assert_eq!(wire::content_type(&h), None);
+/// h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+/// assert_eq!(wire::content_type(&h).as_deref(), Some("application/json"));
+/// ```
 pub fn content_type(headers: &HeaderMap) -> Option<String> {
     headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
-/// A header as a string, if present and valid.
+/// A header as a string, if present and valid text (names are case-insensitive).
+///
+/// ```
+/// use faas_api::wire;
+/// let mut h = http::HeaderMap::new();
+/// h.insert("faas-start", http::HeaderValue::from_static("warm"));
+/// h.insert("x-binary", http::HeaderValue::from_bytes(&[0xff]).unwrap());
+/// assert_eq!(wire::header(&h, "Faas-Start"), Some("warm"));
+/// assert_eq!(wire::header(&h, "x-binary"), None);
+/// assert_eq!(wire::header(&h, "missing"), None);
+/// ```
 pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// The HTTP response parts of an error: status, headers (`content-type`, [`ERROR_KIND`]) and
 /// the JSON wire body.
+///
+/// ```
+/// use faas_api::{Error, wire};
+/// let (status, headers, body) = wire::error_parts(&Error::function("ProbeError", "boom"));
+/// assert_eq!(status, http::StatusCode::INTERNAL_SERVER_ERROR);
+/// assert_eq!(wire::content_type(&headers).as_deref(), Some("application/json"));
+/// assert_eq!(wire::header(&headers, wire::ERROR_KIND), Some("function"));
+/// let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+/// assert_eq!(json, serde_json::json!({"kind": "function", "errorType": "ProbeError", "errorMessage": "boom"}));
+/// ```
 pub fn error_parts(err: &Error) -> (StatusCode, HeaderMap, Vec<u8>) {
     let mut h = HeaderMap::new();
     h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -60,7 +203,25 @@ pub fn error_parts(err: &Error) -> (StatusCode, HeaderMap, Vec<u8>) {
     (status, h, err.to_json())
 }
 
-/// Reads an error back from a response: our wire form when present, else the status's kind.
+/// Reads an error back from a response: our wire form when present, else the kind named by the
+/// [`ERROR_KIND`] header, else the status's kind; the body becomes the message.
+///
+/// ```
+/// use faas_api::{ErrorKind, wire};
+/// use http::{HeaderMap, HeaderValue, StatusCode};
+/// // Our JSON wire form wins.
+/// let body = br#"{"kind":"function","errorType":"ProbeError","errorMessage":"boom"}"#;
+/// let e = wire::error_from_response(StatusCode::INTERNAL_SERVER_ERROR, &HeaderMap::new(), body);
+/// assert_eq!((e.kind(), e.error_type(), e.message()), (ErrorKind::Function, "ProbeError", "boom"));
+/// // A plain body with the kind header.
+/// let mut h = HeaderMap::new();
+/// h.insert(wire::ERROR_KIND, HeaderValue::from_static("throttled"));
+/// let e = wire::error_from_response(StatusCode::INTERNAL_SERVER_ERROR, &h, b"slow down");
+/// assert_eq!((e.kind(), e.message()), (ErrorKind::Throttled, "slow down"));
+/// // Neither: the status decides.
+/// let e = wire::error_from_response(StatusCode::NOT_FOUND, &HeaderMap::new(), b"");
+/// assert_eq!(e.kind(), ErrorKind::NotFound);
+/// ```
 pub fn error_from_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Error {
     if let Some(e) = Error::from_json(body) {
         return e;
@@ -71,7 +232,17 @@ pub fn error_from_response(status: StatusCode, headers: &HeaderMap, body: &[u8])
     }
 }
 
-/// A payload from a body and its headers.
+/// A payload from a body and its headers (the content type is taken from `Content-Type`).
+///
+/// ```
+/// use faas_api::wire;
+/// let mut h = http::HeaderMap::new();
+/// h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
+/// let p = wire::payload(&h, bytes::Bytes::from_static(b"hi"));
+/// assert_eq!(p.content_type(), Some("text/plain"));
+/// assert_eq!(p.body().as_ref(), b"hi");
+/// assert_eq!(wire::payload(&http::HeaderMap::new(), bytes::Bytes::new()).content_type(), None);
+/// ```
 pub fn payload(headers: &HeaderMap, body: bytes::Bytes) -> Payload {
     Payload::new(body, content_type(headers))
 }

@@ -44,10 +44,29 @@ use std::path::Path;
 
 use faas_runner_local::{LocalOptions, LocalRunner};
 
-/// Default port of the in-process HTTP host.
+/// Default port of the in-process HTTP host (when neither `FAAS_PORT` nor `PORT` is set).
+///
+/// ```
+/// use faas::{Host, DEFAULT_PORT};
+/// assert_eq!(DEFAULT_PORT, 8080);
+/// let addr = format!("127.0.0.1:{DEFAULT_PORT}").parse().unwrap();
+/// assert_eq!(Host::detect(|_| None), Host::LocalHttp { addr });
+/// ```
 pub const DEFAULT_PORT: u16 = 8080;
 
-/// Which host [`serve`] will run, from the environment.
+/// Which host [`serve`] will run, from the environment (see [`Host::detect`]).
+///
+/// ```
+/// use faas::Host;
+/// let env = |k: &str| match k {
+///     "FAAS_LOCAL_SOCKET" => Some("/tmp/hello.sock".to_string()),
+///     "FAAS_FUNCTION" => Some("hello".to_string()),
+///     _ => None,
+/// };
+/// let socket = "/tmp/hello.sock".to_string();
+/// assert_eq!(Host::detect(env), Host::LocalChild { socket, function: Some("hello".into()) });
+/// assert_eq!(Host::detect(|k: &str| (k == "FAAS_DESCRIBE").then(|| "1".to_string())), Host::Describe);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
     /// Print the manifest and exit.
@@ -95,6 +114,20 @@ impl Host {
 
 /// Runs `app` on whatever host the environment names (see the crate docs). Returns when the host
 /// shuts down (Ctrl-C for the local HTTP host) or with an error saying why it could not start.
+///
+/// An invalid app is refused before any host starts:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use faas::{App, Context, Error, ErrorKind};
+/// async fn hello(_cx: Context, name: String) -> Result<String, Error> {
+///     Ok(format!("Hello, {name}!"))
+/// }
+/// let err = faas::serve(App::new().function("no spaces allowed", hello)).await.unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::BadInput);
+/// assert!(err.message().starts_with("the app is invalid"), "{}", err.message());
+/// # }
+/// ```
 pub async fn serve(app: App) -> Result<(), Error> {
     app.validate()?;
     match Host::detect(|k| std::env::var(k).ok()) {
@@ -112,6 +145,22 @@ pub async fn serve(app: App) -> Result<(), Error> {
 
 /// Serves `app` in-process over HTTP at `addr` until Ctrl-C. Function settings come from a
 /// `faas.toml` in the current directory or its parents, when there is one.
+///
+/// It serves until Ctrl-C, so this is not run here:
+///
+/// ```no_run
+/// use faas::{App, Context, Error};
+///
+/// async fn hello(_cx: Context, name: String) -> Result<String, Error> {
+///     Ok(format!("Hello, {name}!"))
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), Error> {
+///     // Always HTTP on port 3000, whatever the environment says.
+///     faas::serve_http(App::new().function("hello", hello), "127.0.0.1:3000".parse().unwrap()).await
+/// }
+/// ```
 pub async fn serve_http(app: App, addr: SocketAddr) -> Result<(), Error> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))

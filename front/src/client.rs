@@ -1,6 +1,30 @@
 //! [`FrontClient`]: a [`Runner`] that drives a running front (`faas dev`) over HTTP, so the CLI
 //! and the conformance suite use one SPI whether the backend is in this process or behind a
 //! port.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use faas_api::{App, Context, Error, InvokeRequest, Payload, Runner};
+//! use faas_front::{bind, client::FrontClient, FrontOptions};
+//! use faas_runner_local::{LocalOptions, LocalRunner};
+//!
+//! async fn hello(_cx: Context, name: String) -> Result<String, Error> {
+//!     Ok(format!("Hello, {name}!"))
+//! }
+//!
+//! // A `faas dev`-like server on a free port.
+//! let runner = LocalRunner::in_process(App::new().function("hello", hello), LocalOptions::default()).unwrap();
+//! let front = bind(runner, FrontOptions { addr: "127.0.0.1:0".parse().unwrap(), ..Default::default() }).await.unwrap();
+//!
+//! let client = FrontClient::connect(&front.url(), Some(front.token().to_string())).await.unwrap();
+//! assert_eq!(client.kind(), "local");
+//! let names: Vec<String> = client.list().await.unwrap().into_iter().map(|f| f.spec.name).collect();
+//! assert_eq!(names, ["hello"]);
+//! let reply = client.invoke(InvokeRequest::new("hello", Payload::json("Ada").unwrap())).await.unwrap();
+//! assert_eq!(reply.payload.body().as_ref(), br#""Hello, Ada!""#);
+//! front.shutdown().await;
+//! # }
+//! ```
 
 use std::path::Path;
 use std::time::Duration;
@@ -28,8 +52,9 @@ const RESPONSE_SLACK: usize = 1024 * 1024;
 /// A client of the faas HTTP front, usable as a [`Runner`].
 ///
 /// `kind()` is the served backend's kind, `capabilities()` its capabilities (read once, at
-/// connect). Invocation needs no token; management calls (list, remove, activations, deploy,
-/// and connecting itself) send the token as `Authorization: Bearer`.
+/// connect). Invocation needs no token; management calls (list, remove, activations, deploy)
+/// send the token as `Authorization: Bearer`, and so does connecting, though the faas front does
+/// not check it there.
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -87,11 +112,29 @@ impl Reply {
 
 impl FrontClient {
     /// Connects to the front at `base_url` (e.g. `http://127.0.0.1:8080`) and reads its kind and
-    /// capabilities (`GET /_faas/capabilities`, which needs the management token).
+    /// capabilities (`GET /_faas/capabilities`). The faas front answers that without a token, so
+    /// `token` (needed for management calls only) is checked by the first management call: a
+    /// missing or wrong one is then [`faas_api::ErrorKind::Unauthorized`].
     ///
     /// Nothing listening there is a [`faas_api::ErrorKind::BackendUnavailable`] error saying
-    /// to start one with `faas dev`; a missing or wrong token is
-    /// [`faas_api::ErrorKind::Unauthorized`].
+    /// to start one with `faas dev`; a URL that is not `http://host[:port][/path]` is bad input.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use faas_api::{ErrorKind, Runner};
+    /// use faas_front::{bind, client::FrontClient, FrontOptions};
+    /// let runner = faas_runner_local::LocalRunner::in_process(faas_api::App::new(), Default::default()).unwrap();
+    /// let options = FrontOptions { addr: "127.0.0.1:0".parse().unwrap(), token: Some("s3cret".into()), ..Default::default() };
+    /// let front = bind(runner, options).await.unwrap();
+    ///
+    /// let admin = FrontClient::connect(&front.url(), Some("s3cret".into())).await.unwrap();
+    /// assert!(admin.list().await.unwrap().is_empty());
+    /// let guest = FrontClient::connect(&front.url(), Some("guess".into())).await.unwrap(); // may invoke
+    /// assert_eq!(guest.list().await.unwrap_err().kind(), ErrorKind::Unauthorized);
+    /// let bad_url = FrontClient::connect("https://example.com", None).await.unwrap_err();
+    /// assert_eq!(bad_url.kind(), ErrorKind::BadInput);
+    /// # }
+    /// ```
     pub async fn connect(base_url: &str, token: Option<String>) -> Result<FrontClient, Error> {
         let base = normalise_base(base_url)?;
         let authorization = match token {
@@ -133,7 +176,17 @@ impl FrontClient {
         Ok(client)
     }
 
-    /// The base URL this client talks to.
+    /// The base URL this client talks to, without a trailing `/`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use faas_front::{bind, client::FrontClient, FrontOptions};
+    /// # let runner = faas_runner_local::LocalRunner::in_process(faas_api::App::new(), Default::default()).unwrap();
+    /// # let front = bind(runner, FrontOptions { addr: "127.0.0.1:0".parse().unwrap(), ..Default::default() }).await.unwrap();
+    /// let client = FrontClient::connect(&format!("{}/", front.url()), Some(front.token().into())).await.unwrap();
+    /// assert_eq!(client.base_url(), front.url());
+    /// # }
+    /// ```
     pub fn base_url(&self) -> &str {
         &self.base
     }

@@ -18,8 +18,9 @@
 //! | any other path | the functions' declared HTTP routes (`Trigger::Http`), else 404 listing them |
 //! | `POST /events` | CloudEvents 1.0 (binary, structured, batch) → every matching function, asynchronously; 202 |
 //! | `GET /`, `GET /_faas/health` | an index of the server; a health check |
+//! | `GET /_faas/capabilities` | the runner's kind and [`faas_api::Capabilities`] (read-only, not secret) |
 //!
-//! Management (header `Authorization: Bearer <token>`): `GET /_faas/capabilities`,
+//! Management (header `Authorization: Bearer <token>`):
 //! `GET /_faas/functions`, `DELETE /_faas/functions/{name}`, `GET /_faas/activations?function=&limit=`,
 //! `GET /_faas/activations/{id}`, `POST /_faas/deploy` (a [`faas_api::Package`] as JSON).
 //!
@@ -68,7 +69,7 @@ use faas_api::{Error, Runner};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use server::router;
+pub use server::{FrontService, router, service};
 
 /// The default address: loopback only, port 8080.
 pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
@@ -203,7 +204,8 @@ pub async fn bind(runner: Arc<dyn Runner>, options: FrontOptions) -> Result<Fron
     };
     let listener = tokio::net::TcpListener::bind(options.addr).await.map_err(|e| bind_error(options.addr, &e))?;
     let addr = listener.local_addr().map_err(|e| bind_error(options.addr, &e))?;
-    let app = server::router(runner, &options, token.clone());
+    let app =
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(server::service(runner, &options, token.clone()));
     let (stop, stopped) = oneshot::channel::<()>();
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {

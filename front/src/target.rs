@@ -1,14 +1,42 @@
 //! Where a `local` backend profile's commands go: the `faas dev` server it names. Shared by the
 //! `faas` command and the gateway's function sinks.
+//!
+//! ```
+//! use faas_api::BackendProfile;
+//! use faas_front::target::local_target;
+//! let profile = BackendProfile::new("dev", "local").with("endpoint", "http://127.0.0.1:9000/");
+//! let target = local_target(&profile, None).unwrap();
+//! assert_eq!(target.url, "http://127.0.0.1:9000");
+//! assert_eq!(target.source, "endpoint");
+//! ```
 
 use faas_api::{BackendProfile, Error};
 use faas_runner_local::LocalOptions;
 
 /// Where a `local` profile points when nothing says otherwise.
+///
+/// ```
+/// use faas_front::target::{local_target, DEFAULT_DEV_URL};
+/// assert_eq!(DEFAULT_DEV_URL, "http://127.0.0.1:8080");
+/// let target = local_target(&faas_api::BackendProfile::new("dev", "local"), None).unwrap();
+/// assert_eq!((target.url.as_str(), target.source), (DEFAULT_DEV_URL, "default"));
+/// ```
 pub const DEFAULT_DEV_URL: &str = "http://127.0.0.1:8080";
 
 /// A running dev server the caller already knows of (the `faas` command reads it from the
-/// project's `.faas/dev.json`).
+/// project's `.faas/dev.json`). A profile without `endpoint` or `port` points at it, and uses its
+/// token when nothing else gives one.
+///
+/// ```
+/// use faas_api::BackendProfile;
+/// use faas_front::target::{local_target, KnownServer};
+/// let known = KnownServer { url: "http://127.0.0.1:4567".into(), token: "abc123".into() };
+/// let target = local_target(&BackendProfile::new("dev", "local"), Some(known)).unwrap();
+/// assert_eq!((target.url.as_str(), target.source), ("http://127.0.0.1:4567", "dev.json"));
+/// if std::env::var_os("FAAS_TOKEN").is_none() {
+///     assert_eq!(target.token.as_deref(), Some("abc123"));
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownServer {
     /// Its base URL.
@@ -19,6 +47,19 @@ pub struct KnownServer {
 
 /// The server a `local` profile names: the URL, the management token, and where the URL came
 /// from (for messages).
+///
+/// ```
+/// use faas_api::BackendProfile;
+/// use faas_front::target::{local_target, KnownServer, LocalTarget};
+/// let known = KnownServer { url: "http://127.0.0.1:8080".into(), token: "abc123".into() };
+/// // The profile names another server: the known server's token is not sent there.
+/// let profile = BackendProfile::new("dev", "local").with("port", 9001);
+/// let target: LocalTarget = local_target(&profile, Some(known)).unwrap();
+/// assert_eq!((target.url.as_str(), target.source), ("http://127.0.0.1:9001", "port"));
+/// if std::env::var_os("FAAS_TOKEN").is_none() {
+///     assert_eq!(target.token, None);
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalTarget {
     /// Base URL of the `faas dev` server.

@@ -1,8 +1,11 @@
 //! Shared helpers: run the built `faas` binary in a directory, with a clean environment.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The `faas` binary under test.
 pub fn faas_bin() -> &'static str {
@@ -53,4 +56,75 @@ pub fn json(o: &Output) -> serde_json::Value {
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Kills `faas dev` if the test fails half-way.
+pub struct DevServer {
+    pub child: Child,
+    pub stdout: Arc<Mutex<Vec<String>>>,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl DevServer {
+    /// Runs `faas ARGS` (a `dev` command line) in `dir`, collecting its output.
+    pub fn start(dir: &Path, args: &[&str]) -> DevServer {
+        let mut child =
+            faas_cmd(dir, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start faas dev");
+        let collect = |pipe: Box<dyn std::io::Read + Send>| {
+            let lines = Arc::new(Mutex::new(Vec::new()));
+            let sink = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    sink.lock().unwrap().push(line);
+                }
+            });
+            lines
+        };
+        let stdout = collect(Box::new(child.stdout.take().unwrap()));
+        let stderr = collect(Box::new(child.stderr.take().unwrap()));
+        DevServer { child, stdout, stderr }
+    }
+
+    pub fn output(&self) -> String {
+        format!(
+            "--- faas dev stdout:\n{}\n--- faas dev stderr:\n{}",
+            self.stdout.lock().unwrap().join("\n"),
+            self.stderr.lock().unwrap().join("\n")
+        )
+    }
+
+    pub fn stderr_count(&self, needle: &str) -> usize {
+        self.stderr.lock().unwrap().iter().filter(|l| l.contains(needle)).count()
+    }
+
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("faas dev exited with {status}\n{}", self.output());
+        }
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, or fails after `limit`.
+pub fn wait_for<T>(
+    what: &str,
+    limit: Duration,
+    server: &mut DevServer,
+    mut check: impl FnMut(&DevServer) -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check(server) {
+            return v;
+        }
+        server.assert_running();
+        assert!(start.elapsed() < limit, "timed out waiting for {what}\n{}", server.output());
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }

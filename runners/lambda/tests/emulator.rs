@@ -179,7 +179,7 @@ async fn package_deploy_invoke_redeploy_and_remove_through_the_emulator() {
     };
     let acts = runner.activations(ActivationQuery { id: Some(hello_id.clone()), ..Default::default() }).await.unwrap();
     assert_eq!(acts.len(), 1, "{acts:?}");
-    assert_eq!((acts[0].function.as_str(), acts[0].status.clone()), ("hello", ActivationStatus::Success));
+    assert_eq!((acts[0].function.as_str(), acts[0].status), ("hello", ActivationStatus::Success));
     assert!(acts[0].duration_us > 0, "{acts:?}");
     let touched = runner.activations(ActivationQuery { function: Some("touch".into()), ..Default::default() });
     let touched = touched.await.unwrap();
@@ -205,7 +205,7 @@ async fn package_deploy_invoke_redeploy_and_remove_through_the_emulator() {
     for a in &attempts {
         let e = a.error.as_ref().expect("a failed attempt carries its error");
         assert_eq!(
-            (a.status.clone(), e.error_type(), e.message()),
+            (a.status, e.error_type(), e.message()),
             (ActivationStatus::Error, "ProbeError", "async boom")
         );
         assert_eq!(a.mode, InvokeMode::Async);

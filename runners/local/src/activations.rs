@@ -31,7 +31,8 @@ const WAKE_AT: usize = 1024;
 
 #[derive(Default)]
 struct Records {
-    list: VecDeque<Activation>,
+    /// Shared with the writer's queue, so a record is never copied to be persisted.
+    list: VecDeque<Arc<Activation>>,
     /// Ids recorded as pending: only those are ever replaced, so other records need no search.
     pending: HashSet<String>,
 }
@@ -39,7 +40,7 @@ struct Records {
 /// What `record` hands to the writer thread.
 #[derive(Default)]
 struct Queue {
-    waiting: Vec<Activation>,
+    waiting: Vec<Arc<Activation>>,
     stop: bool,
 }
 
@@ -57,6 +58,10 @@ struct Shared {
 struct Persisted {
     path: PathBuf,
     file: File,
+    /// Reused for every batch, so writing allocates nothing once it has grown.
+    buf: Vec<u8>,
+    /// Swapped with the queue's vector for every batch, for the same reason.
+    batch: Vec<Arc<Activation>>,
     /// Lines in the file, to know when to compact it.
     lines: usize,
 }
@@ -112,11 +117,12 @@ impl ActivationLog {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let mut list: VecDeque<Activation> = VecDeque::new();
+        let mut list: VecDeque<Arc<Activation>> = VecDeque::new();
         if let Ok(text) = std::fs::read_to_string(path) {
             let mut by_id: HashMap<String, usize> = HashMap::new();
             for line in text.lines() {
                 let Ok(a) = serde_json::from_str::<Activation>(line) else { continue };
+                let a = Arc::new(a);
                 match by_id.get(&a.id) {
                     Some(&i) => list[i] = a,
                     None => {
@@ -132,11 +138,17 @@ impl ActivationLog {
         let pending = list.iter().filter(|a| a.status == ActivationStatus::Pending).map(|a| a.id.clone()).collect();
         let lines = list.len();
         // Compact: rewrite only what is kept.
-        let file = rewrite(path, list.iter())?;
+        let file = rewrite(path, list.iter().map(|a| &**a))?;
         let shared = Arc::new(Shared {
             records: Mutex::new(Records { list, pending }),
             capacity,
-            file: Some(Mutex::new(Persisted { path: path.to_path_buf(), file, lines })),
+            file: Some(Mutex::new(Persisted {
+                path: path.to_path_buf(),
+                file,
+                buf: Vec::new(),
+                batch: Vec::new(),
+                lines,
+            })),
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
         });
@@ -155,6 +167,7 @@ impl ActivationLog {
     /// Adds or replaces (same id) a record. Persisting it happens on the writer thread.
     pub fn record(&self, activation: Activation) {
         let shared = &*self.shared;
+        let activation = Arc::new(activation);
         let mut records = lock(&shared.records);
         if shared.file.is_some() {
             let mut queue = lock(&shared.queue);
@@ -167,7 +180,7 @@ impl ActivationLog {
         let replaces = if activation.status == ActivationStatus::Pending {
             !pending.insert(activation.id.clone())
         } else {
-            pending.remove(&activation.id)
+            !pending.is_empty() && pending.remove(&activation.id)
         };
         if replaces && let Some(existing) = list.iter_mut().rev().find(|a| a.id == activation.id) {
             *existing = activation;
@@ -196,7 +209,7 @@ impl ActivationLog {
             .filter(|a| query.function.as_deref().is_none_or(|f| a.function == f))
             .filter(|a| query.id.as_deref().is_none_or(|id| a.id == id))
             .take(query.limit.unwrap_or(50))
-            .cloned()
+            .map(|a| (**a).clone())
             .collect()
     }
 }
@@ -239,26 +252,34 @@ fn write_loop(shared: &Shared) {
 /// the capacity.
 fn write_queued(shared: &Shared) {
     let Some(file) = &shared.file else { return };
-    let mut file = lock(file);
-    let batch = std::mem::take(&mut lock(&shared.queue).waiting);
-    if batch.is_empty() {
+    let mut guard = lock(file);
+    let file = &mut *guard;
+    std::mem::swap(&mut file.batch, &mut lock(&shared.queue).waiting);
+    if file.batch.is_empty() {
         return;
     }
-    let mut buf = Vec::with_capacity(batch.len() * 256);
-    for a in &batch {
-        serde_json::to_writer(&mut buf, a).expect("activation serialises");
-        buf.push(b'\n');
+    file.buf.clear();
+    for a in &file.batch {
+        encode(&mut file.buf, a);
+        file.buf.push(b'\n');
     }
-    if let Err(e) = file.file.write_all(&buf) {
+    let written = file.file.write_all(&file.buf);
+    let count = file.batch.len();
+    file.batch.clear();
+    // A burst must not pin a large buffer for the life of the process.
+    if file.buf.capacity() > 1 << 20 {
+        file.buf = Vec::new();
+    }
+    if let Err(e) = written {
         tracing::warn!(error = %e, path = %file.path.display(), "cannot persist activation records");
         return;
     }
-    file.lines += batch.len();
+    file.lines += count;
     if file.lines > shared.capacity * 2 {
         let records = lock(&shared.records);
         // Everything queued is already in memory, so the rewrite covers it.
         lock(&shared.queue).waiting.clear();
-        match rewrite(&file.path, records.list.iter()) {
+        match rewrite(&file.path, records.list.iter().map(|a| &**a)) {
             Ok(f) => {
                 file.file = f;
                 file.lines = records.list.len();
@@ -280,6 +301,38 @@ fn rewrite<'a>(path: &Path, records: impl Iterator<Item = &'a Activation>) -> st
     out.into_inner().map_err(|e| e.into_error())?;
     std::fs::rename(&tmp, path)?;
     std::fs::OpenOptions::new().append(true).open(path)
+}
+
+/// Appends `a` as JSON, byte for byte what `serde_json::to_writer` writes for it (a test checks
+/// this), without escaping the constant keys: a record is written for every invocation, and
+/// serde's key escaping was most of the cost of writing one.
+fn encode(buf: &mut Vec<u8>, a: &Activation) {
+    let mut num = itoa::Buffer::new();
+    let string = |buf: &mut Vec<u8>, s: &str| serde_json::to_writer(&mut *buf, s).expect("a string serialises");
+    buf.extend_from_slice(b"{\"id\":");
+    string(buf, &a.id);
+    buf.extend_from_slice(b",\"function\":");
+    string(buf, &a.function);
+    buf.extend_from_slice(b",\"start_ms\":");
+    buf.extend_from_slice(num.format(a.start_ms).as_bytes());
+    buf.extend_from_slice(b",\"duration_us\":");
+    buf.extend_from_slice(num.format(a.duration_us).as_bytes());
+    buf.extend_from_slice(if a.cold { b",\"cold\":true" } else { b",\"cold\":false" });
+    buf.extend_from_slice(b",\"status\":");
+    serde_json::to_writer(&mut *buf, &a.status).expect("a status serialises");
+    if let Some(error) = &a.error {
+        buf.extend_from_slice(b",\"error\":");
+        serde_json::to_writer(&mut *buf, error).expect("an error serialises");
+    }
+    buf.extend_from_slice(b",\"result_size\":");
+    buf.extend_from_slice(num.format(a.result_size).as_bytes());
+    buf.extend_from_slice(b",\"mode\":");
+    serde_json::to_writer(&mut *buf, &a.mode).expect("a mode serialises");
+    buf.extend_from_slice(b",\"attempt\":");
+    buf.extend_from_slice(num.format(a.attempt).as_bytes());
+    buf.extend_from_slice(b",\"logs\":");
+    serde_json::to_writer(&mut *buf, &a.logs).expect("log lines serialise");
+    buf.push(b'}');
 }
 
 #[cfg(test)]
@@ -305,6 +358,24 @@ mod tests {
 
     fn lines(path: &Path) -> usize {
         std::fs::read_to_string(path).unwrap().lines().count()
+    }
+
+    #[test]
+    fn records_are_encoded_exactly_as_serde_encodes_them() {
+        let mut failed = activation("a\"b\\c\u{1}é", ActivationStatus::Error);
+        failed.error = Some(faas_api::Error::function("Boom", "it \"broke\"\n"));
+        failed.logs = vec!["INFO tab\there".into(), String::new(), "ünïcödé".into()];
+        failed.cold = true;
+        failed.mode = InvokeMode::DryRun;
+        failed.start_ms = u64::MAX;
+        let mut plain = activation("1", ActivationStatus::Success);
+        plain.logs.clear();
+        plain.mode = InvokeMode::Sync;
+        for a in [failed, plain, activation("2", ActivationStatus::Pending)] {
+            let mut ours = Vec::new();
+            encode(&mut ours, &a);
+            assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&a).unwrap());
+        }
     }
 
     #[test]

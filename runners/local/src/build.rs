@@ -1,5 +1,21 @@
 //! Building an app: `cargo build` of the project, then asking the binary what it contains
 //! (`FAAS_DESCRIBE=1 ./app` prints its [`Manifest`]), merged with `faas.toml` into an [`AppSpec`].
+//!
+//! In a project directory (this runs `cargo build`, so it is not run here):
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::path::Path;
+//! use faas_api::{Config, NoProgress};
+//!
+//! let project = Path::new("examples/hello");
+//! let config = Config::load(&project.join("faas.toml"))?;
+//! let app = faas_runner_local::build::build_app(project, &config, false, &NoProgress).await?;
+//! for f in &app.functions {
+//!     println!("{} (timeout {:?})", f.name, f.timeout);
+//! }
+//! # Ok(()) }
+//! ```
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -9,7 +25,21 @@ use faas_api::{AppSpec, Config, Error, Manifest, Progress};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-/// Builds the app in `project_dir` and describes it.
+/// Builds the app in `project_dir` ([`cargo_build`]), asks the binary for its manifest
+/// ([`describe`]) and merges it with `config` into an [`AppSpec`].
+///
+/// A failed build is a bad-input error of type `BuildFailed` carrying cargo's messages:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use faas_api::{Config, NoProgress};
+/// let empty = tempfile::tempdir().unwrap(); // no Cargo.toml here
+/// let config = Config::default_for("demo");
+/// let err = faas_runner_local::build::build_app(empty.path(), &config, false, &NoProgress).await.unwrap_err();
+/// assert_eq!(err.error_type(), "BuildFailed");
+/// assert!(err.message().contains("Cargo.toml"), "{}", err.message());
+/// # }
+/// ```
 pub async fn build_app(
     project_dir: &Path,
     config: &Config,
@@ -23,7 +53,18 @@ pub async fn build_app(
 }
 
 /// Runs `cargo build` in `dir` and returns the path of the binary built (`bin`, or the only one).
-/// Compiler errors come back in the error message.
+/// Compiler errors come back in the error message; a project with several binaries and no `bin`
+/// is refused, naming them.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use faas_api::NoProgress;
+/// let empty = tempfile::tempdir().unwrap();
+/// let err = faas_runner_local::build::cargo_build(empty.path(), None, false, &NoProgress).await.unwrap_err();
+/// assert_eq!(err.kind(), faas_api::ErrorKind::BadInput);
+/// assert!(err.message().starts_with("cargo build failed in"), "{}", err.message());
+/// # }
+/// ```
 pub async fn cargo_build(
     dir: &Path,
     bin: Option<&str>,
@@ -34,6 +75,18 @@ pub async fn cargo_build(
 }
 
 /// [`cargo_build`] for a target triple (`--target`), or for this machine when `target` is `None`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use faas_api::NoProgress;
+/// use faas_runner_local::build::cargo_build_for;
+/// let empty = tempfile::tempdir().unwrap();
+/// let err = cargo_build_for(empty.path(), Some("app"), Some("x86_64-unknown-linux-musl"), true, &NoProgress)
+///     .await
+///     .unwrap_err();
+/// assert!(err.message().starts_with("cargo build --target x86_64-unknown-linux-musl failed"), "{}", err.message());
+/// # }
+/// ```
 pub async fn cargo_build_for(
     dir: &Path,
     bin: Option<&str>,
@@ -104,7 +157,19 @@ pub async fn cargo_build_for(
     }
 }
 
-/// Runs `binary` with `FAAS_DESCRIBE=1` and parses the manifest it prints.
+/// Runs `binary` with `FAAS_DESCRIBE=1` and parses the manifest it prints (a faas app's
+/// `faas::serve` prints it and exits). A binary that fails, or prints no manifest, is refused.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::path::Path;
+/// use faas_runner_local::build::describe;
+/// let err = describe(Path::new("false")).await.unwrap_err();
+/// assert!(err.message().contains("failed to describe itself"), "{}", err.message());
+/// let err = describe(Path::new("echo")).await.unwrap_err();
+/// assert!(err.message().contains("is not a faas app"), "{}", err.message());
+/// # }
+/// ```
 pub async fn describe(binary: &Path) -> Result<Manifest, Error> {
     let mut cmd = Command::new(binary);
     cmd.env(faas_api::wire::ENV_DESCRIBE, "1")

@@ -1,6 +1,24 @@
 //! The function side of process mode: what `faas::serve` runs inside a child process started by
 //! the pool (see [`crate::pool`] for the protocol). Also the [`Services`] a child uses to reach
 //! other functions and emit events through the HTTP front.
+//!
+//! What `faas::serve` does in a child process (it serves until the pool closes the child's
+//! stdin, then exits the process, so this is not run here):
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> Result<(), faas_api::Error> {
+//! use faas_api::{App, Context, Error, wire};
+//!
+//! async fn hello(_cx: Context, name: String) -> Result<String, Error> {
+//!     Ok(format!("Hello, {name}!"))
+//! }
+//!
+//! let socket = std::env::var(wire::ENV_SOCKET).expect("started by the pool");
+//! let function = std::env::var(wire::ENV_FUNCTION).ok();
+//! let app = App::new().function("hello", hello);
+//! faas_runner_local::child::serve(app, std::path::Path::new(&socket), function).await
+//! # }
+//! ```
 
 use std::convert::Infallible;
 use std::io::Write;
@@ -21,9 +39,21 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 /// Largest request body a child accepts (the pool enforces the configured limit first).
 const MAX_CHILD_BODY: usize = 64 * 1024 * 1024;
 
-/// Serves `app` on the Unix socket `socket` until stdin closes (the pool went away).
-/// `function` is the function this process is for (`FAAS_FUNCTION`); requests to
-/// `/invoke/{name}` may name another.
+/// Serves `app` on the Unix socket `socket` until stdin closes (the pool went away), then exits
+/// the process. `function` is the function this process is for (`FAAS_FUNCTION`); requests to
+/// `/invoke/{name}` may name another. `faas::serve` calls it when `FAAS_LOCAL_SOCKET` is set.
+///
+/// A socket that cannot be bound is an error, returned before anything is served:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::path::Path;
+/// let socket = Path::new("/nonexistent-dir/hello.sock");
+/// let err = faas_runner_local::child::serve(faas_api::App::new(), socket, None).await.unwrap_err();
+/// assert_eq!(err.kind(), faas_api::ErrorKind::BackendUnavailable);
+/// assert!(err.message().starts_with("cannot listen on /nonexistent-dir/hello.sock"), "{}", err.message());
+/// # }
+/// ```
 pub async fn serve(app: App, socket: &Path, function: Option<String>) -> Result<(), Error> {
     let _ = std::fs::remove_file(socket);
     let listener = tokio::net::UnixListener::bind(socket)
@@ -120,6 +150,35 @@ async fn invoke(state: &State, parts: &http::request::Parts, body: Incoming, id:
 
 /// [`Services`] over the HTTP front: `POST {base}/functions/{name}` and `POST {base}/events` (or, when
 /// an events URL is set, `POST` to that gateway ingress).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::sync::Arc;
+/// use faas_api::{Context, Payload};
+/// use faas_runner_local::child::HttpServices;
+/// # use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+/// # // A stand-in for the front: answers one request with "hi" and reports its request line.
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// # let front_url = format!("http://{}", listener.local_addr().unwrap());
+/// # let request_line = tokio::spawn(async move {
+/// #     let (mut conn, _) = listener.accept().await.unwrap();
+/// #     let mut seen = Vec::new();
+/// #     while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+/// #         let mut buf = [0u8; 1024];
+/// #         let n = conn.read(&mut buf).await.unwrap();
+/// #         seen.extend_from_slice(&buf[..n]);
+/// #     }
+/// #     conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nhi").await.unwrap();
+/// #     String::from_utf8_lossy(&seen).lines().next().unwrap().to_string()
+/// # });
+/// let services = Arc::new(HttpServices::new(front_url));
+/// let cx = Context::builder("caller").services(services).build();
+/// let reply = cx.invoke("hello", Payload::bytes("Ada")).await.unwrap();
+/// assert_eq!(reply.body().as_ref(), b"hi");
+/// assert_eq!(reply.content_type(), Some("text/plain"));
+/// assert_eq!(request_line.await.unwrap(), "POST /functions/hello HTTP/1.1");
+/// # }
+/// ```
 pub struct HttpServices {
     base: String,
     events: Option<String>,
@@ -127,7 +186,19 @@ pub struct HttpServices {
 }
 
 impl HttpServices {
-    /// Services reaching the front at `base` (`http://127.0.0.1:PORT`).
+    /// Services reaching the front at `base` (`http://127.0.0.1:PORT`; a trailing `/` is ignored).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::sync::Arc;
+    /// use faas_runner_local::child::HttpServices;
+    /// let services = Arc::new(HttpServices::new("http://127.0.0.1:1/")); // nothing listens on port 1
+    /// let cx = faas_api::Context::builder("caller").services(services).build();
+    /// let err = cx.invoke("hello", faas_api::Payload::empty()).await.unwrap_err();
+    /// assert_eq!(err.kind(), faas_api::ErrorKind::BackendUnavailable);
+    /// assert!(err.message().starts_with("cannot reach http://127.0.0.1:1/functions/hello"), "{}", err.message());
+    /// # }
+    /// ```
     pub fn new(base: impl Into<String>) -> HttpServices {
         HttpServices {
             base: base.into().trim_end_matches('/').to_string(),
@@ -136,7 +207,19 @@ impl HttpServices {
         }
     }
 
-    /// Services that only emit: events are posted (structured mode) to the gateway ingress `url`.
+    /// Services that only emit: events are posted (structured mode) to the gateway ingress `url`;
+    /// invoking another function is refused.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::sync::Arc;
+    /// use faas_runner_local::child::HttpServices;
+    /// let services = Arc::new(HttpServices::events_only("http://127.0.0.1:7000/events"));
+    /// let cx = faas_api::Context::builder("caller").services(services).build();
+    /// let err = cx.invoke("hello", faas_api::Payload::empty()).await.unwrap_err();
+    /// assert!(err.message().contains("without the local front's URL"), "{}", err.message());
+    /// # }
+    /// ```
     pub fn events_only(url: impl Into<String>) -> HttpServices {
         HttpServices { events: Some(url.into()), ..HttpServices::new("") }
     }

@@ -11,6 +11,28 @@
 //! Both record an [`faas_api::Activation`] for every invocation and run asynchronous invocations
 //! from a durable queue with retries. The `faas-front` crate serves a runner over HTTP (the
 //! `faas dev` server).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use faas_api::{ActivationQuery, App, Context, Error, InvokeRequest, Payload, Runner};
+//! use faas_runner_local::{LocalOptions, LocalRunner};
+//!
+//! async fn hello(cx: Context, name: String) -> Result<String, Error> {
+//!     cx.logger().info(format!("greeting {name}"));
+//!     Ok(format!("Hello, {name}!"))
+//! }
+//!
+//! let runner = LocalRunner::in_process(App::new().function("hello", hello), LocalOptions::default()).unwrap();
+//! let reply = runner.invoke(InvokeRequest::new("hello", Payload::json("Ada").unwrap())).await.unwrap();
+//! assert_eq!(reply.payload.body().as_ref(), br#""Hello, Ada!""#);
+//!
+//! let recorded = runner.activations(ActivationQuery { id: Some(reply.activation_id.clone()), ..Default::default() });
+//! let recorded = recorded.await.unwrap();
+//! assert_eq!(recorded[0].function, "hello");
+//! assert_eq!(recorded[0].status, faas_api::ActivationStatus::Success);
+//! runner.shutdown().await;
+//! # }
+//! ```
 #![warn(missing_docs)]
 
 pub mod activations;

@@ -10,6 +10,19 @@
 //! portable error (`faas_api::wire::error_parts`). After each invocation the child writes
 //! `__FAAS_END_OF_INVOCATION__ <id>` on stdout and stderr, so every line before it belongs to that
 //! invocation. The child exits when its stdin closes, so children never outlive the pool.
+//!
+//! The names of that protocol live in [`faas_api::wire`]:
+//!
+//! ```
+//! use faas_api::wire;
+//! assert_eq!(wire::ENV_SOCKET, "FAAS_LOCAL_SOCKET");
+//! assert_eq!(wire::ENV_FUNCTION, "FAAS_FUNCTION");
+//! assert_eq!(wire::INVOCATION_ID, "faas-invocation-id");
+//! assert_eq!(wire::DEADLINE_MS, "faas-deadline-ms");
+//! assert_eq!(wire::SENTINEL, "__FAAS_END_OF_INVOCATION__");
+//! ```
+//!
+//! See [`FunctionPool`] for running a function's instances.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -30,17 +43,50 @@ use tokio::sync::mpsc;
 
 use crate::exec::{Gate, Outcome, human};
 
-/// How long a new process may take to start serving.
+/// How long a new process may take to start serving before it is killed and the call fails.
+///
+/// ```
+/// assert_eq!(faas_runner_local::pool::START_TIMEOUT, std::time::Duration::from_secs(10));
+/// ```
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest log line kept; longer lines are cut.
+/// Longest log line kept, in bytes; longer lines are cut.
+///
+/// ```
+/// assert_eq!(faas_runner_local::pool::MAX_LOG_LINE, 16 * 1024);
+/// ```
 pub const MAX_LOG_LINE: usize = 16 * 1024;
-/// Most log lines kept per invocation.
+/// Most log lines kept per invocation (the oldest are dropped first).
+///
+/// ```
+/// assert_eq!(faas_runner_local::pool::MAX_LOG_LINES, 10_000);
+/// ```
 pub const MAX_LOG_LINES: usize = 10_000;
 
 /// Sequence for socket file names, unique across every pool of the process.
 static SOCKET_SEQ: AtomicU64 = AtomicU64::new(1);
 
 /// Settings shared by the pools of one runner.
+///
+/// `services_url` is shared: setting it once the front is listening reaches every instance
+/// started after that.
+///
+/// ```
+/// use std::time::Duration;
+/// use faas_runner_local::pool::PoolOptions;
+/// let options = PoolOptions {
+///     socket_dir: std::env::temp_dir(),
+///     idle_timeout: Duration::from_secs(300),
+///     memory_limit: false,
+///     max_body: 6 * 1024 * 1024,
+///     max_waiting: 64,
+///     echo_logs: false,
+///     services_url: Default::default(),
+///     events_url: None,
+/// };
+/// let for_a_pool = options.clone();
+/// *options.services_url.write().unwrap() = Some("http://127.0.0.1:8080".into());
+/// assert_eq!(for_a_pool.services_url.read().unwrap().as_deref(), Some("http://127.0.0.1:8080"));
+/// ```
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
     /// Directory for the instances' Unix sockets.
@@ -85,6 +131,37 @@ struct Instance {
 }
 
 /// The instances of one deployed function.
+///
+/// With a faas app binary (one whose `main` calls `faas::serve`):
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::time::{Duration, SystemTime};
+/// use faas_api::{FunctionSpec, Payload, TraceContext};
+/// use faas_runner_local::pool::{FunctionPool, PoolOptions};
+///
+/// let options = PoolOptions {
+///     socket_dir: std::env::temp_dir(),
+///     idle_timeout: Duration::from_secs(300),
+///     memory_limit: true,
+///     max_body: 6 * 1024 * 1024,
+///     max_waiting: 64,
+///     echo_logs: true,
+///     services_url: Default::default(),
+///     events_url: None,
+/// };
+/// let spec = FunctionSpec { prewarm: 1, ..FunctionSpec::new("hello") };
+/// let pool = FunctionPool::start(spec, "target/debug/my-app".into(), options);
+/// pool.prewarm().await;
+/// assert_eq!(pool.idle_count(), 1);
+/// let deadline = SystemTime::now() + Duration::from_secs(30);
+/// let input = Payload::json(&serde_json::json!({"name": "Ada"})).unwrap();
+/// let outcome = pool.invoke("act-1", deadline, &TraceContext::random().traceparent(), input).await;
+/// println!("{:?} (cold: {}, logs: {:?})", outcome.result, outcome.cold, outcome.logs);
+/// assert!(!outcome.cold); // the pre-warmed instance served it
+/// pool.retire().await;
+/// # }
+/// ```
 pub struct FunctionPool {
     spec: FunctionSpec,
     binary: PathBuf,
@@ -96,7 +173,32 @@ pub struct FunctionPool {
 }
 
 impl FunctionPool {
-    /// Creates the pool (no process is started until the first call or [`FunctionPool::prewarm`]).
+    /// Creates the pool (no process is started until the first call or [`FunctionPool::prewarm`]),
+    /// and the task that stops instances idle for longer than `options.idle_timeout`. Needs a
+    /// tokio runtime.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use std::path::PathBuf;
+    /// # use std::time::{Duration, SystemTime};
+    /// # use faas_api::{FunctionSpec, Payload};
+    /// # use faas_runner_local::pool::{FunctionPool, PoolOptions};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let options = PoolOptions {
+    /// #     socket_dir: dir.path().to_path_buf(),
+    /// #     idle_timeout: Duration::from_secs(60),
+    /// #     memory_limit: false,
+    /// #     max_body: 6 << 20,
+    /// #     max_waiting: 16,
+    /// #     echo_logs: false,
+    /// #     services_url: Default::default(),
+    /// #     events_url: None,
+    /// # };
+    /// # let deadline = SystemTime::now() + Duration::from_secs(10);
+    /// let pool = FunctionPool::start(FunctionSpec::new("hello"), PathBuf::from("false"), options);
+    /// assert_eq!(pool.idle_count(), 0);
+    /// # }
+    /// ```
     pub fn start(spec: FunctionSpec, binary: PathBuf, options: PoolOptions) -> Arc<FunctionPool> {
         let gate = Gate::new(&spec.name, spec.concurrency, options.max_waiting);
         let pool = Arc::new(FunctionPool {
@@ -112,7 +214,34 @@ impl FunctionPool {
         pool
     }
 
-    /// Starts `prewarm` instances ahead of the first call.
+    /// Starts the spec's `prewarm` instances (at most its concurrency) ahead of the first call. An
+    /// instance that fails to start is logged and pre-warming stops; the error will show on the
+    /// first call.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use std::path::PathBuf;
+    /// # use std::time::{Duration, SystemTime};
+    /// # use faas_api::{FunctionSpec, Payload};
+    /// # use faas_runner_local::pool::{FunctionPool, PoolOptions};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let options = PoolOptions {
+    /// #     socket_dir: dir.path().to_path_buf(),
+    /// #     idle_timeout: Duration::from_secs(60),
+    /// #     memory_limit: false,
+    /// #     max_body: 6 << 20,
+    /// #     max_waiting: 16,
+    /// #     echo_logs: false,
+    /// #     services_url: Default::default(),
+    /// #     events_url: None,
+    /// # };
+    /// # let deadline = SystemTime::now() + Duration::from_secs(10);
+    /// let spec = FunctionSpec { prewarm: 2, ..FunctionSpec::new("hello") };
+    /// let pool = FunctionPool::start(spec, PathBuf::from("false"), options); // `false` exits at once
+    /// pool.prewarm().await;
+    /// assert_eq!(pool.idle_count(), 0);
+    /// # }
+    /// ```
     pub async fn prewarm(&self) {
         for _ in 0..self.spec.prewarm.min(self.spec.concurrency) {
             match self.spawn().await {
@@ -126,11 +255,61 @@ impl FunctionPool {
     }
 
     /// Number of idle (warm) instances.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use std::path::PathBuf;
+    /// # use std::time::{Duration, SystemTime};
+    /// # use faas_api::{FunctionSpec, Payload};
+    /// # use faas_runner_local::pool::{FunctionPool, PoolOptions};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let options = PoolOptions {
+    /// #     socket_dir: dir.path().to_path_buf(),
+    /// #     idle_timeout: Duration::from_secs(60),
+    /// #     memory_limit: false,
+    /// #     max_body: 6 << 20,
+    /// #     max_waiting: 16,
+    /// #     echo_logs: false,
+    /// #     services_url: Default::default(),
+    /// #     events_url: None,
+    /// # };
+    /// # let deadline = SystemTime::now() + Duration::from_secs(10);
+    /// let pool = FunctionPool::start(FunctionSpec::new("hello"), PathBuf::from("false"), options);
+    /// assert_eq!(pool.idle_count(), 0); // nothing starts before the first call
+    /// # }
+    /// ```
     pub fn idle_count(&self) -> usize {
         self.idle.lock().expect("idle lock").len()
     }
 
     /// Stops idle instances now and busy ones when they finish; the pool takes no new work.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use std::path::PathBuf;
+    /// # use std::time::{Duration, SystemTime};
+    /// # use faas_api::{FunctionSpec, Payload};
+    /// # use faas_runner_local::pool::{FunctionPool, PoolOptions};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let options = PoolOptions {
+    /// #     socket_dir: dir.path().to_path_buf(),
+    /// #     idle_timeout: Duration::from_secs(60),
+    /// #     memory_limit: false,
+    /// #     max_body: 6 << 20,
+    /// #     max_waiting: 16,
+    /// #     echo_logs: false,
+    /// #     services_url: Default::default(),
+    /// #     events_url: None,
+    /// # };
+    /// # let deadline = SystemTime::now() + Duration::from_secs(10);
+    /// let pool = FunctionPool::start(FunctionSpec::new("hello"), PathBuf::from("false"), options);
+    /// pool.retire().await;
+    /// let outcome = pool.invoke("act-1", deadline, "", Payload::empty()).await;
+    /// let err = outcome.result.unwrap_err();
+    /// assert_eq!(err.kind(), faas_api::ErrorKind::BackendUnavailable);
+    /// assert_eq!(err.message(), "function `hello` was removed or replaced");
+    /// # }
+    /// ```
     pub async fn retire(&self) {
         self.retired.store(true, Ordering::SeqCst);
         let idle: Vec<Instance> = std::mem::take(&mut *self.idle.lock().expect("idle lock"));
@@ -139,7 +318,37 @@ impl FunctionPool {
         }
     }
 
-    /// Runs one invocation on a warm instance, or a new one.
+    /// Runs one invocation on a warm instance, or a new one (then the outcome is `cold`), waiting
+    /// for a free slot under the function's concurrency limit. The instance is killed when
+    /// `deadline` passes (a timeout error); a process that dies is a crash error with its exit
+    /// status and last log lines, and the next call gets a new process.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use std::path::PathBuf;
+    /// # use std::time::{Duration, SystemTime};
+    /// # use faas_api::{FunctionSpec, Payload};
+    /// # use faas_runner_local::pool::{FunctionPool, PoolOptions};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let options = PoolOptions {
+    /// #     socket_dir: dir.path().to_path_buf(),
+    /// #     idle_timeout: Duration::from_secs(60),
+    /// #     memory_limit: false,
+    /// #     max_body: 6 << 20,
+    /// #     max_waiting: 16,
+    /// #     echo_logs: false,
+    /// #     services_url: Default::default(),
+    /// #     events_url: None,
+    /// # };
+    /// # let deadline = SystemTime::now() + Duration::from_secs(10);
+    /// let pool = FunctionPool::start(FunctionSpec::new("hello"), PathBuf::from("false"), options);
+    /// let outcome = pool.invoke("act-1", deadline, "", Payload::bytes("hi")).await;
+    /// let err = outcome.result.unwrap_err();
+    /// assert_eq!(err.kind(), faas_api::ErrorKind::Crash);
+    /// assert!(err.message().contains("exited during start-up: the process exited with status 1"), "{}", err.message());
+    /// assert!(outcome.cold);
+    /// # }
+    /// ```
     pub async fn invoke(&self, id: &str, deadline: SystemTime, traceparent: &str, payload: Payload) -> Outcome {
         let _permit = match self.gate.enter(deadline).await {
             Ok(p) => p,

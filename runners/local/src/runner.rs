@@ -188,6 +188,9 @@ pub struct LocalRunner {
     activations: ActivationLog,
     queue: AsyncQueue,
     services_url: Arc<RwLock<Option<String>>>,
+    /// What in-process handlers reach through `Context::invoke` and `emit`; made once, shared by
+    /// every invocation.
+    inproc_services: std::sync::OnceLock<Arc<dyn Services>>,
 }
 
 impl LocalRunner {
@@ -249,6 +252,7 @@ impl LocalRunner {
                 activations,
                 queue,
                 services_url: Arc::new(RwLock::new(None)),
+                inproc_services: std::sync::OnceLock::new(),
             }
         }))
     }
@@ -401,10 +405,15 @@ impl LocalRunner {
         let trace = traceparent.as_deref().and_then(faas_api::TraceContext::parse).map(|t| t.child());
         let outcome = match &deployed.executor {
             Executor::InProcess(exec) => {
-                let services: Arc<dyn Services> = Arc::new(InProcessServices {
-                    runner: self.me.clone(),
-                    events: self.options.events_url.clone().map(crate::child::HttpServices::events_only),
-                });
+                let services = self
+                    .inproc_services
+                    .get_or_init(|| {
+                        Arc::new(InProcessServices {
+                            runner: self.me.clone(),
+                            events: self.options.events_url.clone().map(crate::child::HttpServices::events_only),
+                        })
+                    })
+                    .clone();
                 let mut cx = Context::builder(&deployed.spec.name)
                     .invocation_id(&id)
                     .deadline(deadline)
