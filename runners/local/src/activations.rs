@@ -8,7 +8,8 @@
 //! process killed outright can lose the records of its last few milliseconds; records are a
 //! diagnostic trail, while acknowledged asynchronous work has its own fsync'd journal
 //! ([`crate::queue`]). The file is rewritten with only the records kept in memory whenever it
-//! grows past twice the capacity, so a long `faas dev` session does not grow it without bound.
+//! grows past [`COMPACT_FACTOR`] times the capacity, so a long `faas dev` session does not grow it
+//! without bound, and each record is rewritten at most once per `COMPACT_FACTOR - 1` new ones.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
@@ -25,6 +26,10 @@ pub const DEFAULT_CAPACITY: usize = 10_000;
 
 /// The longest a persisted record waits in memory before the writer thread writes it.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
+
+/// The file is compacted when it holds this many times the capacity in lines (at the default
+/// capacity, about 10 MB of records at most).
+pub const COMPACT_FACTOR: usize = 4;
 
 /// Records waiting beyond this many wake the writer thread before [`FLUSH_INTERVAL`] ends.
 const WAKE_AT: usize = 1024;
@@ -248,8 +253,8 @@ fn write_loop(shared: &Shared) {
     }
 }
 
-/// Appends the queued records to the file in one write, compacting it when it has grown past twice
-/// the capacity.
+/// Appends the queued records to the file in one write, compacting it when it has grown past
+/// [`COMPACT_FACTOR`] times the capacity.
 fn write_queued(shared: &Shared) {
     let Some(file) = &shared.file else { return };
     let mut guard = lock(file);
@@ -275,7 +280,7 @@ fn write_queued(shared: &Shared) {
         return;
     }
     file.lines += count;
-    if file.lines > shared.capacity * 2 {
+    if file.lines > shared.capacity * COMPACT_FACTOR {
         let records = lock(&shared.records);
         // Everything queued is already in memory, so the rewrite covers it.
         lock(&shared.queue).waiting.clear();
@@ -422,7 +427,8 @@ mod tests {
             }
         }
         log.flush();
-        assert!(lines(&path) <= 20 + 7, "the file has {} lines for a capacity of 10", lines(&path));
+        let most = 10 * COMPACT_FACTOR + 7;
+        assert!(lines(&path) <= most, "the file has {} lines for a capacity of 10", lines(&path));
         drop(log);
         let log = ActivationLog::open(&path, 10).unwrap();
         let ids: Vec<_> = log.query(&ActivationQuery::default()).into_iter().map(|a| a.id).collect();
