@@ -204,10 +204,7 @@ async fn package_deploy_invoke_redeploy_and_remove_through_the_emulator() {
     assert_eq!(attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(), vec![3, 2, 1], "newest first: {attempts:?}");
     for a in &attempts {
         let e = a.error.as_ref().expect("a failed attempt carries its error");
-        assert_eq!(
-            (a.status, e.error_type(), e.message()),
-            (ActivationStatus::Error, "ProbeError", "async boom")
-        );
+        assert_eq!((a.status, e.error_type(), e.message()), (ActivationStatus::Error, "ProbeError", "async boom"));
         assert_eq!(a.mode, InvokeMode::Async);
     }
     let all = runner.activations(ActivationQuery { limit: Some(2), ..Default::default() }).await.unwrap();
