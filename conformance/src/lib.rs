@@ -282,22 +282,7 @@ fn describe_blocking(binary: &Path) -> Result<faas_api::Manifest, Error> {
     }
     let out =
         child.wait_with_output().map_err(|e| Error::bad_input(format!("cannot run {}: {e}", binary.display())))?;
-    if !out.status.success() {
-        return Err(Error::bad_input(format!(
-            "{} failed to describe itself ({}): {}",
-            binary.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or_default();
-    serde_json::from_str(line).map_err(|e| {
-        Error::bad_input(format!(
-            "{} is not a {PROBE_BIN} (its FAAS_DESCRIBE output is not a manifest: {e})",
-            binary.display()
-        ))
-    })
+    faas_runner_local::build::manifest_from_output(binary, &out)
 }
 
 /// Builds the probe binary with cargo from this workspace (a no-op when it is up to date) and returns
@@ -435,7 +420,7 @@ mod tests {
 
         std::fs::write(bin.join(PROBE_BIN), "#!/bin/sh\necho hello\n").unwrap();
         let err = probe_binary_with(None, None, Some(&exe), no_build).unwrap_err();
-        assert!(err.message().contains("is not a faas-probe"), "{}", err.message());
+        assert!(err.message().contains("is not a faas app"), "{}", err.message());
     }
 
     #[test]

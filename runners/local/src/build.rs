@@ -180,6 +180,29 @@ pub async fn describe(binary: &Path) -> Result<Manifest, Error> {
         .await
         .map_err(|_| Error::timeout(format!("{} did not describe itself within 10 s", binary.display())))?
         .map_err(|e| Error::bad_input(format!("cannot run {}: {e}", binary.display())))?;
+    manifest_from_output(binary, &out)
+}
+
+/// The manifest in what `binary` printed when run with `FAAS_DESCRIBE=1`: the last line of its
+/// stdout that is a JSON object. A failed run, or output with no manifest, is an error naming the
+/// binary. [`describe`] uses it; so do callers that must run the binary their own way (without an
+/// async runtime, for instance).
+///
+/// ```
+/// use std::os::unix::process::ExitStatusExt as _;
+/// use std::path::Path;
+/// use faas_runner_local::build::manifest_from_output;
+/// let ok = std::process::Output {
+///     status: std::process::ExitStatus::from_raw(0),
+///     stdout: b"starting\n{\"faas_version\":\"0.1.0\",\"functions\":[]}\n".to_vec(),
+///     stderr: vec![],
+/// };
+/// assert_eq!(manifest_from_output(Path::new("app"), &ok).unwrap().faas_version, "0.1.0");
+/// let not_an_app = std::process::Output { stdout: b"hello\n".to_vec(), ..ok.clone() };
+/// let err = manifest_from_output(Path::new("app"), &not_an_app).unwrap_err();
+/// assert!(err.message().starts_with("app is not a faas app"), "{}", err.message());
+/// ```
+pub fn manifest_from_output(binary: &Path, out: &std::process::Output) -> Result<Manifest, Error> {
     if !out.status.success() {
         return Err(Error::bad_input(format!(
             "{} failed to describe itself ({}): {}",
