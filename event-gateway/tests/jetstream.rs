@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -23,41 +23,14 @@ async fn two_replicas_share_the_work_and_survive_losing_one() {
     let sink = RecordingSink::ok().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("faas.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[app]
-name = "replicas"
-
-[gateway]
-store = "nats"
-nats_url = "{}"
-
-[gateway.delivery]
-backoffBase = "10ms"
-backoffMax = "100ms"
-attemptTimeout = "2s"
-
-[[gateway.subscriptions]]
-id = "recorder"
-sink = "{}"
-protocol = "HTTP"
-"#,
-            nats.url(),
-            sink.url()
-        ),
-    )
-    .unwrap();
+    let store = format!("store = \"nats\"\nnats_url = \"{}\"", nats.url());
+    std::fs::write(&config, recorder_config("replicas", &store, &sink.url())).unwrap();
     let mut a = GatewayProcess::start(&config, &["--data-dir", dir.path().join("a").to_str().unwrap()]).await;
     let b = GatewayProcess::start(&config, &["--data-dir", dir.path().join("b").to_str().unwrap()]).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let posters = tokio::spawn(post_until_stopped(vec![a.url.clone(), b.url.clone()], "js", 8, stop.clone()));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while sink.count() < 200 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_deliveries(&sink, 200, Duration::from_secs(60)).await;
     a.kill().await;
     // Keep posting (to b only, a is gone) for a moment, then stop.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -65,25 +38,8 @@ protocol = "HTTP"
     let acked: HashSet<String> = posters.await.unwrap().into_iter().collect();
     assert!(!acked.is_empty());
 
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let missing = loop {
-        let got: HashSet<String> = sink.received().iter().map(|r| r.ce_id()).collect();
-        let missing = acked.iter().filter(|id| !got.contains(*id)).count();
-        if missing == 0 || Instant::now() > deadline {
-            break missing;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let received = sink.received();
-    let unique: HashSet<String> = received.iter().map(|r| r.ce_id()).collect();
-    println!(
-        "jetstream test: {} acknowledged by either replica, {} deliveries, {} unique, {} duplicates, {} lost",
-        acked.len(),
-        received.len(),
-        unique.len(),
-        received.len() - unique.len(),
-        missing
-    );
+    let (missing, account) = lost_events(&sink, &acked, Duration::from_secs(90)).await;
+    println!("jetstream test: {account} (acknowledged by either replica)");
     assert_eq!(missing, 0, "acknowledged events lost after killing a replica");
     drop(b);
 }

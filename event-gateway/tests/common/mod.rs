@@ -1,7 +1,7 @@
 //! Shared test helpers: recording HTTP sinks with scripted answers, an in-process gateway, HTTP posting.
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -296,4 +296,60 @@ pub async fn post_until_stopped(
         all.extend(t.await.unwrap());
     }
     all
+}
+
+/// A `faas.toml` whose gateway (with `store_settings`, lines of the `[gateway]` table) retries fast and
+/// delivers every event to `sink_url`: the set-up of the zero-loss tests.
+pub fn recorder_config(app: &str, store_settings: &str, sink_url: &str) -> String {
+    format!(
+        r#"
+[app]
+name = "{app}"
+
+[gateway]
+{store_settings}
+
+[gateway.delivery]
+backoffBase = "10ms"
+backoffMax = "100ms"
+attemptTimeout = "2s"
+
+[[gateway.subscriptions]]
+id = "recorder"
+sink = "{sink_url}"
+protocol = "HTTP"
+"#
+    )
+}
+
+/// Waits (up to `within`) until `sink` has recorded at least `n` deliveries.
+pub async fn wait_for_deliveries(sink: &RecordingSink, n: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    while sink.count() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How many of `acked` never reached `sink`, waiting up to `within` for them; and a one-line account
+/// (`acknowledged`, deliveries, unique ids, duplicates, lost) for the test output.
+pub async fn lost_events(sink: &RecordingSink, acked: &HashSet<String>, within: Duration) -> (usize, String) {
+    let deadline = Instant::now() + within;
+    let missing = loop {
+        let got: HashSet<String> = sink.received().iter().map(|r| r.ce_id()).collect();
+        let missing = acked.iter().filter(|id| !got.contains(*id)).count();
+        if missing == 0 || Instant::now() > deadline {
+            break missing;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let received = sink.received();
+    let unique: HashSet<String> = received.iter().map(|r| r.ce_id()).collect();
+    let account = format!(
+        "{} acknowledged, {} deliveries, {} unique ids, {} duplicates, {missing} lost",
+        acked.len(),
+        received.len(),
+        unique.len(),
+        received.len() - unique.len()
+    );
+    (missing, account)
 }
