@@ -389,7 +389,9 @@ impl LocalRunner {
         Ok(report)
     }
 
-    /// Runs one invocation to completion and records it.
+    /// Runs one invocation to completion and records it; returns a copy of its log lines only when
+    /// `want_logs` (the record keeps them either way).
+    #[allow(clippy::too_many_arguments)] // one private call site per invocation kind
     async fn execute(
         &self,
         deployed: &Deployed,
@@ -398,7 +400,8 @@ impl LocalRunner {
         traceparent: Option<String>,
         mode: InvokeMode,
         attempt: u32,
-    ) -> (Result<Payload, Error>, Vec<String>) {
+        want_logs: bool,
+    ) -> (Result<Payload, Error>, Option<Vec<String>>) {
         let start = SystemTime::now();
         let started = Instant::now();
         let deadline = start + deployed.spec.timeout;
@@ -452,10 +455,11 @@ impl LocalRunner {
             result_size: result.as_ref().map(|p| p.len()).unwrap_or(0),
             mode,
             attempt,
-            logs: outcome.logs.clone(),
+            logs: outcome.logs,
         };
+        let logs = want_logs.then(|| activation.logs.clone());
         self.activations.record(activation);
-        (result, outcome.logs)
+        (result, logs)
     }
 
     /// Copies an app binary into the state directory under its digest (once), so rebuilding the
@@ -608,10 +612,10 @@ impl Runner for LocalRunner {
                 Ok(Invoked { activation_id: id, payload: Payload::empty(), logs: None })
             }
             InvokeMode::Sync => {
-                let (result, logs) =
-                    self.execute(&deployed, id.clone(), req.payload, req.traceparent, InvokeMode::Sync, 1).await;
-                let payload = result?;
-                Ok(Invoked { activation_id: id, payload, logs: req.with_logs.then_some(logs) })
+                let (result, logs) = self
+                    .execute(&deployed, id.clone(), req.payload, req.traceparent, InvokeMode::Sync, 1, req.with_logs)
+                    .await;
+                Ok(Invoked { activation_id: id, payload: result?, logs })
             }
         }
     }
@@ -646,7 +650,7 @@ impl JobRunner for LocalRunner {
             let deployed = self.lookup(&job.function)?;
             let payload = Payload::new(job.body, job.content_type);
             let (result, _) =
-                self.execute(&deployed, job.id, payload, job.traceparent, InvokeMode::Async, job.attempt).await;
+                self.execute(&deployed, job.id, payload, job.traceparent, InvokeMode::Async, job.attempt, false).await;
             result.map(|_| ())
         })
     }
