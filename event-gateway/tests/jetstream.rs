@@ -43,3 +43,78 @@ async fn two_replicas_share_the_work_and_survive_losing_one() {
     assert_eq!(missing, 0, "acknowledged events lost after killing a replica");
     drop(b);
 }
+
+fn nats_server() -> Option<faas_gateway_nats::testing::NatsServer> {
+    match faas_gateway_nats::testing::NatsServer::start() {
+        Ok(Some(n)) => Some(n),
+        Ok(None) => {
+            println!("skipped: nats-server not found");
+            None
+        }
+        Err(e) => panic!("nats-server: {e}"),
+    }
+}
+
+/// Bytes that are not all alike, `seed` varying them.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        })
+        .collect()
+}
+
+async fn post_binary(url: &str, id: &str, data: Vec<u8>) -> u16 {
+    let response = client()
+        .post(format!("{url}/"))
+        .header("ce-specversion", "1.0")
+        .header("ce-id", id)
+        .header("ce-source", "/tests/large")
+        .header("ce-type", "large")
+        .header("content-type", "application/octet-stream")
+        .body(data)
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
+/// The promise of `max_event_bytes` (1 MiB by default) holds on a nats-server with default settings, whose
+/// `max_payload` (1 MiB) is smaller than the stored form of such an event (data in base64, 4/3 larger).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_up_to_max_event_bytes_are_accepted_and_delivered_intact_on_default_nats() {
+    let Some(nats) = nats_server() else { return };
+    let sink = RecordingSink::ok().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("faas.toml");
+    let store = format!("store = \"nats\"\nnats_url = \"{}\"", nats.url());
+    std::fs::write(&config, recorder_config("large", &store, &sink.url())).unwrap();
+    let gateway = GatewayProcess::start(&config, &["--data-dir", dir.path().join("g").to_str().unwrap()]).await;
+
+    let max = 1024 * 1024;
+    let sizes = [800 * 1024, max - 1, max];
+    for (n, size) in sizes.iter().enumerate() {
+        let status = post_binary(&gateway.url, &format!("large-{n}"), noise(*size, n as u64)).await;
+        assert_eq!(status, 202, "a binary event of {size} bytes (max_event_bytes {max})");
+    }
+    assert_eq!(post_binary(&gateway.url, "over", noise(max + 1, 9)).await, 413);
+
+    let received = sink.wait_for(3, Duration::from_secs(30)).await;
+    for (n, size) in sizes.iter().enumerate() {
+        let id = format!("large-{n}");
+        let copies: Vec<_> = received.iter().filter(|r| r.ce_id() == id).collect();
+        assert_eq!(copies.len(), 1, "{id} delivered once");
+        assert_eq!(copies[0].body.len(), *size, "{id}");
+        assert!(copies[0].body[..] == noise(*size, n as u64)[..], "{id} delivered intact");
+    }
+    // Delivered events leave no parts behind.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while faas_gateway_nats::testing::messages_in(&nats.url(), "FAAS_GATEWAY_BODIES").await.unwrap() != 0 {
+        assert!(std::time::Instant::now() < deadline, "parts of delivered events are still stored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!received.iter().any(|r| r.ce_id() == "over"));
+    drop(gateway);
+}

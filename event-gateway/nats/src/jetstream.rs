@@ -33,6 +33,13 @@ const MAX_WAIT: Duration = Duration::from_secs(3600);
 /// Publishes awaiting their acknowledgement at once during one `append`.
 const MAX_IN_FLIGHT: usize = 512;
 
+/// Header of a delivery whose body is stored in parts: `chunks=N size=BYTES sha256=HEX`.
+const BODY_HEADER: &str = "Faas-Body";
+
+/// Largest message `max_payload` must allow for the store to work at all (a part of a large body, or a
+/// small event, plus [`HEADROOM`]).
+const MIN_PAYLOAD: usize = 64 * 1024;
+
 /// Settings of a [`JetStreamStore`].
 ///
 /// ```
@@ -54,9 +61,9 @@ pub struct JetStreamOptions {
     /// Events with the same `source` and `id` within this window are duplicates (the streams'
     /// `duplicate_window`). Default 10 minutes.
     pub dedupe_window: Duration,
-    /// Largest event body accepted. The stream's maximum message size is this plus [`HEADROOM`]; if the
-    /// server's `max_payload` (1 MiB by default) is smaller, the effective limit is lowered to fit it (see
-    /// [`JetStreamStore::max_event_bytes`]). Default 1 MiB.
+    /// Largest event body accepted. Bodies that do not fit one message (the server's `max_payload`, 1 MiB
+    /// by default, less [`HEADROOM`]) are stored in parts in the bodies stream (see the [crate docs](crate)),
+    /// so every body up to this limit is accepted whatever the server's `max_payload`. Default 1 MiB.
     pub max_event_bytes: usize,
     /// JetStream replicas of each stream (1, or 3/5 on a cluster). Default 1.
     pub replicas: usize,
@@ -66,6 +73,10 @@ pub struct JetStreamOptions {
     pub ack_wait: Duration,
     /// Bound on every request to the server (connect, publish acks, acks, info). Default 5 s.
     pub request_timeout: Duration,
+    /// Parts of a large body that no delivery refers to (left by a gateway that crashed in the middle of
+    /// storing an event, before acknowledging it) are deleted once they are this old. It must exceed the
+    /// longest `append`. Default 15 minutes.
+    pub orphan_grace: Duration,
 }
 
 impl Default for JetStreamOptions {
@@ -79,6 +90,7 @@ impl Default for JetStreamOptions {
             replicas: 1,
             ack_wait: Duration::from_secs(30),
             request_timeout: Duration::from_secs(5),
+            orphan_grace: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -109,7 +121,10 @@ impl JetStreamOptions {
         if self.request_timeout.is_zero() {
             return bad("request_timeout must be positive".to_string());
         }
-        if self.max_event_bytes == 0 || self.max_event_bytes > i32::MAX as usize - HEADROOM {
+        if self.orphan_grace < Duration::from_secs(1) {
+            return bad(format!("orphan_grace {:?} is below 1 s", self.orphan_grace));
+        }
+        if self.max_event_bytes == 0 || self.max_event_bytes > i32::MAX as usize {
             return bad(format!("max_event_bytes {} is out of range", self.max_event_bytes));
         }
         if !(1..=5).contains(&self.replicas) {
@@ -127,11 +142,60 @@ impl JetStreamOptions {
 struct Claimed {
     delivered: u64,
     message: Arc<jetstream::Message>,
+    /// Subject stem of the body's parts (`P.bodies.<target token>.<body id>`) when stored in parts.
+    body: Option<String>,
     keeper: AbortHandle,
 }
 
 /// Claimed deliveries of this store instance, by stream sequence.
 type Claims = Mutex<HashMap<u64, Claimed>>;
+
+/// How a body is stored: in the delivery message, or in parts (`chunks` messages of the bodies stream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BodyParts {
+    chunks: usize,
+    size: usize,
+    sha256: String,
+}
+
+impl BodyParts {
+    fn header(&self) -> String {
+        format!("chunks={} size={} sha256={}", self.chunks, self.size, self.sha256)
+    }
+
+    fn parse(value: &str) -> Option<BodyParts> {
+        let (mut chunks, mut size, mut sha256) = (None, None, None);
+        for field in value.split_whitespace() {
+            match field.split_once('=')? {
+                ("chunks", n) => chunks = n.parse().ok(),
+                ("size", n) => size = n.parse().ok(),
+                ("sha256", h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    sha256 = Some(h.to_ascii_lowercase())
+                }
+                _ => return None,
+            }
+        }
+        Some(BodyParts { chunks: chunks?, size: size?, sha256: sha256? })
+    }
+}
+
+/// A claimed message whose lease is kept, with its delivery (the body still to read when in parts).
+struct Registered {
+    sequence: u64,
+    delivered: u64,
+    message: Arc<jetstream::Message>,
+    delivery: Delivery,
+    parts: Option<(String, BodyParts)>,
+}
+
+/// Why a body stored in parts could not be read.
+#[derive(Debug)]
+enum BodyError {
+    /// A part is gone or does not match the delivery's header: the body cannot be recovered.
+    Lost(String),
+    /// The server did not answer.
+    Unavailable(String),
+}
 
 /// [`EventStore`] on NATS JetStream: several gateway replicas connect to the same stream and share its
 /// deliveries (see the [crate docs](crate) for the layout on the server and what an acknowledgement means).
@@ -153,8 +217,11 @@ pub struct JetStreamStore {
     options: JetStreamOptions,
     prefix: String,
     max_event_bytes: usize,
+    /// Bodies up to this size travel in the delivery message; larger ones are stored in parts of this size.
+    chunk_bytes: usize,
     context: jetstream::Context,
     deliveries: stream::Stream,
+    bodies: stream::Stream,
     consumer: PullConsumer,
     registry: stream::Stream,
     claims: Arc<Claims>,
@@ -205,17 +272,16 @@ impl JetStreamStore {
             }
         };
         let max_payload = client.server_info().max_payload;
-        let mut max_event_bytes = options.max_event_bytes;
-        if max_payload > 0 && max_event_bytes + HEADROOM > max_payload {
-            max_event_bytes = max_payload.saturating_sub(HEADROOM);
-            tracing::warn!(
-                max_payload,
-                configured = options.max_event_bytes,
-                effective = max_event_bytes,
-                "the NATS server's max_payload is below max_event_bytes plus headroom; larger events are refused \
-                 (raise max_payload in the nats-server configuration)"
-            );
+        if max_payload > 0 && max_payload < MIN_PAYLOAD {
+            return Err(StoreError::Unavailable(format!(
+                "NATS at {shown}: the server's max_payload of {max_payload} bytes is below the {MIN_PAYLOAD} bytes \
+                 the gateway needs; raise max_payload in the nats-server configuration"
+            )));
         }
+        let max_event_bytes = options.max_event_bytes;
+        // Bodies larger than one message are stored in parts, so any max_payload works.
+        let chunk_bytes = if max_payload > 0 { max_payload - HEADROOM } else { 1024 * 1024 - HEADROOM };
+        let inline_bytes = max_event_bytes.min(chunk_bytes);
         let context = jetstream::ContextBuilder::new().timeout(timeout).build(client.clone());
         let prefix = options.prefix().to_string();
         let at = |what: &str, e: &dyn Display| StoreError::Unavailable(format!("NATS at {shown}: {what}: {e}"));
@@ -228,12 +294,27 @@ impl JetStreamStore {
             storage: StorageType::File,
             num_replicas: options.replicas,
             duplicate_window: options.dedupe_window,
-            max_message_size: (max_event_bytes + HEADROOM) as i32,
+            max_message_size: (inline_bytes + HEADROOM) as i32,
             ..Default::default()
         };
         let deliveries = create_or_update(&context, deliveries_config, timeout)
             .await
             .map_err(|e| at(&format!("cannot create stream {}", options.stream), &e))?;
+
+        let bodies_name = format!("{}_BODIES", options.stream);
+        let bodies_config = stream::Config {
+            name: bodies_name.clone(),
+            description: Some("faas gateway: bodies of large events, in parts".to_string()),
+            subjects: vec![format!("{prefix}.bodies.>")],
+            retention: RetentionPolicy::Limits,
+            storage: StorageType::File,
+            num_replicas: options.replicas,
+            max_message_size: (chunk_bytes + HEADROOM) as i32,
+            ..Default::default()
+        };
+        let bodies = create_or_update(&context, bodies_config, timeout)
+            .await
+            .map_err(|e| at(&format!("cannot create stream {bodies_name}"), &e))?;
 
         let seen_name = format!("{}_SEEN", options.stream);
         let seen_config = stream::Config {
@@ -282,22 +363,26 @@ impl JetStreamStore {
             .await
             .map_err(|e| at(&format!("cannot create stream {registry_name}"), &e))?;
         tracing::info!(url = %shown, stream = %options.stream, consumer = %options.consumer, "connected to NATS JetStream");
-        Ok(Arc::new(JetStreamStore {
+        let store = Arc::new(JetStreamStore {
             client,
             url: shown,
             prefix,
             max_event_bytes,
+            chunk_bytes,
             context,
             deliveries,
+            bodies,
             consumer,
             registry,
             options,
             claims: Arc::new(Mutex::new(HashMap::new())),
-        }))
+        });
+        tokio::spawn(sweep_orphans(Arc::downgrade(&store)));
+        Ok(store)
     }
 
-    /// The largest event body [`append`](EventStore::append) accepts: [`JetStreamOptions::max_event_bytes`],
-    /// lowered when the server's `max_payload` is smaller.
+    /// The largest event body [`append`](EventStore::append) accepts: [`JetStreamOptions::max_event_bytes`]
+    /// (bodies larger than the server's `max_payload` are stored in parts).
     pub fn max_event_bytes(&self) -> usize {
         self.max_event_bytes
     }
@@ -326,9 +411,109 @@ impl JetStreamStore {
         })
     }
 
-    async fn publish(&self, subject: String, id: String, payload: Bytes) -> Result<PublishAckFuture, StoreError> {
-        let message = PublishMessage::build().message_id(id).payload(payload);
+    /// Publishes one message (with `Nats-Msg-Id` `id` when given, and the body header when given).
+    async fn publish(
+        &self,
+        subject: String,
+        id: Option<String>,
+        parts: Option<&BodyParts>,
+        payload: Bytes,
+    ) -> Result<PublishAckFuture, StoreError> {
+        let mut message = PublishMessage::build().payload(payload);
+        if let Some(id) = id {
+            message = message.message_id(id);
+        }
+        if let Some(parts) = parts {
+            message = message.header(BODY_HEADER, parts.header().as_str());
+        }
         self.call("publish", self.context.send_publish(subject, message)).await
+    }
+
+    /// Subject stem of the parts of one delivery's body: `P.bodies.<target token>.<body id>`.
+    fn body_stem(&self, token: &str, body_id: &str) -> String {
+        format!("{}.bodies.{token}.{body_id}", self.prefix)
+    }
+
+    /// Deletes the parts of a body (all messages under `stem`). Failures are logged: the sweep removes
+    /// parts no delivery refers to later.
+    async fn delete_body(&self, stem: &str) {
+        let purge = std::future::IntoFuture::into_future(self.bodies.purge().filter(format!("{stem}.>")));
+        if let Err(e) = self.call("body delete", purge).await {
+            tracing::warn!(body = stem, error = %e, "could not delete a large body's parts; the sweep removes them later");
+        }
+    }
+
+    /// Reads a body stored in parts under `stem` and checks it against `parts`.
+    async fn load_body(&self, stem: &str, parts: &BodyParts) -> Result<Bytes, BodyError> {
+        let mut body = Vec::with_capacity(parts.size);
+        for index in 0..parts.chunks {
+            let subject = format!("{stem}.{index}");
+            let got = bounded_call(self.options.request_timeout, async {
+                match self.bodies.get_last_raw_message_by_subject(&subject).await {
+                    Ok(message) => Ok(Some(message.payload)),
+                    Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+                    Err(e) => Err(e),
+                }
+            });
+            match got.await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => return Err(BodyError::Lost(format!("part {index} of {} is missing", parts.chunks))),
+                Err(e) => return Err(BodyError::Unavailable(e)),
+            }
+        }
+        if body.len() != parts.size || sha256_hex(&body) != parts.sha256 {
+            return Err(BodyError::Lost(format!(
+                "the parts hold {} bytes that do not match the recorded {} bytes and digest",
+                body.len(),
+                parts.size
+            )));
+        }
+        Ok(Bytes::from(body))
+    }
+
+    /// One sweep for parts of bodies that no delivery refers to (see [`JetStreamOptions::orphan_grace`]).
+    async fn sweep_orphans_once(&self) -> Result<usize, String> {
+        let timeout = self.options.request_timeout;
+        let root = format!("{}.bodies.", self.prefix);
+        let mut stems = std::collections::BTreeMap::new();
+        let listing = async {
+            let mut info = self.bodies.info_with_subjects(format!("{root}>")).await.map_err(|e| e.to_string())?;
+            while let Some(entry) = info.next().await {
+                let (subject, _) = entry.map_err(|e| e.to_string())?;
+                if let Some((stem, _index)) = subject.rsplit_once('.') {
+                    stems.entry(stem.to_string()).or_insert(subject);
+                }
+            }
+            Ok::<_, String>(())
+        };
+        bounded_call(timeout * 4, listing).await?;
+        let mut removed = 0;
+        for (stem, subject) in stems {
+            let Some(rest) = stem.strip_prefix(&root) else { continue };
+            let part = bounded_call(timeout, self.bodies.get_last_raw_message_by_subject(&subject)).await;
+            let Ok(part) = part else { continue };
+            let age = Duration::from_nanos(
+                (time_now_nanos() - part.time.unix_timestamp_nanos()).clamp(0, u64::MAX as i128) as u64,
+            );
+            if age < self.options.orphan_grace {
+                continue;
+            }
+            let delivery_subject = format!("{}.deliveries.{rest}", self.prefix);
+            let referred = bounded_call(timeout, async {
+                match self.deliveries.get_last_raw_message_by_subject(&delivery_subject).await {
+                    Ok(_) => Ok(true),
+                    Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(false),
+                    Err(e) => Err(e),
+                }
+            });
+            if referred.await? {
+                continue;
+            }
+            tracing::info!(body = %stem, ?age, "deleting the parts of a large body no delivery refers to");
+            self.delete_body(&stem).await;
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     /// Awaits publish acknowledgements, keeping at most `keep` in flight: returns `(event index, duplicate,
@@ -378,7 +563,9 @@ impl JetStreamStore {
     }
 
     /// Records a claimed message and starts its lease keeper; `None` if the message is not a delivery.
-    fn track(&self, message: jetstream::Message, lease: Duration) -> Option<Delivery> {
+    /// Its body, when stored in parts, is read afterwards ([`complete`](Self::complete)): the lease is kept
+    /// from the moment the message is pulled, however long reading the bodies of a batch takes.
+    fn register(&self, message: jetstream::Message, lease: Duration) -> Option<Registered> {
         let (sequence, delivered, published) = match message.info() {
             Ok(info) => (info.stream_sequence, info.delivered.max(1) as u64, info.published),
             Err(e) => {
@@ -386,9 +573,23 @@ impl JetStreamStore {
                 return None;
             }
         };
-        let target = message.subject.strip_prefix(&format!("{}.deliveries.", self.prefix)).and_then(decode_target);
+        let rest = message.subject.strip_prefix(&format!("{}.deliveries.", self.prefix)).unwrap_or_default();
+        // `<target token>` for a body in the message, `<target token>.<body id>` for a body in parts.
+        let (token, body_id) = match rest.split_once('.') {
+            Some((token, id)) => (token.to_string(), Some(id.to_string())),
+            None => (rest.to_string(), None),
+        };
+        let target = decode_target(&token);
+        let parts = message.headers.as_ref().and_then(|h| h.get(BODY_HEADER)).map(|v| BodyParts::parse(v.as_str()));
         let message = Arc::new(message);
-        let Some(target) = target else {
+        let body = match (body_id, parts) {
+            (None, None) => Some(None),
+            (Some(id), Some(Some(parts))) if !id.is_empty() && !id.contains('.') => {
+                Some(Some((self.body_stem(&token, &id), parts)))
+            }
+            _ => None,
+        };
+        let (Some(target), Some(body)) = (target, body) else {
             tracing::warn!(subject = %message.subject, "dropping a message that is not a gateway delivery");
             let message = message.clone();
             tokio::spawn(async move {
@@ -414,13 +615,44 @@ impl JetStreamStore {
             self.options.ack_wait,
         ))
         .abort_handle();
-        if let Some(previous) = claims.insert(sequence, Claimed { delivered, message, keeper }) {
+        let stem = body.as_ref().map(|(stem, _)| stem.clone());
+        let claimed = Claimed { delivered, message: message.clone(), body: stem, keeper };
+        if let Some(previous) = claims.insert(sequence, claimed) {
             previous.keeper.abort();
         }
-        Some(delivery)
+        Some(Registered { sequence, delivered, message, delivery, parts: body })
     }
 
-    /// The message of a delivery this instance holds.
+    /// Reads the body of a registered delivery when it is stored in parts. `None` (and the claim is
+    /// released) when it cannot be read: a lost body drops the delivery, a server that does not answer
+    /// makes it due again in 1 s.
+    async fn complete(&self, registered: Registered) -> Option<Delivery> {
+        let Registered { sequence, delivered, message, mut delivery, parts } = registered;
+        let Some((stem, parts)) = parts else { return Some(delivery) };
+        match self.load_body(&stem, &parts).await {
+            Ok(body) => {
+                delivery.body = body;
+                Some(delivery)
+            }
+            Err(BodyError::Lost(why)) => {
+                self.release(sequence, delivered);
+                tracing::error!(sequence, body = %stem, why, "a stored event's body is lost; delivery dropped");
+                if let Err(e) = self.call("ack", message.double_ack_with(AckKind::Term)).await {
+                    tracing::warn!(sequence, error = %e, "could not drop the delivery; it comes back after ack_wait");
+                }
+                self.delete_body(&stem).await;
+                None
+            }
+            Err(BodyError::Unavailable(e)) => {
+                self.release(sequence, delivered);
+                tracing::warn!(sequence, error = %e, "could not read a large body; the delivery is due again in 1 s");
+                let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                None
+            }
+        }
+    }
+
+    /// The stream sequence, delivery count and message of a delivery this instance holds.
     fn claimed(&self, key: &DeliveryKey) -> Result<(u64, u64, Arc<jetstream::Message>), StoreError> {
         let unknown = || StoreError::UnknownDelivery(key.clone());
         let (sequence, delivered) = key.0.split_once('.').ok_or_else(unknown)?;
@@ -431,16 +663,26 @@ impl JetStreamStore {
         Ok((sequence, delivered, claimed.message.clone()))
     }
 
-    /// Sends an acknowledgement the server confirms, then forgets the delivery.
+    /// Removes a claim and stops its lease keeper.
+    fn release(&self, sequence: u64, delivered: u64) -> Option<Claimed> {
+        let mut claims = lock(&self.claims);
+        if claims.get(&sequence).is_none_or(|c| c.delivered != delivered) {
+            return None;
+        }
+        let claimed = claims.remove(&sequence)?;
+        claimed.keeper.abort();
+        Some(claimed)
+    }
+
+    /// Sends an acknowledgement the server confirms, then forgets the delivery (and deletes its body's
+    /// parts once acked).
     async fn finish(&self, key: &DeliveryKey, kind: AckKind, what: &str) -> Result<(), StoreError> {
         let (sequence, delivered, message) = self.claimed(key)?;
         self.ensure_connected(what)?;
         self.call(what, message.double_ack_with(kind)).await?;
-        let mut claims = lock(&self.claims);
-        if claims.get(&sequence).is_some_and(|c| c.delivered == delivered) {
-            if let Some(claimed) = claims.remove(&sequence) {
-                claimed.keeper.abort();
-            }
+        let body = self.release(sequence, delivered).and_then(|c| c.body);
+        if let (AckKind::Ack, Some(stem)) = (kind, &body) {
+            self.delete_body(stem).await;
         }
         Ok(())
     }
@@ -481,25 +723,68 @@ impl EventStore for JetStreamStore {
         }
         self.ensure_connected("append")?;
 
-        // 1. The deliveries (a re-sent event's are dropped by the server as duplicates).
+        // 1. Bodies too large for one message, in parts: one copy per delivery, under a fresh body id, so
+        // every part belongs to exactly one delivery (deleted with it). Parts of an append that fails or
+        // crashes before its delivery is stored are deleted by the sweep.
+        let mut planned: Vec<(usize, &str, &str, Option<(String, BodyParts)>)> = Vec::new();
         let mut pending = VecDeque::new();
-        let mut deliveries = Vec::new();
+        let mut stored_parts = Vec::new();
         for (index, (event, targets)) in events.iter().zip(&tokens).enumerate() {
+            let large = event.body.len() > self.chunk_bytes;
+            let digest = if large { sha256_hex(&event.body) } else { String::new() };
             for (target, token) in targets {
-                let subject = format!("{}.deliveries.{token}", self.prefix);
-                let ack =
-                    self.publish(subject, delivery_id(&event.source, &event.id, target), event.body.clone()).await?;
-                pending.push_back((index, ack));
-                self.settle(&mut pending, MAX_IN_FLIGHT, &mut deliveries).await?;
+                if !large {
+                    planned.push((index, target, token, None));
+                    continue;
+                }
+                let body_id = self.client.new_inbox().rsplit('.').next().unwrap_or_default().to_string();
+                let stem = self.body_stem(token, &body_id);
+                let chunks = event.body.len().div_ceil(self.chunk_bytes);
+                for chunk in 0..chunks {
+                    let start = chunk * self.chunk_bytes;
+                    let end = (start + self.chunk_bytes).min(event.body.len());
+                    let ack = self.publish(format!("{stem}.{chunk}"), None, None, event.body.slice(start..end)).await?;
+                    pending.push_back((index, ack));
+                    self.settle(&mut pending, MAX_IN_FLIGHT, &mut stored_parts).await?;
+                }
+                let parts = BodyParts { chunks, size: event.body.len(), sha256: digest.clone() };
+                planned.push((index, target, token, Some((body_id, parts))));
             }
         }
+        self.settle(&mut pending, 0, &mut stored_parts).await?;
+
+        // 2. Once every part is stored, the deliveries (a re-sent event's are dropped by the server as
+        // duplicates). A delivery stored is complete: its body, or all of its parts.
+        let mut deliveries = Vec::new();
+        for (slot, (index, target, token, large)) in planned.iter().enumerate() {
+            let event = &events[*index];
+            let id = Some(delivery_id(&event.source, &event.id, target));
+            let ack = match large {
+                None => {
+                    let subject = format!("{}.deliveries.{token}", self.prefix);
+                    self.publish(subject, id, None, event.body.clone()).await?
+                }
+                Some((body_id, parts)) => {
+                    let subject = format!("{}.deliveries.{token}.{body_id}", self.prefix);
+                    self.publish(subject, id, Some(parts), Bytes::new()).await?
+                }
+            };
+            pending.push_back((slot, ack));
+            self.settle(&mut pending, MAX_IN_FLIGHT, &mut deliveries).await?;
+        }
         self.settle(&mut pending, 0, &mut deliveries).await?;
+        // The server dropped a re-sent delivery: the parts stored for it are nobody's.
+        for (slot, is_duplicate, _) in &deliveries {
+            if let (true, (_, _, token, Some((body_id, _)))) = (*is_duplicate, &planned[*slot]) {
+                self.delete_body(&self.body_stem(token, body_id)).await;
+            }
+        }
 
         // 2. Only once every delivery is stored, the markers: a marker means "this event is fully stored".
         let mut markers = Vec::new();
         for (index, event) in events.iter().enumerate() {
             let subject = format!("{}.seen", self.prefix);
-            let ack = self.publish(subject, event_id(&event.source, &event.id), Bytes::new()).await?;
+            let ack = self.publish(subject, Some(event_id(&event.source, &event.id)), None, Bytes::new()).await?;
             pending.push_back((index, ack));
             self.settle(&mut pending, MAX_IN_FLIGHT, &mut markers).await?;
         }
@@ -517,9 +802,13 @@ impl EventStore for JetStreamStore {
             }
             // A duplicate: the first copy was stored completely. Deliveries this copy added (targets the
             // first did not have) are removed again, so a duplicate stores nothing.
-            for (_, _, sequence) in deliveries.iter().filter(|(i, dup, _)| *i == index && !dup) {
+            for (slot, _, sequence) in deliveries.iter().filter(|(slot, dup, _)| planned[*slot].0 == index && !dup) {
                 if let Err(e) = self.call("delete", self.deliveries.delete_message(*sequence)).await {
                     tracing::warn!(sequence, error = %e, "could not remove a duplicate event's extra delivery");
+                    continue;
+                }
+                if let (_, _, token, Some((body_id, _))) = &planned[*slot] {
+                    self.delete_body(&self.body_stem(token, body_id)).await;
                 }
             }
             results.push(Appended::Duplicate);
@@ -543,7 +832,12 @@ impl EventStore for JetStreamStore {
                 messages.extend(self.pull(max - 1, None).await?);
             }
         }
-        Ok(messages.into_iter().filter_map(|m| self.track(m, lease)).collect())
+        let registered: Vec<Registered> = messages.into_iter().filter_map(|m| self.register(m, lease)).collect();
+        let mut deliveries = Vec::with_capacity(registered.len());
+        for one in registered {
+            deliveries.extend(self.complete(one).await);
+        }
+        Ok(deliveries)
     }
 
     async fn ack(&self, key: &DeliveryKey) -> Result<(), StoreError> {
@@ -627,6 +921,32 @@ async fn keep_lease(
             tracing::debug!(sequence, error = %e, "negative ack failed; the server redelivers after ack_wait");
         }
     }
+}
+
+/// Deletes parts of bodies no delivery refers to, every third of [`JetStreamOptions::orphan_grace`] (at most
+/// every 5 minutes), while the store lives.
+async fn sweep_orphans(store: Weak<JetStreamStore>) {
+    let Some(period) = store.upgrade().map(|s| (s.options.orphan_grace / 3).min(Duration::from_secs(300))) else {
+        return;
+    };
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(store) = store.upgrade() else { return };
+        if !matches!(store.client.connection_state(), State::Connected) {
+            continue;
+        }
+        if let Err(e) = store.sweep_orphans_once().await {
+            tracing::debug!(error = %e, "sweeping large bodies' orphaned parts failed; tried again later");
+        }
+    }
+}
+
+fn time_now_nanos() -> i128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or_default()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn lock(claims: &Claims) -> std::sync::MutexGuard<'_, HashMap<u64, Claimed>> {

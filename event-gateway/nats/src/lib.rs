@@ -17,6 +17,10 @@
 //!   kept for the de-duplication window. It remembers events that had no target, and decides `Duplicate`
 //!   when a re-sent event has targets the first one did not have.
 //! - stream `STREAM_REGISTRY`, subject `P.registry`, keeping the last message: the registry document.
+//! - stream `STREAM_BODIES` (file storage, limits retention), subjects `P.bodies.>`: bodies too large for
+//!   one message, in parts. Such a delivery is the message `P.deliveries.<target token>.<body id>` with an
+//!   empty body and a `Faas-Body: chunks=N size=BYTES sha256=HEX` header; its parts are
+//!   `P.bodies.<target token>.<body id>.<0..N>`, each as large as the server's `max_payload` allows.
 //!
 //! Durability: `append` returns after the server acknowledged every publish. A JetStream acknowledgement
 //! means the message was written to the stream's files (with `replicas` > 1: to a quorum of servers). The
@@ -26,9 +30,15 @@
 //! of a single-server deployment within that interval can lose it. Run three replicas (or
 //! `sync_interval: always`) where that matters.
 //!
-//! Size: a message is the event plus [`HEADROOM`] bytes, and must fit the server's `max_payload` (1 MiB by
-//! default): set `max_payload` in the nats-server configuration to at least `max_event_bytes` + 1 KiB, or
-//! the store lowers its limit ([`JetStreamStore::max_event_bytes`]) and logs a warning.
+//! Size: every event body up to [`JetStreamOptions::max_event_bytes`] is accepted, whatever the server's
+//! `max_payload` (1 MiB by default). A body that fits one message (`max_payload` less [`HEADROOM`]) travels
+//! in its delivery; a larger one is stored in parts, one copy per delivery under a fresh body id, *before*
+//! the delivery that refers to it: `append` returns (and the gateway answers 202) only once every part and
+//! the delivery are acknowledged by the server, a delivery is never stored without all of its parts (a
+//! claim checks their size and SHA-256), and parts without a delivery are never handed out. Parts are
+//! deleted when their delivery is acked or turns out to be a duplicate; parts that no delivery refers to
+//! (left by a gateway that crashed between the parts and the delivery, before answering) are deleted by a
+//! sweep once older than [`JetStreamOptions::orphan_grace`].
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), faas_gateway_store::StoreError> {

@@ -4,7 +4,8 @@
 //! [`NatsServer::start`] returns `Ok(None)` when no `nats-server` binary is installed (looked up on `PATH`,
 //! then in `/usr/sbin`, `/usr/local/bin`, `/usr/local/sbin`) so tests can skip, unless the environment
 //! variable `FAAS_REQUIRE_NATS` is set (to anything but `0` or the empty string): then a missing binary is an
-//! error and the test fails. This module uses only `std`, so any test (sync or async) can use it.
+//! error and the test fails. Starting and stopping use only `std`, so any test (sync or async) can use them;
+//! [`messages_in`] and [`consumer_backlog`] look into the server from an async test.
 //!
 //! ```no_run
 //! use faas_gateway_nats::testing::NatsServer;
@@ -169,6 +170,48 @@ impl Drop for NatsServer {
         self.kill();
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// How many messages the stream `stream` holds on the server at `url` (for example `FAAS_GATEWAY_BODIES`,
+/// the parts of large bodies: 0 once every large event is delivered).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), String> {
+/// let parts = faas_gateway_nats::testing::messages_in("nats://127.0.0.1:4222", "FAAS_GATEWAY_BODIES").await?;
+/// assert_eq!(parts, 0);
+/// # Ok(()) }
+/// ```
+pub async fn messages_in(url: &str, stream: &str) -> Result<u64, String> {
+    let context = inspect(url).await?;
+    let mut stream = context.get_stream(stream).await.map_err(|e| format!("stream {stream}: {e}"))?;
+    let info = stream.info().await.map_err(|e| format!("stream info: {e}"))?;
+    Ok(info.state.messages)
+}
+
+/// Deliveries of the durable consumer `consumer` on stream `stream` not yet acknowledged (due, or handed
+/// out and awaiting their ack), on the server at `url`.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), String> {
+/// use faas_gateway_nats::testing::consumer_backlog;
+/// let backlog = consumer_backlog("nats://127.0.0.1:4222", "FAAS_GATEWAY", "faas-gateway").await?;
+/// println!("{backlog} deliveries not acknowledged");
+/// # Ok(()) }
+/// ```
+pub async fn consumer_backlog(url: &str, stream: &str, consumer: &str) -> Result<u64, String> {
+    let context = inspect(url).await?;
+    let stream = context.get_stream(stream).await.map_err(|e| format!("stream {stream}: {e}"))?;
+    let info = stream.consumer_info(consumer).await.map_err(|e| format!("consumer {consumer}: {e}"))?;
+    Ok(info.num_pending + info.num_ack_pending as u64)
+}
+
+async fn inspect(url: &str) -> Result<async_nats::jetstream::Context, String> {
+    let connect = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(2)).connect(url);
+    let client = tokio::time::timeout(Duration::from_secs(3), connect)
+        .await
+        .map_err(|_| format!("cannot connect to {url}: no answer"))?
+        .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+    Ok(async_nats::jetstream::new(client))
 }
 
 /// Whether `FAAS_REQUIRE_NATS` asks for a real server.

@@ -348,3 +348,122 @@ async fn a_server_that_is_down_gives_a_clear_error_not_a_hang() {
         Err(_) => panic!("connect: no answer within {bound:?}"),
     }
 }
+
+/// Bytes that are not all alike (so a misplaced part shows), `seed` varying them.
+fn noise(len: usize, seed: u64) -> Bytes {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        })
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+fn bodies_stream() -> String {
+    format!("{}_BODIES", JetStreamOptions::default().stream)
+}
+
+#[tokio::test]
+async fn events_larger_than_the_servers_max_payload_are_stored_in_parts_and_deleted_when_done() {
+    let Some(server) = server() else { return };
+    // nats-server's default max_payload is 1 MiB; the store promises 3 MiB.
+    let limit = 3 * 1024 * 1024;
+    let store =
+        JetStreamStore::connect(&server.url(), JetStreamOptions { max_event_bytes: limit, ..options() }).await.unwrap();
+    assert_eq!(store.max_event_bytes(), limit);
+    let sizes = [1024 * 1024, 2 * 1024 * 1024 + 17, limit];
+    let mut expected = Vec::new();
+    for (n, size) in sizes.iter().enumerate() {
+        let mut e = event("/big", &n.to_string(), &["a", "b.c"]);
+        e.body = noise(*size, n as u64);
+        expected.push(e.body.clone());
+        assert_eq!(store.append(vec![e]).await.unwrap(), vec![Appended::Stored { deliveries: 2 }]);
+    }
+    let mut too_big = event("/big", "over", &["a"]);
+    too_big.body = noise(limit + 1, 9);
+    match store.append(vec![too_big]).await {
+        Err(StoreError::TooLarge { size, limit: l }) => assert_eq!((size, l), (limit + 1, limit)),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(server_messages(&server, &bodies_stream()).await > 0, "large bodies are stored in parts");
+    // A re-sent large event is a duplicate and leaves no parts behind.
+    let parts_before = server_messages(&server, &bodies_stream()).await;
+    let mut again = event("/big", "0", &["a", "b.c"]);
+    again.body = expected[0].clone();
+    assert_eq!(store.append(vec![again]).await.unwrap(), vec![Appended::Duplicate]);
+    assert_eq!(server_messages(&server, &bodies_stream()).await, parts_before);
+
+    let deliveries = claim_n(&store, 6, LONG_LEASE, Duration::from_secs(20)).await;
+    assert_eq!(deliveries.len(), 6);
+    let mut got: Vec<(String, usize)> = Vec::new();
+    for delivery in &deliveries {
+        let n = expected.iter().position(|b| *b == delivery.body).expect("every body comes back intact");
+        got.push((delivery.target.clone(), n));
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("a".into(), 0),
+            ("a".into(), 1),
+            ("a".into(), 2),
+            ("b.c".into(), 0),
+            ("b.c".into(), 1),
+            ("b.c".into(), 2)
+        ]
+    );
+
+    // A retried delivery keeps its body; an acked one takes its parts with it.
+    store.retry_at(&deliveries[0].key, SystemTime::now()).await.unwrap();
+    let retried = claim_n(&store, 1, LONG_LEASE, Duration::from_secs(10)).await.remove(0);
+    assert!(retried.body == deliveries[0].body, "the retried delivery keeps its body");
+    store.ack(&retried.key).await.unwrap();
+    for delivery in &deliveries[1..] {
+        store.ack(&delivery.key).await.unwrap();
+    }
+    assert_eq!(store.stats().await.unwrap().backlog, 0);
+    assert_eq!(server_messages(&server, &bodies_stream()).await, 0, "parts of delivered events are deleted");
+}
+
+async fn server_messages(server: &NatsServer, stream: &str) -> u64 {
+    faas_gateway_nats::testing::messages_in(&server.url(), stream).await.expect("stream info")
+}
+
+#[tokio::test]
+async fn parts_left_by_a_crash_before_the_delivery_are_never_delivered_and_are_swept() {
+    let Some(server) = server() else { return };
+    let options =
+        JetStreamOptions { max_event_bytes: 3 * 1024 * 1024, orphan_grace: Duration::from_secs(2), ..options() };
+    let store = JetStreamStore::connect(&server.url(), options.clone()).await.unwrap();
+    // A gateway that crashed after storing two parts of a body and before its delivery: the parts are in
+    // the bodies stream, nothing refers to them.
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    for part in 0..2 {
+        let subject = format!("{}.bodies.t.crashed0.{part}", options.stream);
+        js.publish(subject, noise(1000, part)).await.unwrap().await.unwrap();
+    }
+    // And a large event stored completely, claimed and held (its parts are older than the grace, too).
+    let mut held = event("/s", "held", &["t"]);
+    held.body = noise(2 * 1024 * 1024, 3);
+    store.append(vec![held.clone()]).await.unwrap();
+    let claimed = claim_n(&store, 1, LONG_LEASE, Duration::from_secs(10)).await.remove(0);
+    assert_eq!(claimed.body, held.body);
+    // 2 MiB in parts of max_payload (1 MiB) less the headroom: 3 parts.
+    assert_eq!(server_messages(&server, &bodies_stream()).await, 2 + 3);
+
+    // Nothing half-stored is ever handed out.
+    assert!(store.claim(10, LONG_LEASE, Duration::from_millis(500)).await.unwrap().is_empty());
+    // The sweep (every grace / 3) deletes the orphans once older than the grace, and keeps referred parts.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while server_messages(&server, &bodies_stream()).await != 3 {
+        assert!(Instant::now() < deadline, "orphaned parts were not swept");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(server_messages(&server, &bodies_stream()).await, 3, "the held delivery's parts are kept");
+    store.ack(&claimed.key).await.unwrap();
+    assert_eq!(server_messages(&server, &bodies_stream()).await, 0);
+}
