@@ -118,3 +118,50 @@ async fn events_up_to_max_event_bytes_are_accepted_and_delivered_intact_on_defau
     assert!(!received.iter().any(|r| r.ce_id() == "over"));
     drop(gateway);
 }
+
+/// nats-server crashes while a delivery is at the sink: the ack fails; once the server is back the gateway
+/// sends it again at once (not when the 65 s lease ends), and the event is not delivered again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_ack_is_sent_again_when_nats_returns_and_the_event_is_not_delivered_again() {
+    let Some(mut nats) = nats_server() else { return };
+    // The sink takes 3 s to answer the first delivery; nats-server is down when it does.
+    let sink = RecordingSink::start(vec![Reply::status(200).delay(Duration::from_secs(3))], Reply::status(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("faas.toml");
+    let store = format!("store = \"nats\"\nnats_url = \"{}\"", nats.url());
+    // attemptTimeout 30 s: the lease is 2 × 30 s + 5 s = 65 s.
+    let text = recorder_config("ack-retry", &store, &sink.url())
+        .replace("attemptTimeout = \"2s\"", "attemptTimeout = \"30s\"");
+    std::fs::write(&config, text).unwrap();
+    let gateway = GatewayProcess::start(&config, &["--data-dir", dir.path().join("g").to_str().unwrap()]).await;
+
+    let (status, _) = post_structured(&gateway.url, &event("ack-1", "ack")).await;
+    assert_eq!(status, 202);
+    sink.wait_for(1, Duration::from_secs(20)).await;
+    // Let the server write the consumer's state, then crash it; the sink answers while it is down.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    nats.kill();
+    // Down for longer than the consumer's ack_wait (5 s).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    nats.restart().expect("restart nats-server on the same port and store");
+    let back = std::time::Instant::now();
+    let deadline = back + Duration::from_secs(30);
+    loop {
+        match faas_gateway_nats::testing::consumer_backlog(&nats.url(), "FAAS_GATEWAY", "faas-gateway").await {
+            Ok(0) => break,
+            _ => assert!(
+                std::time::Instant::now() < deadline,
+                "the finished delivery was not acknowledged within 30 s of nats-server's return"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let acked_after = back.elapsed();
+    // Past another ack_wait: nothing is handed out again.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let deliveries = sink.count();
+    println!("ack sent again {acked_after:?} after nats-server returned; {deliveries} deliveries at the sink");
+    assert!(acked_after < Duration::from_secs(5), "{acked_after:?}");
+    assert_eq!(deliveries, 1, "the event was delivered again");
+    drop(gateway);
+}

@@ -36,6 +36,9 @@ const MAX_IN_FLIGHT: usize = 512;
 /// Header of a delivery whose body is stored in parts: `chunks=N size=BYTES sha256=HEX`.
 const BODY_HEADER: &str = "Faas-Body";
 
+/// How often acknowledgements that failed are tried again (only while connected).
+const OWED_POLL: Duration = Duration::from_millis(200);
+
 /// Largest message `max_payload` must allow for the store to work at all (a part of a large body, or a
 /// small event, plus [`HEADROOM`]).
 const MIN_PAYLOAD: usize = 64 * 1024;
@@ -150,6 +153,13 @@ struct Claimed {
 /// Claimed deliveries of this store instance, by stream sequence.
 type Claims = Mutex<HashMap<u64, Claimed>>;
 
+/// A finished delivery whose acknowledgement failed (the connection was down): sent again once connected.
+struct OwedAck {
+    message: Arc<jetstream::Message>,
+    body: Option<String>,
+    since: Instant,
+}
+
 /// How a body is stored: in the delivery message, or in parts (`chunks` messages of the bodies stream).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct BodyParts {
@@ -206,6 +216,14 @@ enum BodyError {
 /// due again at once, and a late [`ack`](EventStore::ack) gets [`StoreError::UnknownDelivery`]. If the
 /// replica holding a delivery dies, the server redelivers it after `ack_wait` (not the lease).
 ///
+/// Failed acks: when [`ack`](EventStore::ack) or [`retry_at`](EventStore::retry_at) cannot reach the server
+/// (it is down, or does not answer), it returns [`StoreError::Unavailable`] and the lease is no longer
+/// extended, so the server may hand the delivery out again `ack_wait` after the last progress ack instead of
+/// when the lease ends. A failed `ack` is also kept and sent again as soon as the connection is back (the
+/// client reconnects within a second of the server's return), before this instance pulls anything: a
+/// single replica does not deliver that event again, and another replica can only get it if it pulls in
+/// the moment between the server's return and that ack.
+///
 /// Attempts: [`Delivery::attempt`] is the server's delivery count minus one, so it counts each
 /// [`retry_at`](EventStore::retry_at) (a delayed negative ack) and also each lease that expired.
 ///
@@ -225,6 +243,9 @@ pub struct JetStreamStore {
     consumer: PullConsumer,
     registry: stream::Stream,
     claims: Arc<Claims>,
+    owed: Mutex<HashMap<u64, OwedAck>>,
+    /// Held while failed acks are sent again, so a claim waits for them.
+    resending: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for JetStreamStore {
@@ -261,6 +282,9 @@ impl JetStreamStore {
             .name("faas-gateway")
             .connection_timeout(timeout)
             .request_timeout(Some(timeout))
+            // Back within a second of the server's return (the default backs off to 4 s), so that acks
+            // that failed meanwhile are sent before the server hands their deliveries out again.
+            .reconnect_delay_callback(|attempts| Duration::from_millis((50u64 << attempts.min(5)).min(1000)))
             .connect(url);
         let client = match tokio::time::timeout(timeout + Duration::from_secs(1), connecting).await {
             Ok(Ok(client)) => client,
@@ -376,7 +400,10 @@ impl JetStreamStore {
             registry,
             options,
             claims: Arc::new(Mutex::new(HashMap::new())),
+            owed: Mutex::new(HashMap::new()),
+            resending: tokio::sync::Mutex::new(()),
         });
+        tokio::spawn(resend_owed_acks(Arc::downgrade(&store)));
         tokio::spawn(sweep_orphans(Arc::downgrade(&store)));
         Ok(store)
     }
@@ -469,6 +496,33 @@ impl JetStreamStore {
             )));
         }
         Ok(Bytes::from(body))
+    }
+
+    /// Sends the acknowledgements that failed while the connection was down (see [`JetStreamStore::ack`]).
+    async fn resend_owed(&self) {
+        let _resending = self.resending.lock().await;
+        if !self.owes_acks() || !matches!(self.client.connection_state(), State::Connected) {
+            return;
+        }
+        let owed: Vec<(u64, OwedAck)> = self.owed.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        for (sequence, ack) in owed {
+            match self.call("ack", ack.message.double_ack_with(AckKind::Ack)).await {
+                Ok(()) => {
+                    tracing::info!(sequence, after = ?ack.since.elapsed(), "acknowledged a finished delivery once the connection returned");
+                    if let Some(stem) = &ack.body {
+                        self.delete_body(stem).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(sequence, error = %e, "ack failed again; tried once more later");
+                    self.owed.lock().unwrap_or_else(|p| p.into_inner()).insert(sequence, ack);
+                }
+            }
+        }
+    }
+
+    fn owes_acks(&self) -> bool {
+        !self.owed.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
     }
 
     /// One sweep for parts of bodies that no delivery refers to (see [`JetStreamOptions::orphan_grace`]).
@@ -675,16 +729,38 @@ impl JetStreamStore {
     }
 
     /// Sends an acknowledgement the server confirms, then forgets the delivery (and deletes its body's
-    /// parts once acked).
+    /// parts once acked). When that fails, the lease is no longer extended; a failed ack is sent again as
+    /// soon as the connection is back (see [`JetStreamStore`]).
     async fn finish(&self, key: &DeliveryKey, kind: AckKind, what: &str) -> Result<(), StoreError> {
         let (sequence, delivered, message) = self.claimed(key)?;
-        self.ensure_connected(what)?;
-        self.call(what, message.double_ack_with(kind)).await?;
-        let body = self.release(sequence, delivered).and_then(|c| c.body);
-        if let (AckKind::Ack, Some(stem)) = (kind, &body) {
-            self.delete_body(stem).await;
+        let sent = match self.ensure_connected(what) {
+            Ok(()) => self.call(what, message.double_ack_with(kind)).await,
+            Err(e) => Err(e),
+        };
+        let claimed = self.release(sequence, delivered);
+        let body = claimed.and_then(|c| c.body);
+        let is_ack = matches!(kind, AckKind::Ack);
+        match sent {
+            Ok(()) => {
+                if let (true, Some(stem)) = (is_ack, &body) {
+                    self.delete_body(stem).await;
+                }
+                Ok(())
+            }
+            Err(StoreError::Unavailable(e)) if is_ack => {
+                self.owed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(sequence, OwedAck { message, body, since: Instant::now() });
+                Err(StoreError::Unavailable(format!(
+                    "{e}; the ack is sent again once the connection is back (the lease is no longer extended)"
+                )))
+            }
+            Err(StoreError::Unavailable(e)) => Err(StoreError::Unavailable(format!(
+                "{e}; the lease is no longer extended: the delivery is due again after ack_wait"
+            ))),
+            Err(e) => Err(e),
         }
-        Ok(())
     }
 }
 
@@ -821,6 +897,9 @@ impl EventStore for JetStreamStore {
             return Ok(Vec::new());
         }
         self.ensure_connected("claim")?;
+        // Acks that failed while the connection was down go first (also when the background task is
+        // sending them), so none of those deliveries is pulled again by this replica.
+        self.resend_owed().await;
         let wait = wait.min(MAX_WAIT);
         // A no-wait request first (it completes at once); if nothing is due, one request for a single message
         // that waits, then a no-wait one for the rest. Pull requests never outlive the call, so no message is
@@ -920,6 +999,15 @@ async fn keep_lease(
         if let Err(e) = message.ack_with(AckKind::Nak(None)).await {
             tracing::debug!(sequence, error = %e, "negative ack failed; the server redelivers after ack_wait");
         }
+    }
+}
+
+/// Sends failed acks again while the store lives (every [`OWED_POLL`], when connected).
+async fn resend_owed_acks(store: Weak<JetStreamStore>) {
+    loop {
+        tokio::time::sleep(OWED_POLL).await;
+        let Some(store) = store.upgrade() else { return };
+        store.resend_owed().await;
     }
 }
 

@@ -30,6 +30,10 @@
 //! of a single-server deployment within that interval can lose it. Run three replicas (or
 //! `sync_interval: always`) where that matters.
 //!
+//! Acks: an ack that fails because the server is down is sent again as soon as the connection returns,
+//! before the replica pulls again; meanwhile the lease of that delivery is no longer extended (details:
+//! [`JetStreamStore`]).
+//!
 //! Size: every event body up to [`JetStreamOptions::max_event_bytes`] is accepted, whatever the server's
 //! `max_payload` (1 MiB by default). A body that fits one message (`max_payload` less [`HEADROOM`]) travels
 //! in its delivery; a larger one is stored in parts, one copy per delivery under a fresh body id, *before*

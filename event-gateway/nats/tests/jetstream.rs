@@ -467,3 +467,40 @@ async fn parts_left_by_a_crash_before_the_delivery_are_never_delivered_and_are_s
     store.ack(&claimed.key).await.unwrap();
     assert_eq!(server_messages(&server, &bodies_stream()).await, 0);
 }
+
+#[tokio::test]
+async fn a_failed_ack_is_sent_again_when_the_server_returns() {
+    let Some(mut server) = server() else { return };
+    let store = connect(&server).await;
+    store.append(vec![event("/s", "acked-late", &["t"])]).await.unwrap();
+    let claimed = claim_n(&store, 1, LONG_LEASE, Duration::from_secs(10)).await.remove(0);
+    // Let the server write the consumer's state, then crash it while the delivery is being finished.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    match store.ack(&claimed.key).await {
+        Err(StoreError::Unavailable(message)) => assert!(message.contains("NATS"), "{message}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    // Down for longer than ack_wait (2 s).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    server.restart().unwrap();
+    let back = Instant::now();
+    let deadline = back + Duration::from_secs(20);
+    loop {
+        match faas_gateway_nats::testing::consumer_backlog(&server.url(), &options().stream, &options().consumer).await
+        {
+            Ok(0) => break,
+            _ => assert!(Instant::now() < deadline, "the failed ack was not sent again (lease is {LONG_LEASE:?})"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let acked_after = back.elapsed();
+    println!("failed ack sent again {acked_after:?} after the server returned");
+    assert!(acked_after < Duration::from_secs(10), "{acked_after:?}");
+    // Not handed out again, to this replica or another, after ack_wait.
+    let other = connect(&server).await;
+    assert!(other.claim(1, LONG_LEASE, Duration::from_secs(3)).await.unwrap().is_empty());
+    assert!(store.claim(1, LONG_LEASE, Duration::from_millis(500)).await.unwrap().is_empty());
+    assert!(matches!(store.ack(&claimed.key).await, Err(StoreError::UnknownDelivery(_))));
+}
