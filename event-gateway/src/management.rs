@@ -12,6 +12,12 @@
 //! | `GET/PUT/DELETE /functions/{name}` | retrieve / replace / delete                                 |
 //! | `GET /openapi.json`            | the OpenAPI 3.1 document of these routes and of ingress (public)|
 //!
+//! The document states every rule the server enforces on a request body (required fields, types, lengths,
+//! patterns, ranges; `null` is accepted wherever a field is optional and means "absent") except those that
+//! depend on the registry's state, which it states in words: a `function:NAME` sink names a registered
+//! function, an update's `id`/`name` equals the path, a name is not taken (409). Its `servers` entry is the
+//! address the gateway is bound to and its backend names are this gateway's profiles ([`openapi_document`]).
+//!
 //! Every route but `/openapi.json` needs `Authorization: Bearer <token>`: 401 (with
 //! `WWW-Authenticate: Bearer`) without it, 403 with a wrong one (compared in constant time). With no token
 //! configured the API is disabled (403 saying how to set one). The token is never logged.
@@ -21,7 +27,9 @@
 //! 400 (invalid), 404 (unknown id), 409 (declared in `faas.toml`, name taken, function in use) or 503 (the
 //! store failed; nothing changed). Entries carry `"origin": "api"` or `"config"`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::LazyLock;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
@@ -42,8 +50,36 @@ use crate::subscription::{ApiError, SubscriptionRequest};
 /// Largest request body accepted (64 KiB).
 pub const MAX_BODY: usize = 64 * 1024;
 
-/// The OpenAPI 3.1 document served at `GET /openapi.json`.
+/// The OpenAPI 3.1 document served at `GET /openapi.json`, before [`openapi_document`] fills in the
+/// gateway's address and backend profiles.
 pub const OPENAPI: &str = include_str!("openapi.json");
+
+static TEMPLATE: LazyLock<Value> = LazyLock::new(|| serde_json::from_str(OPENAPI).expect("openapi.json parses"));
+
+/// The OpenAPI document of a gateway listening on `addr` whose function routes may name the backend
+/// profiles `backends`: [`OPENAPI`] with `servers` set to `http://{addr}` and the backend name schema
+/// listing `backends` (a schema nothing satisfies when there are none).
+///
+/// ```
+/// let backends = ["dev".to_string()].into_iter().collect();
+/// let doc = faas_gateway::management::openapi_document("127.0.0.1:4100".parse().unwrap(), &backends);
+/// assert_eq!(doc["servers"][0]["url"], "http://127.0.0.1:4100");
+/// assert_eq!(doc["components"]["schemas"]["BackendName"]["enum"], serde_json::json!(["dev"]));
+/// ```
+pub fn openapi_document(addr: SocketAddr, backends: &BTreeSet<String>) -> Value {
+    let mut doc = TEMPLATE.clone();
+    doc["servers"] = serde_json::json!([{"url": format!("http://{addr}"), "description": "this gateway"}]);
+    let backend = &mut doc["components"]["schemas"]["BackendName"];
+    if backends.is_empty() {
+        backend["not"] = serde_json::json!({});
+        backend["description"] = Value::String(
+            "A backend profile name: none is configured ([backends] in faas.toml), so every value is refused".into(),
+        );
+    } else {
+        backend["enum"] = backends.iter().cloned().map(Value::String).collect();
+    }
+    doc
+}
 
 /// Route paths, as the router declares them.
 pub mod paths {
@@ -66,6 +102,8 @@ pub struct ManagementState {
     pub registry: RegistryHandle,
     /// The bearer token; `None` disables the API.
     pub token: Option<String>,
+    /// The address the gateway's listener is bound to: the `servers` entry of the OpenAPI document.
+    pub addr: SocketAddr,
 }
 
 impl std::fmt::Debug for ManagementState {
@@ -73,6 +111,7 @@ impl std::fmt::Debug for ManagementState {
         f.debug_struct("ManagementState")
             .field("registry", &self.registry)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("addr", &self.addr)
             .finish()
     }
 }
@@ -99,12 +138,20 @@ impl IntoResponse for ApiError {
 /// let dir = tempfile::tempdir().unwrap();
 /// let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).await.unwrap();
 /// let registry = RegistryHandle::open(store, Declared::default()).await.unwrap();
-/// let app: axum::Router = router(ManagementState { registry, token: Some("t0ken".into()) });
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let addr = listener.local_addr().unwrap();
+/// let app: axum::Router = router(ManagementState { registry, token: Some("t0ken".into()), addr });
 /// # drop((app, listener));
 /// # });
 /// ```
 pub fn router(state: ManagementState) -> Router {
+    let document = bytes::Bytes::from(
+        serde_json::to_vec(&openapi_document(state.addr, state.registry.backends())).expect("a JSON value encodes"),
+    );
+    let openapi = get(move || {
+        let document = document.clone();
+        async move { ([(header::CONTENT_TYPE, "application/json")], document).into_response() }
+    });
     let protected = Router::new()
         .route(paths::SUBSCRIPTIONS, get(list_subscriptions).post(create_subscription))
         .route(paths::SUBSCRIPTION, get(get_subscription).put(update_subscription).delete(delete_subscription))
@@ -112,11 +159,7 @@ pub fn router(state: ManagementState) -> Router {
         .route(paths::FUNCTION, get(get_function).put(update_function).delete(delete_function))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state);
-    Router::new().route(paths::OPENAPI, get(openapi)).merge(protected)
-}
-
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+    Router::new().route(paths::OPENAPI, openapi).merge(protected)
 }
 
 /// Checks the bearer token in constant time: 401 + `WWW-Authenticate: Bearer` without one, 403 when wrong.
@@ -350,9 +393,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).await.unwrap();
         let registry = RegistryHandle::open(store, Declared::default()).await.unwrap();
-        let app = router(ManagementState { registry, token: Some("t".into()) });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let app = router(ManagementState { registry, token: Some("t".into()), addr });
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let client = reqwest::Client::new();
 
@@ -385,6 +428,21 @@ mod tests {
         }
         let served: Value =
             client.get(format!("http://{addr}/openapi.json")).send().await.unwrap().json().await.unwrap();
-        assert_eq!(served, doc);
+        assert_eq!(served, openapi_document(addr, &BTreeSet::new()));
+        assert_eq!(
+            served["servers"],
+            serde_json::json!([{"url": format!("http://{addr}"), "description": "this gateway"}])
+        );
+    }
+
+    /// The patterns the server checks with are the ones the document states.
+    #[test]
+    fn the_documented_patterns_are_the_servers() {
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(schemas["Sink"]["pattern"], crate::subscription::SINK_PATTERN);
+        assert_eq!(schemas["Duration"]["pattern"], crate::subscription::DURATION_PATTERN);
+        regex::Regex::new(crate::subscription::SINK_PATTERN).unwrap();
+        regex::Regex::new(crate::subscription::DURATION_PATTERN).unwrap();
     }
 }

@@ -223,9 +223,13 @@ pub async fn start(options: GatewayOptions) -> Result<RunningGateway, GatewayErr
         max_event_bytes: config.max_event_bytes,
         token: config.ingress_token.clone(),
     });
+    let addr = bind.unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, config.port)));
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| GatewayError::Bind { addr, source })?;
+    let addr = listener.local_addr().map_err(|source| GatewayError::Bind { addr, source })?;
     let management = crate::management::router(crate::management::ManagementState {
         registry: registry.clone(),
         token: config.token.clone(),
+        addr,
     });
     let app = Router::new()
         .route("/", post(crate::ingress::post_event))
@@ -233,10 +237,6 @@ pub async fn start(options: GatewayOptions) -> Result<RunningGateway, GatewayErr
         .route("/metrics", get(metrics_route).with_state((metrics.clone(), store.clone())))
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .merge(management);
-
-    let addr = bind.unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, config.port)));
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| GatewayError::Bind { addr, source })?;
-    let addr = listener.local_addr().map_err(|source| GatewayError::Bind { addr, source })?;
 
     let (stop, stopped) = watch::channel(false);
     let mut server_stop = stopped.clone();

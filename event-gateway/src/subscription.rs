@@ -25,9 +25,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use std::sync::LazyLock;
+
 use cloudevents::{AttributesReader, Event};
 use http::StatusCode;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::filter::Filter;
 
@@ -39,8 +41,31 @@ pub const MAX_RETRIES: u32 = 100;
 pub const MAX_POLICY_DURATION: Duration = Duration::from_secs(24 * 3600);
 /// Most filters, types, headers or config entries one subscription may hold.
 pub const MAX_ITEMS: usize = 256;
-/// Longest string (sink, source, type, header value, ...) a subscription may hold, in bytes.
+/// Longest string (sink, source, type, header name or value, config key or value, ...) a subscription may
+/// hold, in characters (Unicode scalar values, what JSON Schema's `maxLength` counts).
 pub const MAX_STRING: usize = 4096;
+/// The grammar of a sink and of a dead-letter sink, as the OpenAPI document's `Sink` schema states it:
+/// `function:NAME` (a valid function name), or a lower-case `http://` or `https://` URL whose host is a
+/// host name (ASCII letters, digits, `-`, `_`; the last label starts with a letter), a dotted IPv4
+/// address or a bracketed IPv6 address, with an optional port (0-65535, no leading zeros) and a path,
+/// query and fragment of visible ASCII characters (percent-encode anything else). No user info.
+pub const SINK_PATTERN: &str = concat!(
+    r"^(function:[A-Za-z0-9][A-Za-z0-9_-]{0,63}|https?://(",
+    r"([A-Za-z0-9_-]+\.)*[A-Za-z][A-Za-z0-9_-]*",
+    r"|(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}",
+    r"|\[(([0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,7}:|([0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}",
+    r"|([0-9A-Fa-f]{1,4}:){1,5}(:[0-9A-Fa-f]{1,4}){1,2}|([0-9A-Fa-f]{1,4}:){1,4}(:[0-9A-Fa-f]{1,4}){1,3}",
+    r"|([0-9A-Fa-f]{1,4}:){1,3}(:[0-9A-Fa-f]{1,4}){1,4}|([0-9A-Fa-f]{1,4}:){1,2}(:[0-9A-Fa-f]{1,4}){1,5}",
+    r"|[0-9A-Fa-f]{1,4}:(:[0-9A-Fa-f]{1,4}){1,6}|:((:[0-9A-Fa-f]{1,4}){1,7}|:))\]",
+    r")(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0))?([/?#][!-~]*)?)$"
+);
+/// The grammar of a delivery-policy duration, as the OpenAPI document states it: digits and a unit (`ms`,
+/// `s`, `m`, `h`), longer than zero and at most 24h ([`MAX_POLICY_DURATION`]).
+pub const DURATION_PATTERN: &str = concat!(
+    r"^(0*([1-9]|1[0-9]|2[0-4])h|0*([1-9][0-9]{0,2}|1[0-3][0-9]{2}|14[0-3][0-9]|1440)m",
+    r"|0*([1-9][0-9]{0,3}|[1-7][0-9]{4}|8[0-5][0-9]{3}|86[0-3][0-9]{2}|86400)s",
+    r"|0*([1-9][0-9]{0,6}|[1-7][0-9]{7}|8[0-5][0-9]{6}|86[0-3][0-9]{5}|86400000)ms)$"
+);
 /// Headers a subscription may not set: the gateway writes them itself.
 const RESERVED_HEADERS: [&str; 7] =
     ["content-type", "content-length", "host", "transfer-encoding", "connection", "traceparent", "tracestate"];
@@ -124,8 +149,9 @@ impl Sink {
         if s.is_empty() {
             return Err(invalid("is empty; use an http(s) URL or function:NAME".into()));
         }
-        if s.len() > MAX_STRING {
-            return Err(invalid(format!("is {} bytes long; the limit is {MAX_STRING}", s.len())));
+        let chars = s.chars().count();
+        if chars > MAX_STRING {
+            return Err(invalid(format!("is {chars} characters long; the limit is {MAX_STRING}")));
         }
         if let Some(name) = s.strip_prefix("function:") {
             faas_api::validate_function_name(name)
@@ -150,6 +176,46 @@ impl Sink {
     }
 }
 
+impl Sink {
+    /// [`Sink::parse`] for a sink a client is setting now (a subscription's `sink` or `deadletter`): it must
+    /// also follow [`SINK_PATTERN`], the grammar the OpenAPI document states. Stored sinks are read with
+    /// the more lenient [`Sink::parse`], so entries saved by older versions keep working.
+    ///
+    /// ```
+    /// use faas_gateway::subscription::Sink;
+    /// assert!(Sink::parse_new("http://127.0.0.1:9000/hook?x=1").is_ok());
+    /// let err = Sink::parse_new("https://user:secret@hooks.example.com/").unwrap_err();
+    /// assert!(err.message.contains("user info"), "{}", err.message);
+    /// assert!(!err.message.contains("secret"), "credentials are not echoed");
+    /// ```
+    pub fn parse_new(s: &str) -> Result<Sink, ApiError> {
+        static GRAMMAR: LazyLock<regex::Regex> =
+            LazyLock::new(|| regex::Regex::new(SINK_PATTERN).expect("SINK_PATTERN compiles"));
+        let sink = Sink::parse(s)?;
+        if let Sink::Http(url) = &sink {
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(ApiError::invalid(
+                    "sink",
+                    "must not carry user info (credentials) in the URL; send them in protocolsettings.headers \
+                     (e.g. `authorization`)",
+                ));
+            }
+            if !GRAMMAR.is_match(s) {
+                return Err(ApiError::invalid(
+                    "sink",
+                    format!(
+                        "`{s}` is not of the accepted form: a lower-case http:// or https:// scheme, a host name \
+                         (ASCII letters, digits, `-`, `_`; the last label starts with a letter), a dotted IPv4 or \
+                         [IPv6] address, an optional port without leading zeros, then a path, query and fragment \
+                         of visible ASCII characters (percent-encode others)"
+                    ),
+                ));
+            }
+        }
+        Ok(sink)
+    }
+}
+
 impl std::fmt::Display for Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -164,7 +230,7 @@ impl std::fmt::Display for Sink {
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     /// Extra headers sent with every delivery (not `content-type`, `ce-*` and other headers the gateway sets).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "null_as_empty")]
     pub headers: BTreeMap<String, String>,
     /// The HTTP method: `POST` (the default and the only one the webhook spec allows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -258,8 +324,9 @@ pub struct DeliveryPolicyOverrides {
 
 impl DeliveryPolicyOverrides {
     /// Checks ranges: `retries` ≤ [`MAX_RETRIES`], durations above zero and at most [`MAX_POLICY_DURATION`],
-    /// `backoffBase` ≤ `backoffMax` when both are set, `deadletter` a valid sink. Field paths in errors are
-    /// relative (`retries`, `backoffBase`, ...).
+    /// `deadletter` a valid sink ([`Sink::parse_new`]). Field paths in errors are relative (`retries`,
+    /// `backoffBase`, ...). A `backoffBase` longer than `backoffMax` is not an error: the back-off is capped
+    /// at `backoffMax` from the first retry (the OpenAPI document cannot state a rule between two fields).
     pub fn validate(&self) -> Result<(), ApiError> {
         if let Some(r) = self.retries {
             if r > MAX_RETRIES {
@@ -281,16 +348,8 @@ impl DeliveryPolicyOverrides {
                 }
             }
         }
-        if let (Some(base), Some(max)) = (self.backoff_base, self.backoff_max) {
-            if base > max {
-                return Err(ApiError::invalid(
-                    "backoffBase",
-                    format!("{} is longer than backoffMax ({})", format_duration(base), format_duration(max)),
-                ));
-            }
-        }
         if let Some(dl) = &self.deadletter {
-            Sink::parse(dl).map_err(|e| ApiError { field: Some("deadletter".into()), ..e })?;
+            Sink::parse_new(dl).map_err(|e| ApiError { field: Some("deadletter".into()), ..e })?;
         }
         Ok(())
     }
@@ -325,7 +384,32 @@ mod opt_duration {
         }
     }
 
-    pub use faas_api::config::opt_duration as deserialize;
+    /// `null` is absent; a string must be digits and a unit, nothing else (no sign, no spaces): the
+    /// grammar of [`DURATION_PATTERN`] (its range is checked by [`DeliveryPolicyOverrides::validate`]).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        faas_api::config::opt_duration_parsed_by(d, parse_policy_duration)
+    }
+
+    fn parse_policy_duration(s: &str) -> Result<Duration, String> {
+        let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+        let (number, unit) = s.split_at(digits);
+        if number.is_empty() || !["ms", "s", "m", "h"].contains(&unit) {
+            return Err(format!(
+                "`{s}` is not a duration: write digits and a unit (ms, s, m or h) with nothing between or \
+                 around them, like \"500ms\", \"30s\", \"5m\" or \"1h\""
+            ));
+        }
+        // Longer than 24h in any unit; refused here so that the unit conversion cannot overflow.
+        if number.trim_start_matches('0').len() > 12 {
+            return Err(format!("`{s}` must be at most 24h"));
+        }
+        faas_api::config::parse_duration(s)
+    }
+}
+
+/// Serde `deserialize_with` for a collection: `null` is the empty collection, as if the field were absent.
+fn null_as_empty<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// A validated subscription.
@@ -425,13 +509,13 @@ pub struct SubscriptionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// See [`Subscription::types`].
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_empty")]
     pub types: Vec<String>,
     /// See [`Subscription::config`].
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "null_as_empty")]
     pub config: BTreeMap<String, String>,
     /// Filter expressions, checked by [`SubscriptionRequest::validate`].
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_empty")]
     pub filters: Vec<serde_json::Value>,
     /// Required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -440,19 +524,45 @@ pub struct SubscriptionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
     /// See [`Subscription::protocolsettings`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_object")]
     pub protocolsettings: Option<HttpSettings>,
     /// See [`Subscription::delivery`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_object")]
     pub delivery: Option<DeliveryPolicyOverrides>,
+}
+
+/// Serde `deserialize_with` for an optional struct: an object (or `null`, absent), never an array (serde's
+/// derive would otherwise take `[]` or `[3]` as the fields in order, which the OpenAPI document does not allow).
+fn optional_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    struct Visit<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+    d.deserialize_option(Visit(std::marker::PhantomData))
 }
 
 fn check_string(field: &str, s: &str) -> Result<(), ApiError> {
     if s.is_empty() {
         return Err(ApiError::invalid(field, "must not be empty"));
     }
-    if s.len() > MAX_STRING {
-        return Err(ApiError::invalid(field, format!("is {} bytes long; the limit is {MAX_STRING}", s.len())));
+    let chars = s.chars().count();
+    if chars > MAX_STRING {
+        return Err(ApiError::invalid(field, format!("is {chars} characters long; the limit is {MAX_STRING}")));
     }
     Ok(())
 }
@@ -504,9 +614,12 @@ impl SubscriptionRequest {
         }
         check_count("config", self.config.len())?;
         for (k, v) in &self.config {
-            check_string("config", k)?;
-            if v.len() > MAX_STRING {
-                return Err(ApiError::invalid(format!("config.{k}"), format!("is longer than {MAX_STRING} bytes")));
+            check_string("config", k).map_err(|e| ApiError { message: format!("a key {}", e.message), ..e })?;
+            if v.chars().count() > MAX_STRING {
+                return Err(ApiError::invalid(
+                    format!("config.{k}"),
+                    format!("is longer than {MAX_STRING} characters"),
+                ));
             }
         }
         check_count("filters", self.filters.len())?;
@@ -521,7 +634,7 @@ impl SubscriptionRequest {
         let sink = self.sink.ok_or_else(|| {
             ApiError::invalid("sink", "is required: an http(s) URL or function:NAME to deliver events to")
         })?;
-        let parsed = Sink::parse(&sink)?;
+        let parsed = Sink::parse_new(&sink)?;
         let protocol = self.protocol.unwrap_or_else(|| "HTTP".to_string());
         if protocol != "HTTP" {
             let message = if KNOWN_PROTOCOLS.contains(&protocol.as_str()) {
@@ -575,7 +688,7 @@ fn validate_settings(settings: &HttpSettings, sink: &Sink) -> Result<(), ApiErro
     check_count("protocolsettings.headers", settings.headers.len())?;
     for (name, value) in &settings.headers {
         let field = format!("protocolsettings.headers.{name}");
-        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        if name.len() > MAX_STRING || http::HeaderName::from_bytes(name.as_bytes()).is_err() {
             return Err(ApiError::invalid(field, format!("`{name}` is not a valid HTTP header name")));
         }
         let lower = name.to_ascii_lowercase();
@@ -585,7 +698,7 @@ fn validate_settings(settings: &HttpSettings, sink: &Sink) -> Result<(), ApiErro
                 format!("header `{name}` is set by the gateway and cannot be overridden"),
             ));
         }
-        if value.len() > MAX_STRING || http::HeaderValue::from_str(value).is_err() {
+        if value.chars().count() > MAX_STRING || http::HeaderValue::from_str(value).is_err() {
             return Err(ApiError::invalid(field, "is not a valid HTTP header value"));
         }
     }
@@ -703,8 +816,8 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("delivery.retries"));
         let e = invalid(json!({"sink": "function:f", "delivery": {"attemptTimeout": "0s"}}));
         assert_eq!(e.to_string(), "delivery.attemptTimeout: must be longer than zero");
-        let e = invalid(json!({"sink": "function:f", "delivery": {"backoffBase": "2m", "backoffMax": "1m"}}));
-        assert!(e.message.contains("longer than backoffMax"), "{e}");
+        let capped = request(json!({"sink": "function:f", "delivery": {"backoffBase": "2m", "backoffMax": "1m"}}));
+        assert!(capped.validate("s".into()).is_ok(), "a base above the cap is capped, not refused");
         let e = invalid(json!({"sink": "function:f", "delivery": {"deadletter": "nope"}}));
         assert_eq!(e.field.as_deref(), Some("delivery.deadletter"));
         let bad = serde_json::from_value::<SubscriptionRequest>(
@@ -714,7 +827,21 @@ mod tests {
         let bad = serde_json::from_value::<SubscriptionRequest>(
             json!({"sink": "function:f", "delivery": {"backoffBase": "5 parsecs"}}),
         );
-        assert!(bad.unwrap_err().to_string().contains("unknown unit"));
+        assert!(bad.unwrap_err().to_string().contains("is not a duration"));
+        for spaced in [" 5s", "5 s", "5s ", "+5s", "5S"] {
+            let bad = serde_json::from_value::<SubscriptionRequest>(
+                json!({"sink": "function:f", "delivery": {"backoffBase": spaced}}),
+            );
+            assert!(bad.unwrap_err().to_string().contains("is not a duration"), "{spaced:?}");
+        }
+        let huge = serde_json::from_value::<SubscriptionRequest>(
+            json!({"sink": "function:f", "delivery": {"backoffBase": "99999999999999999h"}}),
+        );
+        assert!(huge.unwrap_err().to_string().contains("at most 24h"));
+        let array = serde_json::from_value::<SubscriptionRequest>(json!({"sink": "function:f", "delivery": []}));
+        assert!(array.unwrap_err().to_string().contains("expected an object"));
+        let null = request(json!({"sink": "function:f", "delivery": {"backoffBase": null, "retries": null}}));
+        assert_eq!(null.delivery, Some(DeliveryPolicyOverrides::default()));
     }
 
     #[test]

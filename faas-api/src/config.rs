@@ -791,8 +791,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Serde `deserialize_with` for an optional duration written as a string (`"500ms"`, `"30s"`, `"5m"`,
-/// `"1h"`, see [`parse_duration`]); any other TOML type is an error naming it. Shared by every
-/// section of `faas.toml`, the gateway's included.
+/// `"1h"`, see [`parse_duration`]); a JSON `null` is no duration (as if the field were absent), and any
+/// other type is an error naming the type found and the accepted forms (`invalid type: integer `5`,
+/// expected a duration string with a unit ...`). Shared by every section of
+/// `faas.toml`, the gateway's included, and by the gateway's management API.
 ///
 /// ```
 /// #[derive(serde::Deserialize)]
@@ -803,21 +805,49 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// let s: S = toml::from_str("t = \"250ms\"").unwrap();
 /// assert_eq!(s.t, Some(std::time::Duration::from_millis(250)));
 /// assert!(toml::from_str::<S>("t = 5").is_err());
+/// assert_eq!(serde_json::from_str::<S>(r#"{"t": null}"#).unwrap().t, None);
+/// let err = serde_json::from_str::<S>(r#"{"t": [1]}"#).err().unwrap().to_string();
+/// assert!(err.starts_with("invalid type: sequence, expected a duration string with a unit (ms, s, m or h)"), "{err}");
 /// ```
 pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        S(String),
-        Other(toml::Value),
+    opt_duration_parsed_by(d, parse_duration)
+}
+
+/// [`opt_duration`] with another parser for the string form (for callers with a stricter grammar or
+/// a range): `null` is `None`, a string goes through `parse`, and anything else is an error naming the
+/// type found and the accepted forms (never a serde-internal message).
+///
+/// ```
+/// use std::time::Duration;
+/// let strict = |s: &str| if s == "1s" { Ok(Duration::from_secs(1)) } else { Err(format!("`{s}` is not 1s")) };
+/// let mut de = serde_json::Deserializer::from_str(r#""2s""#);
+/// let err = faas_api::config::opt_duration_parsed_by(&mut de, strict).unwrap_err();
+/// assert!(err.to_string().starts_with("`2s` is not 1s"));
+/// ```
+pub fn opt_duration_parsed_by<'de, D: Deserializer<'de>>(
+    d: D,
+    parse: impl Fn(&str) -> Result<Duration, String>,
+) -> Result<Option<Duration>, D::Error> {
+    struct Visit<P>(P);
+    impl<'de, P: Fn(&str) -> Result<Duration, String>> serde::de::Visitor<'de> for Visit<P> {
+        type Value = Option<Duration>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a duration string with a unit (ms, s, m or h), like \"500ms\" or \"30s\"")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            (self.0)(s).map(Some).map_err(E::custom)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
     }
-    match Raw::deserialize(d)? {
-        Raw::S(s) => parse_duration(&s).map(Some).map_err(serde::de::Error::custom),
-        Raw::Other(v) => Err(serde::de::Error::custom(format!(
-            "expected a duration string like \"10s\", got {} `{v}`",
-            v.type_str()
-        ))),
-    }
+    d.deserialize_option(Visit(parse))
 }
 
 /// Serde helper: a [`Duration`] as integer milliseconds, for `#[serde(with = "...")]`.
