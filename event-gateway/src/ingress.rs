@@ -23,7 +23,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use cloudevents::{AttributesReader, Event};
-use faas_api::event::Mode;
 use faas_gateway_store::{Appended, EventStore, NewEvent, StoreError};
 use http_body_util::{BodyExt, Limited};
 
@@ -141,14 +140,11 @@ impl Ingress {
             }
         }
         let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-        let mode = faas_api::event::detect_mode(content_type)
+        // An unsupported format is refused before the body is read.
+        faas_api::event::detect_mode(content_type)
             .map_err(|e| Rejection::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.message()))?;
         let body = read_body(body, self.max_event_bytes).await?;
-        let events = match mode {
-            Mode::Structured => vec![faas_api::event::decode_structured(&body).map_err(bad_request)?],
-            Mode::Batch => faas_api::event::decode_batch(&body).map_err(bad_request)?,
-            Mode::Binary => vec![faas_api::event::event_from_binary(&headers, &body).map_err(bad_request)?],
-        };
+        let events = faas_api::event::event_from_http(&headers, &body).map_err(bad_request)?;
         let traceparent = headers
             .get("traceparent")
             .and_then(|v| v.to_str().ok())

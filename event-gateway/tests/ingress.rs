@@ -257,6 +257,170 @@ async fn bad_input_is_refused_naming_the_problem_and_nothing_is_stored_or_delive
     gw.gateway.shutdown().await;
 }
 
+/// One invalid attribute value and what the refusal must say (the attribute, and the rule it breaks).
+struct BadValue {
+    name: &'static str,
+    /// Merged over a valid structured event.
+    attributes: serde_json::Value,
+    says: &'static [&'static str],
+}
+
+fn bad_values() -> Vec<BadValue> {
+    use serde_json::json;
+    let case = |name, attributes, says| BadValue { name, attributes, says };
+    vec![
+        case("data_base64 not base64", json!({"data_base64": "%%%"}), &["`data_base64`", "base64", "RFC 4648"]),
+        case("data_base64 a number", json!({"data_base64": 5}), &["`data_base64`", "base64"]),
+        case("time not a timestamp", json!({"time": "yesterday"}), &["`time`", "RFC 3339", "`yesterday`"]),
+        case("time a number", json!({"time": 1700000000}), &["`time`", "RFC 3339"]),
+        case("dataschema not a URI", json!({"dataschema": "not a uri"}), &["`dataschema`", "absolute URI"]),
+        case("dataschema relative", json!({"dataschema": "/schema.json"}), &["`dataschema`", "absolute URI"]),
+        case("extension an object", json!({"myext": {"a": 1}}), &["`myext`", "a string, a boolean or an integer"]),
+        case("extension a fraction", json!({"myext": 1.5}), &["`myext`", "a string, a boolean or an integer"]),
+        case("extension over int32", json!({"myext": 3_000_000_000_i64}), &["`myext`", "2147483647"]),
+        case("datacontenttype a number", json!({"datacontenttype": 5}), &["`datacontenttype`", "string"]),
+        case(
+            "datacontenttype not a media type",
+            json!({"datacontenttype": "json"}),
+            &["`datacontenttype`", "media type"],
+        ),
+        case("id a number", json!({"id": 5}), &["`id`", "non-empty string"]),
+        case("type a boolean", json!({"type": true}), &["`type`", "non-empty string"]),
+        case("source a number", json!({"source": 5}), &["`source`", "URI-reference"]),
+        case("source with a space", json!({"source": "/my shop"}), &["`source`", "URI-reference"]),
+        case("specversion a number", json!({"specversion": 1.0}), &["`specversion`", "`1.0`"]),
+        case("subject empty", json!({"subject": ""}), &["`subject`", "non-empty string"]),
+        case("subject an array", json!({"subject": ["a"]}), &["`subject`", "string"]),
+        case(
+            "object data with a text datacontenttype",
+            json!({"datacontenttype": "text/plain", "data": {"a": 1}}),
+            &["`data`", "string", "text/plain"],
+        ),
+    ]
+}
+
+fn with(attributes: &serde_json::Value, id: &str) -> serde_json::Value {
+    let mut e = serde_json::json!({"specversion": "1.0", "id": id, "source": "/s", "type": "t"});
+    for (k, v) in attributes.as_object().unwrap() {
+        e[k] = v.clone();
+    }
+    e
+}
+
+async fn refusal(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    (status, body["error"].as_str().unwrap_or_default().to_string())
+}
+
+#[tokio::test]
+async fn invalid_attribute_values_are_refused_naming_the_attribute_and_the_rule_in_every_mode() {
+    let sink = RecordingSink::ok().await;
+    let gw = start_gateway(&config(&sink.url())).await;
+    let http = client();
+    let post = |content_type: &'static str, body: String| {
+        http.post(format!("{}/", gw.url)).header("content-type", content_type).body(body).send()
+    };
+    for case in bad_values() {
+        // Structured mode.
+        let (status, message) =
+            refusal(post("application/cloudevents+json", with(&case.attributes, "bad").to_string()).await.unwrap())
+                .await;
+        assert_eq!(status, 400, "structured, {}: {message}", case.name);
+        for says in case.says {
+            assert!(message.contains(says), "structured, {}: {message:?} should mention {says:?}", case.name);
+        }
+        // Batch mode: the third event is the bad one, and its index is named.
+        let batch = serde_json::json!([
+            with(&serde_json::json!({}), "ok-0"),
+            with(&serde_json::json!({}), "ok-1"),
+            with(&case.attributes, "bad")
+        ]);
+        let (status, message) =
+            refusal(post("application/cloudevents-batch+json", batch.to_string()).await.unwrap()).await;
+        assert_eq!(status, 400, "batch, {}: {message}", case.name);
+        assert!(message.contains("batch event 2"), "batch, {}: {message:?} should name the event", case.name);
+        for says in case.says {
+            assert!(message.contains(says), "batch, {}: {message:?} should mention {says:?}", case.name);
+        }
+    }
+
+    // Binary mode: the header is named along with the attribute.
+    let binary: Vec<(&str, (&str, &str), &[&str])> = vec![
+        ("ce-time", ("ce-time", "yesterday"), &["`time`", "`ce-time`", "RFC 3339"]),
+        ("ce-dataschema", ("ce-dataschema", "not%20a%20uri"), &["`dataschema`", "`ce-dataschema`", "absolute URI"]),
+        ("ce-source", ("ce-source", "my%20shop"), &["`source`", "`ce-source`", "URI-reference"]),
+        ("empty ce-subject", ("ce-subject", ""), &["`subject`", "`ce-subject`", "non-empty string"]),
+        ("bad escape in an extension", ("ce-myext", "50%ZZ"), &["`ce-myext`", "percent-encoding"]),
+        ("overlong UTF-8 in an extension", ("ce-myext", "%C0%A0"), &["`ce-myext`", "UTF-8"]),
+        (
+            "Content-Type not a media type",
+            ("content-type", "json"),
+            &["`datacontenttype`", "`Content-Type`", "media type"],
+        ),
+    ];
+    for (name, (header, value), says) in binary {
+        let mut request = http.post(format!("{}/", gw.url)).body("{}");
+        let mut headers = vec![
+            ("ce-specversion", "1.0"),
+            ("ce-id", "bad-bin"),
+            ("ce-source", "/s"),
+            ("ce-type", "t"),
+            ("content-type", "application/json"),
+        ];
+        headers.retain(|(k, _)| *k != header);
+        for (k, v) in headers.iter().chain([&(header, value)]) {
+            request = request.header(*k, *v);
+        }
+        let (status, message) = refusal(request.send().await.unwrap()).await;
+        assert_eq!(status, 400, "binary, {name}: {message}");
+        for s in says {
+            assert!(message.contains(s), "binary, {name}: {message:?} should mention {s:?}");
+        }
+    }
+
+    // Nothing above was stored or delivered.
+    let (status, _) = post_structured(&gw.url, &event("good", "t")).await;
+    assert_eq!(status, 202);
+    sink.wait_for(1, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ids: Vec<String> = sink.received().iter().map(|r| r.ce_id()).collect();
+    assert_eq!(ids, vec!["good".to_string()], "only the valid event was delivered");
+    gw.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn json_data_with_a_structured_suffix_media_type_and_parameters_is_accepted() {
+    let sink = RecordingSink::ok().await;
+    let gw = start_gateway(&config(&sink.url())).await;
+    let ct = "application/vnd.api+json; charset=utf-8";
+    let structured = serde_json::json!({
+        "specversion": "1.0", "id": "sfx-s", "source": "/s", "type": "t", "datacontenttype": ct, "data": {"n": 1},
+        "time": "2018-04-05T17:31:00Z", "dataschema": "https://example.com/schema.json", "myint": 42, "mybool": true,
+    });
+    let (status, body) = post_structured(&gw.url, &structured).await;
+    assert_eq!(status, 202, "{body}");
+    let response = client()
+        .post(format!("{}/", gw.url))
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "sfx-b")
+        .header("ce-source", "/s")
+        .header("ce-type", "t")
+        .header("content-type", ct)
+        .body(r#"{"n":2}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let got = sink.wait_for(2, Duration::from_secs(20)).await;
+    for (id, n) in [("sfx-s", 1), ("sfx-b", 2)] {
+        let r = got.iter().find(|r| r.ce_id() == id).unwrap_or_else(|| panic!("{id} not delivered"));
+        assert_eq!(r.header("content-type"), Some(ct));
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&r.body).unwrap(), serde_json::json!({"n": n}));
+    }
+    gw.gateway.shutdown().await;
+}
+
 #[tokio::test]
 async fn ingress_token_is_required_when_configured() {
     let sink = RecordingSink::ok().await;

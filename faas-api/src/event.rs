@@ -41,27 +41,237 @@ pub fn validate_attribute_name(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn check_specversion(value: Option<&str>) -> Result<(), Error> {
-    match value {
-        None => Err(Error::bad_input("CloudEvent is missing required attribute `specversion`")),
-        Some("1.0") => Ok(()),
-        Some(other) => {
-            Err(Error::bad_input(format!("CloudEvent has unsupported specversion `{other}`; only `1.0` is supported")))
+/// Where an event's attributes were read from: messages about a binary-mode event also name the
+/// HTTP header that carried the attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// A structured-mode JSON object.
+    Json,
+    /// Binary mode: `ce-` headers and `Content-Type`.
+    Headers,
+}
+
+impl Origin {
+    /// `` CloudEvent attribute `time` ``, plus `` (header `ce-time`) `` in binary mode.
+    fn attribute(self, name: &str) -> String {
+        let noun = match name {
+            "data" | "data_base64" => "CloudEvent",
+            _ if ATTRIBUTES.iter().any(|(known, _)| *known == name) => "CloudEvent attribute",
+            _ => "CloudEvent extension attribute",
+        };
+        match (self, name) {
+            (Origin::Json, _) => format!("{noun} `{name}`"),
+            (Origin::Headers, "data" | "data_base64") => format!("{noun} `{name}` (the request body)"),
+            (Origin::Headers, "datacontenttype") => format!("{noun} `{name}` (header `Content-Type`)"),
+            (Origin::Headers, _) => format!("{noun} `{name}` (header `ce-{name}`)"),
         }
     }
 }
 
-fn check_required(name: &str, value: Option<&str>) -> Result<(), Error> {
-    match value {
-        None => Err(Error::bad_input(format!("CloudEvent is missing required attribute `{name}`"))),
-        Some("") => Err(Error::bad_input(format!("CloudEvent attribute `{name}` is empty"))),
-        Some(_) => Ok(()),
+/// What the value of a context attribute must be (CloudEvents 1.0 type system, JSON event format).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// `specversion`: the string `1.0`.
+    SpecVersion,
+    /// `id`, `type`, `subject`: a non-empty string.
+    NonEmptyString,
+    /// `source`: a non-empty URI-reference.
+    UriReference,
+    /// `datacontenttype`: an RFC 2046 media type.
+    MediaType,
+    /// `dataschema`: an absolute URI.
+    AbsoluteUri,
+    /// `time`: an RFC 3339 timestamp.
+    Timestamp,
+    /// `data_base64`: base64 with padding (RFC 4648 §4).
+    Base64,
+}
+
+impl Rule {
+    fn describe(self) -> &'static str {
+        match self {
+            Rule::SpecVersion => "the string `1.0`",
+            Rule::NonEmptyString => "a non-empty string",
+            Rule::UriReference => {
+                "a non-empty URI-reference string (RFC 3986), such as `/shop/orders` or `https://example.com/shop`"
+            }
+            Rule::MediaType => "a media type string (RFC 2046), such as `application/json`",
+            Rule::AbsoluteUri => "an absolute URI string (RFC 3986), such as `https://example.com/schema.json`",
+            Rule::Timestamp => "an RFC 3339 timestamp string, such as `2018-04-05T17:31:00Z`",
+            Rule::Base64 => "a base64 string (RFC 4648)",
+        }
+    }
+
+    /// Why `value` breaks the rule, if it does (the empty string is reported before this is asked).
+    fn problem(self, value: &str) -> Option<String> {
+        use base64::Engine as _;
+        use cloudevents::event::{TryIntoTime as _, TryIntoUrl as _};
+        match self {
+            Rule::SpecVersion | Rule::NonEmptyString => None,
+            Rule::UriReference => uri_problem(value),
+            Rule::MediaType => (!is_media_type(value)).then(|| "it is not `type/subtype`".to_string()),
+            Rule::AbsoluteUri => uri_problem(value)
+                .or_else(|| (!has_scheme(value)).then(|| "it has no scheme".to_string()))
+                .or_else(|| value.into_url().err().map(|e| e.to_string())),
+            Rule::Timestamp => value.into_time().err().map(|e| e.to_string()),
+            Rule::Base64 => base64::engine::general_purpose::STANDARD
+                .decode(value)
+                .err()
+                .map(|e| e.to_string().trim_end_matches('.').to_lowercase()),
+        }
     }
 }
 
-/// Validates one structured-mode JSON event (already parsed) and converts it: `specversion` must
-/// be `1.0`, `id`, `source` and `type` must be non-empty strings, attribute names must be valid and
-/// at most one of `data` and `data_base64` may be present. Errors name the attribute.
+/// The context attributes of CloudEvents 1.0, and `data_base64`, with the rule each value follows.
+/// Every other member of a JSON event but `data` is an extension attribute.
+const ATTRIBUTES: [(&str, Rule); 9] = [
+    ("specversion", Rule::SpecVersion),
+    ("id", Rule::NonEmptyString),
+    ("source", Rule::UriReference),
+    ("type", Rule::NonEmptyString),
+    ("datacontenttype", Rule::MediaType),
+    ("dataschema", Rule::AbsoluteUri),
+    ("subject", Rule::NonEmptyString),
+    ("time", Rule::Timestamp),
+    ("data_base64", Rule::Base64),
+];
+
+/// `` a number `1.5` ``: the JSON type of a value that should have been a string, and its text.
+fn json_kind(value: &serde_json::Value) -> String {
+    let kind = match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    };
+    format!("{kind} {}", shown(&value.to_string()))
+}
+
+/// A value quoted in a message: in backticks, control characters escaped, cut after 64 characters.
+fn shown(value: &str) -> String {
+    const MAX: usize = 64;
+    let mut out = String::new();
+    for c in value.chars().take(MAX) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if value.chars().nth(MAX).is_some() {
+        out.push('…');
+    }
+    format!("`{out}`")
+}
+
+/// Checks one attribute value against its rule.
+fn check_attribute(name: &str, rule: Rule, value: &serde_json::Value, origin: Origin) -> Result<(), Error> {
+    let attribute = origin.attribute(name);
+    let must = rule.describe();
+    let serde_json::Value::String(s) = value else {
+        return Err(Error::bad_input(format!("{attribute} must be {must}, not {}", json_kind(value))));
+    };
+    if rule == Rule::SpecVersion && s != "1.0" {
+        return Err(Error::bad_input(format!(
+            "CloudEvent has unsupported specversion {}; only `1.0` is supported",
+            shown(s)
+        )));
+    }
+    if s.is_empty() && rule != Rule::Base64 {
+        return Err(Error::bad_input(format!("{attribute} is empty; it must be {must}")));
+    }
+    match rule.problem(s) {
+        Some(why) => Err(Error::bad_input(format!("{attribute} must be {must}, not {} ({why})", shown(s)))),
+        None => Ok(()),
+    }
+}
+
+/// Checks an extension attribute value: a string, a boolean or an integer in the CloudEvents
+/// Integer range (a signed 32-bit integer). `null` means absent.
+fn check_extension(name: &str, value: &serde_json::Value, origin: Origin) -> Result<(), Error> {
+    let ok = match value {
+        serde_json::Value::Null | serde_json::Value::String(_) | serde_json::Value::Bool(_) => true,
+        serde_json::Value::Number(n) => n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+        serde_json::Value::Array(_) | serde_json::Value::Object(_) => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(Error::bad_input(format!(
+        "{} must be a string, a boolean or an integer (-2147483648 to 2147483647), not {}",
+        origin.attribute(name),
+        json_kind(value)
+    )))
+}
+
+/// Why `s` is not an RFC 3986 URI-reference, if it is not: a character outside the URI character
+/// set (it must be percent-encoded), a `%` without two hex digits, a bad scheme or a second `#`.
+fn uri_problem(s: &str) -> Option<String> {
+    const OTHER: &[u8] = b"-._~:/?#[]@!$&'()*+,;=";
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            if !bytes.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                return Some(format!("the `%` at position {i} is not followed by two hex digits"));
+            }
+            i += 3;
+            continue;
+        }
+        if !b.is_ascii_alphanumeric() && !OTHER.contains(&b) {
+            // Every byte before `i` is ASCII, so `i` starts a character.
+            let c = s[i..].chars().next().unwrap_or_default();
+            return Some(format!("{} at position {i} must be percent-encoded", shown(&c.to_string())));
+        }
+        i += 1;
+    }
+    let head = &s[..s.find(['/', '?', '#']).unwrap_or(s.len())];
+    if let Some((scheme, _)) = head.split_once(':') {
+        let valid = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+        if !valid {
+            return Some(format!(
+                "{} is not a valid scheme (a letter, then letters, digits, `+`, `-` or `.`)",
+                shown(scheme)
+            ));
+        }
+    }
+    if s.split('#').count() > 2 {
+        return Some("it has more than one `#`".to_string());
+    }
+    None
+}
+
+/// Whether a URI (already checked by [`uri_problem`]) starts with a scheme.
+fn has_scheme(s: &str) -> bool {
+    s[..s.find(['/', '?', '#']).unwrap_or(s.len())].contains(':')
+}
+
+/// Whether `s` is `type/subtype[; parameters]`, both RFC 7230 tokens.
+fn is_media_type(s: &str) -> bool {
+    let token =
+        |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let essence = s.split(';').next().unwrap_or("").trim();
+    essence.split_once('/').is_some_and(|(ty, sub)| token(ty) && token(sub))
+}
+
+/// Whether cloudevents-sdk 0.9 reads `data` as JSON for this content type (its crate-private
+/// `is_json_content_type`). It misses JSON types with parameters such as
+/// `application/vnd.api+json; charset=utf-8`, which [`event_from_object`] works around.
+fn sdk_reads_json(ct: &str) -> bool {
+    ct.starts_with("application/json") || ct.starts_with("text/json") || ct.ends_with("+json")
+}
+
+/// Validates one structured-mode JSON event (already parsed) and converts it. Every attribute is
+/// checked before the event is built, and an error names the attribute and the rule it breaks:
+/// `specversion` must be `1.0`; `id`, `type` and `subject` non-empty strings; `source` a
+/// URI-reference; `datacontenttype` a media type; `dataschema` an absolute URI; `time` an RFC 3339
+/// timestamp; `data_base64` base64; an extension a string, a boolean or a 32-bit integer; with a
+/// non-JSON `datacontenttype`, `data` a string. Attribute names must be valid, at most one of `data`
+/// and `data_base64` may be present, and `null` means absent.
 ///
 /// ```
 /// use faas_api::cloudevents::AttributesReader;
@@ -72,32 +282,81 @@ fn check_required(name: &str, value: Option<&str>) -> Result<(), Error> {
 /// assert_eq!((e.id(), e.ty()), ("7", "t"));
 ///
 /// let err = event_from_json(json!({"specversion": "1.0", "id": "", "source": "/s", "type": "t"})).unwrap_err();
-/// assert_eq!(err.message(), "CloudEvent attribute `id` is empty");
+/// assert_eq!(err.message(), "CloudEvent attribute `id` is empty; it must be a non-empty string");
 /// let err = event_from_json(json!({"specversion": "0.3", "id": "7", "source": "/s", "type": "t"})).unwrap_err();
 /// assert!(err.message().contains("unsupported specversion `0.3`"));
+/// let err = event_from_json(json!({"specversion": "1.0", "id": "7", "source": "/s", "type": "t", "time": "yesterday"}))
+///     .unwrap_err();
+/// assert!(err.message().starts_with("CloudEvent attribute `time` must be an RFC 3339 timestamp"), "{}", err.message());
+/// let err = event_from_json(json!({"specversion": "1.0", "id": "7", "source": "/s", "type": "t", "ext": {"a": 1}}))
+///     .unwrap_err();
+/// assert!(err.message().starts_with("CloudEvent extension attribute `ext` must be a string, a boolean or an integer"));
 /// ```
 pub fn event_from_json(value: serde_json::Value) -> Result<Event, Error> {
-    let obj = value.as_object().ok_or_else(|| Error::bad_input("a structured CloudEvent must be a JSON object"))?;
-    let attr = |name: &str| -> Result<Option<&str>, Error> {
-        match obj.get(name) {
-            None | Some(serde_json::Value::Null) => Ok(None),
-            Some(serde_json::Value::String(s)) => Ok(Some(s.as_str())),
-            Some(_) => Err(Error::bad_input(format!("CloudEvent attribute `{name}` must be a string"))),
-        }
-    };
-    check_specversion(attr("specversion")?)?;
-    for name in ["id", "source", "type"] {
-        check_required(name, attr(name)?)?;
+    match value {
+        serde_json::Value::Object(obj) => event_from_object(obj, Origin::Json),
+        _ => Err(Error::bad_input("a structured CloudEvent must be a JSON object")),
     }
-    if obj.get("data").is_some() && obj.get("data_base64").is_some() {
+}
+
+/// The one decoder behind every mode: checks each member of a JSON event (for binary mode, the
+/// object built from the headers), then lets cloudevents-sdk build the event.
+fn event_from_object(mut obj: serde_json::Map<String, serde_json::Value>, origin: Origin) -> Result<Event, Error> {
+    use cloudevents::AttributesWriter as _;
+    // `null` means absent, except for `data`, where it is an explicit null payload.
+    obj.retain(|name, value| name == "data" || !value.is_null());
+    for (name, rule) in ATTRIBUTES.iter().filter(|(name, _)| REQUIRED_ATTRIBUTES.contains(name)) {
+        let Some(value) = obj.get(*name) else {
+            let header = if origin == Origin::Headers { format!(" (header `ce-{name}`)") } else { String::new() };
+            return Err(Error::bad_input(format!("CloudEvent is missing required attribute `{name}`{header}")));
+        };
+        check_attribute(name, *rule, value, origin)?;
+    }
+    if obj.contains_key("data") && obj.contains_key("data_base64") {
         return Err(Error::bad_input("CloudEvent has both `data` and `data_base64`; use one"));
     }
-    for key in obj.keys() {
-        if key != "data_base64" {
-            validate_attribute_name(key)?;
+    for (name, value) in &obj {
+        if name == "data_base64" {
+            check_attribute(name, Rule::Base64, value, origin)?;
+            continue;
+        }
+        validate_attribute_name(name)?;
+        match ATTRIBUTES.iter().find(|(known, _)| known == name) {
+            Some((_, rule)) => check_attribute(name, *rule, value, origin)?,
+            None if name == "data" => {}
+            None => check_extension(name, value, origin)?,
         }
     }
-    serde_json::from_value(value).map_err(|e| Error::bad_input(format!("invalid CloudEvent: {e}")))
+    let content_type = obj.get("datacontenttype").and_then(serde_json::Value::as_str).map(str::to_string);
+    let mut restore_content_type = None;
+    if let (Some(data), Some(ct)) = (obj.get("data"), content_type.as_deref())
+        && !sdk_reads_json(ct)
+    {
+        match data {
+            serde_json::Value::String(_) => {}
+            serde_json::Value::Null => {
+                obj.remove("data");
+            }
+            _ if crate::payload::is_json_media_type(ct) => {
+                // A JSON type the SDK does not recognise: build the event as JSON data, then set the type.
+                restore_content_type = obj.remove("datacontenttype");
+            }
+            other => {
+                return Err(Error::bad_input(format!(
+                    "{} must be a string when `datacontenttype` is {} (not a JSON type), not {}; send bytes as `data_base64`",
+                    origin.attribute("data"),
+                    shown(ct),
+                    json_kind(other)
+                )));
+            }
+        }
+    }
+    let mut event: Event = serde_json::from_value(serde_json::Value::Object(obj))
+        .map_err(|e| Error::bad_input(format!("invalid CloudEvent: {e}")))?;
+    if let Some(serde_json::Value::String(ct)) = restore_content_type {
+        event.set_datacontenttype(Some(ct));
+    }
+    Ok(event)
 }
 
 /// Decodes a structured-mode JSON event body (`application/cloudevents+json`).
@@ -267,7 +526,8 @@ pub fn encode_header_value(value: &str) -> String {
 }
 
 /// Converts a binary-mode HTTP request (headers + body) into an event, validating as it goes:
-/// missing required attributes, bad names and bad percent-encoding are errors naming them.
+/// missing required attributes, bad names, bad percent-encoding and invalid values (checked as in
+/// [`event_from_json`]) are errors naming the attribute and its header.
 /// `ce-` headers become attributes (percent-decoded), `Content-Type` becomes `datacontenttype`,
 /// and a JSON body becomes JSON data (any other body is kept as bytes).
 ///
@@ -301,13 +561,6 @@ pub fn event_from_binary(headers: &HeaderMap, body: &[u8]) -> Result<Event, Erro
         let decoded = decode_header_value(name.as_str(), value.as_bytes())?;
         obj.insert(attr.to_string(), serde_json::Value::String(decoded));
     }
-    for name in REQUIRED_ATTRIBUTES {
-        if !obj.contains_key(name) {
-            return Err(Error::bad_input(format!(
-                "CloudEvent is missing required attribute `{name}` (header `ce-{name}`)"
-            )));
-        }
-    }
     let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     if let Some(ct) = content_type {
         obj.insert("datacontenttype".into(), ct.into());
@@ -323,7 +576,7 @@ pub fn event_from_binary(headers: &HeaderMap, body: &[u8]) -> Result<Event, Erro
             }
         }
     }
-    event_from_json(serde_json::Value::Object(obj))
+    event_from_object(obj, Origin::Headers)
 }
 
 /// Converts an HTTP request carrying events in any mode ([`detect_mode`] on its `Content-Type`)
@@ -393,6 +646,127 @@ mod tests {
         assert!(decode_structured(both).unwrap_err().message().contains("both `data` and `data_base64`"));
         let upper = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","Foo":"x"}"#;
         assert!(decode_structured(upper).unwrap_err().message().contains("`Foo`"));
+    }
+
+    fn with(attributes: serde_json::Value) -> serde_json::Value {
+        let mut e = serde_json::json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t"});
+        for (k, v) in attributes.as_object().unwrap() {
+            e[k] = v.clone();
+        }
+        e
+    }
+
+    #[test]
+    fn invalid_attribute_values_name_the_attribute_and_the_rule() {
+        use serde_json::json;
+        let cases = [
+            (
+                json!({"data_base64": "%%%"}),
+                "CloudEvent `data_base64` must be a base64 string (RFC 4648), not `%%%` (invalid symbol 37, offset 0)",
+            ),
+            (
+                json!({"time": "yesterday"}),
+                "CloudEvent attribute `time` must be an RFC 3339 timestamp string, such as `2018-04-05T17:31:00Z`, not `yesterday` (premature end of input)",
+            ),
+            (
+                json!({"dataschema": "not a uri"}),
+                "CloudEvent attribute `dataschema` must be an absolute URI string (RFC 3986), such as `https://example.com/schema.json`, not `not a uri` (` ` at position 3 must be percent-encoded)",
+            ),
+            (
+                json!({"dataschema": "/relative"}),
+                "CloudEvent attribute `dataschema` must be an absolute URI string (RFC 3986), such as `https://example.com/schema.json`, not `/relative` (it has no scheme)",
+            ),
+            (
+                json!({"myext": {"a": 1}}),
+                "CloudEvent extension attribute `myext` must be a string, a boolean or an integer (-2147483648 to 2147483647), not an object `{\"a\":1}`",
+            ),
+            (
+                json!({"datacontenttype": 5}),
+                "CloudEvent attribute `datacontenttype` must be a media type string (RFC 2046), such as `application/json`, not a number `5`",
+            ),
+            (
+                json!({"datacontenttype": "json"}),
+                "CloudEvent attribute `datacontenttype` must be a media type string (RFC 2046), such as `application/json`, not `json` (it is not `type/subtype`)",
+            ),
+            (json!({"id": 5}), "CloudEvent attribute `id` must be a non-empty string, not a number `5`"),
+            (
+                json!({"specversion": 1.0}),
+                "CloudEvent attribute `specversion` must be the string `1.0`, not a number `1.0`",
+            ),
+            (json!({"subject": ""}), "CloudEvent attribute `subject` is empty; it must be a non-empty string"),
+            (
+                json!({"source": "1x:y"}),
+                "CloudEvent attribute `source` must be a non-empty URI-reference string (RFC 3986), such as `/shop/orders` or `https://example.com/shop`, not `1x:y` (`1x` is not a valid scheme (a letter, then letters, digits, `+`, `-` or `.`))",
+            ),
+            (
+                json!({"source": "/a%2"}),
+                "CloudEvent attribute `source` must be a non-empty URI-reference string (RFC 3986), such as `/shop/orders` or `https://example.com/shop`, not `/a%2` (the `%` at position 2 is not followed by two hex digits)",
+            ),
+            (
+                json!({"datacontenttype": "text/plain", "data": [1]}),
+                "CloudEvent `data` must be a string when `datacontenttype` is `text/plain` (not a JSON type), not an array `[1]`; send bytes as `data_base64`",
+            ),
+        ];
+        for (attributes, want) in cases {
+            let err = event_from_json(with(attributes.clone())).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::BadInput);
+            assert_eq!(err.message(), want, "{attributes}");
+        }
+        // In a batch, the event is named by its index.
+        let batch = serde_json::Value::Array(vec![with(json!({})), with(json!({"time": "noon"}))]).to_string();
+        let err = decode_batch(batch.as_bytes()).unwrap_err();
+        assert!(err.message().starts_with("batch event 1: CloudEvent attribute `time` must be"), "{}", err.message());
+    }
+
+    #[test]
+    fn valid_attribute_values_are_accepted_and_kept() {
+        use serde_json::json;
+        let e = event_from_json(with(json!({
+            "source": "urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66", "subject": "a b", "time": "2018-04-05T17:31:00+02:00",
+            "dataschema": "https://example.com/s.json#v1", "datacontenttype": "application/vnd.api+json; charset=utf-8",
+            "data": {"n": 1}, "small": -2147483648_i64, "flag": true, "text": "", "gone": null,
+        })))
+        .unwrap();
+        assert_eq!(e.datacontenttype(), Some("application/vnd.api+json; charset=utf-8"));
+        assert_eq!(e.data(), Some(&cloudevents::Data::Json(json!({"n": 1}))));
+        assert_eq!(e.time().unwrap().to_rfc3339(), "2018-04-05T15:31:00+00:00");
+        assert_eq!(e.extension("small").unwrap().to_string(), "-2147483648");
+        assert!(e.extension("gone").is_none());
+        // The structured form it encodes to decodes to the same event.
+        assert_eq!(decode_structured(encode_structured(&e).unwrap().body()).unwrap(), e);
+        // `null` data with a text type is no data; a base64 payload with a JSON type stays as the SDK reads it.
+        let e = event_from_json(with(json!({"datacontenttype": "text/plain", "data": null}))).unwrap();
+        assert_eq!(e.data(), None);
+        let e = event_from_json(with(json!({"datacontenttype": "application/json", "data_base64": "eyJhIjoxfQ=="})))
+            .unwrap();
+        assert_eq!(e.data(), Some(&cloudevents::Data::Json(json!({"a": 1}))));
+    }
+
+    #[test]
+    fn binary_mode_value_errors_name_the_header() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [("ce-specversion", "1.0"), ("ce-id", "1"), ("ce-source", "/s"), ("ce-type", "t")] {
+            h.insert(k, v.parse().unwrap());
+        }
+        h.insert("ce-time", "yesterday".parse().unwrap());
+        let err = event_from_binary(&h, b"").unwrap_err();
+        assert!(
+            err.message().starts_with("CloudEvent attribute `time` (header `ce-time`) must be an RFC 3339"),
+            "{}",
+            err.message()
+        );
+        h.remove("ce-time");
+        h.insert("content-type", "nonsense".parse().unwrap());
+        let err = event_from_binary(&h, b"x").unwrap_err();
+        assert!(
+            err.message()
+                .starts_with("CloudEvent attribute `datacontenttype` (header `Content-Type`) must be a media type"),
+            "{}",
+            err.message()
+        );
+        h.insert("content-type", "application/problem+json; charset=utf-8".parse().unwrap());
+        let e = event_from_binary(&h, br#"{"ok":true}"#).unwrap();
+        assert_eq!(e.data(), Some(&cloudevents::Data::Json(serde_json::json!({"ok": true}))));
     }
 
     #[test]

@@ -687,6 +687,100 @@ async fn invalid_events_are_refused_naming_the_problem() {
     assert!(h.seen.lock().unwrap().is_empty());
 }
 
+/// Invalid attribute values over a valid event of a subscribed type, and what the refusal must say: the
+/// attribute and the rule it breaks.
+fn bad_attribute_values() -> Vec<(&'static str, Value, &'static [&'static str])> {
+    vec![
+        ("data_base64 not base64", json!({"data_base64": "%%%"}), &["`data_base64`", "base64", "RFC 4648"]),
+        ("time not a timestamp", json!({"time": "yesterday"}), &["`time`", "RFC 3339", "`yesterday`"]),
+        ("dataschema not a URI", json!({"dataschema": "not a uri"}), &["`dataschema`", "absolute URI"]),
+        ("extension an object", json!({"myext": {"a": 1}}), &["`myext`", "a string, a boolean or an integer"]),
+        ("extension a fraction", json!({"myext": 0.5}), &["`myext`", "a string, a boolean or an integer"]),
+        ("datacontenttype a number", json!({"datacontenttype": 5}), &["`datacontenttype`", "string"]),
+        ("id a number", json!({"id": 7}), &["`id`", "non-empty string"]),
+        ("type null", json!({"type": null}), &["`type`"]),
+        ("source with a space", json!({"source": "/my shop"}), &["`source`", "URI-reference"]),
+        ("specversion a number", json!({"specversion": 1}), &["`specversion`", "`1.0`"]),
+        ("subject a number", json!({"subject": 3}), &["`subject`", "string"]),
+        ("subject empty", json!({"subject": ""}), &["`subject`", "non-empty string"]),
+    ]
+}
+
+fn order_event(id: &str, attributes: &Value) -> Value {
+    let mut e = json!({"specversion": "1.0", "id": id, "source": "/shop", "type": "order.created"});
+    for (k, v) in attributes.as_object().unwrap() {
+        e[k] = v.clone();
+    }
+    e
+}
+
+#[tokio::test]
+async fn invalid_attribute_values_are_refused_naming_the_attribute_and_the_rule() {
+    let h = Harness::start().await;
+    let post = |content_type: &'static str, body: String| {
+        h.http.post(h.url("/events")).header("content-type", content_type).body(body).send()
+    };
+    for (name, attributes, says) in bad_attribute_values() {
+        let resp = post("application/cloudevents+json", order_event("bad", &attributes).to_string()).await.unwrap();
+        let v = expect_error(resp, 400, "bad_input").await;
+        let message = v["errorMessage"].as_str().unwrap();
+        for s in says {
+            assert!(message.contains(s), "structured, {name}: {message:?} should mention {s:?}");
+        }
+        let batch =
+            json!([order_event("ok-0", &json!({})), order_event("ok-1", &json!({})), order_event("bad", &attributes)]);
+        let resp = post("application/cloudevents-batch+json", batch.to_string()).await.unwrap();
+        let v = expect_error(resp, 400, "bad_input").await;
+        let message = v["errorMessage"].as_str().unwrap();
+        assert!(message.contains("batch event 2"), "batch, {name}: {message:?} should name the event");
+        for s in says {
+            assert!(message.contains(s), "batch, {name}: {message:?} should mention {s:?}");
+        }
+    }
+    let binary: Vec<(&str, (&str, &str), &[&str])> = vec![
+        ("ce-time", ("ce-time", "yesterday"), &["`time`", "`ce-time`", "RFC 3339"]),
+        ("ce-dataschema", ("ce-dataschema", "not%20a%20uri"), &["`dataschema`", "`ce-dataschema`", "absolute URI"]),
+        ("bad escape in an extension", ("ce-myext", "%zz"), &["`ce-myext`", "percent-encoding"]),
+        ("invalid UTF-8 in an extension", ("ce-myext", "%FF"), &["`ce-myext`", "UTF-8"]),
+    ];
+    for (name, (header, value), says) in binary {
+        let resp = h
+            .http
+            .post(h.url("/events"))
+            .header("ce-specversion", "1.0")
+            .header("ce-id", "bad-bin")
+            .header("ce-source", "/shop")
+            .header("ce-type", "order.created")
+            .header(header, value)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let v = expect_error(resp, 400, "bad_input").await;
+        let message = v["errorMessage"].as_str().unwrap();
+        for s in says {
+            assert!(message.contains(s), "binary, {name}: {message:?} should mention {s:?}");
+        }
+    }
+    // None of them reached the subscriber, while a valid event with every optional attribute does.
+    let good = order_event(
+        "good",
+        &json!({"time": "2018-04-05T17:31:00+02:00", "dataschema": "https://example.com/order.json", "subject": "o-1",
+                "datacontenttype": "application/vnd.order+json; charset=utf-8", "data": {"n": 1}, "myext": 3, "myflag": false}),
+    );
+    let resp = post("application/cloudevents+json", good.to_string()).await.unwrap();
+    assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+    for _ in 0..200 {
+        if !h.seen.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.seen.lock().unwrap().clone(), vec!["order.created good"]);
+}
+
 #[tokio::test]
 async fn management_needs_the_right_token() {
     let h = Harness::start().await;
