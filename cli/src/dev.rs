@@ -36,7 +36,7 @@ pub const DEBOUNCE: Duration = Duration::from_millis(300);
 /// ```
 pub fn dev_profile(config: &Config, flag: Option<&str>) -> Result<BackendProfile, Error> {
     if let Some(name) = flag {
-        let p = config.select_backend_with(Some(name), None)?;
+        let p = config.select_backend_with(Some(name), None, &crate::backend::registry(Path::new(".")).kinds())?;
         if p.kind != "local" {
             return Err(Error::bad_input(format!(
                 "`faas dev` serves the local backend, but profile `{name}` has kind `{}`; deploy to it with `faas deploy --backend {name}`",
