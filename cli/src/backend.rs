@@ -160,7 +160,7 @@ pub async fn build_for_profile(
 ) -> CliResult<faas_api::AppSpec> {
     match profile.kind.as_str() {
         "lambda" => {
-            let settings = faas_runner_lambda::deploy::LambdaSettings::from_profile(profile)?;
+            let settings = faas_runner_lambda::deploy::LambdaSettings::from_profile(&for_packaging(profile))?;
             let arch = match arch_flag {
                 Some(a) => faas_runner_lambda::package::Arch::parse(a)?,
                 None => settings.arch,
@@ -188,9 +188,87 @@ pub async fn build_for_profile(
     }
 }
 
-/// Selects the backend profile (see [`Config::select_backend`] for the precedence).
+/// Packages `app` as the bootstrap zip of a `lambda` profile; neither `region` nor `role` is needed.
+pub async fn package_for_lambda(
+    profile: &BackendProfile,
+    app: &faas_api::AppSpec,
+    progress: &dyn faas_api::Progress,
+) -> CliResult<faas_api::Package> {
+    let runner = faas_runner_lambda::deploy::LambdaRunner::from_profile(&for_packaging(profile))
+        .await
+        .map_err(|e| with_hint(profile, e))?;
+    runner.package(app, progress).await.map_err(|e| with_hint(profile, e))
+}
+
+/// Selects the backend profile (see [`Config::select_backend`] for the precedence). A backend
+/// kind of this build named where no profile of that name exists (`--backend lambda` in a project
+/// without `[backends.lambda]`) is that kind with the platform's usual defaults
+/// ([`implicit_profile`]); a planned kind that is not in this build is refused ([`not_built`]).
+///
+/// ```
+/// let none = faas_api::Config::default_for("app");
+/// let p = faas_cli::backend::select(&none, Some("lambda")).unwrap();
+/// assert_eq!((p.name.as_str(), p.kind.as_str()), ("lambda", "lambda"));
+/// let f = faas_cli::backend::select(&none, Some("azure")).unwrap_err();
+/// assert_eq!(f.error.message(), "the `azure` backend is not available in this build yet");
+/// let f = faas_cli::backend::select(&none, Some("nimbus")).unwrap_err();
+/// assert!(f.error.message().contains("unknown backend profile `nimbus`"), "{}", f.error.message());
+/// ```
 pub fn select(config: &Config, flag: Option<&str>) -> CliResult<BackendProfile> {
-    config.select_backend(flag).map_err(Failure::from)
+    let registry = registry(Path::new("."));
+    let profile = config.select_backend(flag, &registry.kinds()).map_err(Failure::from)?;
+    if PLANNED_KINDS.contains(&profile.kind.as_str()) {
+        return Err(not_built(&profile.kind).into());
+    }
+    if config.backends.contains_key(&profile.name) {
+        return Ok(profile);
+    }
+    Ok(implicit_profile(&profile.kind, &|name| std::env::var(name).ok()))
+}
+
+/// The profile of a backend kind used without a profile in faas.toml: the kind's usual defaults,
+/// taken from the environment as the platform's own CLI takes them. For `lambda`, the region is
+/// `AWS_REGION`, else `AWS_DEFAULT_REGION` (credentials come from the standard AWS chain, as for
+/// any `lambda` profile); `local` is the `faas dev` server of the project.
+///
+/// ```
+/// let env = |name: &str| (name == "AWS_DEFAULT_REGION").then(|| "eu-west-1".to_string());
+/// let p = faas_cli::backend::implicit_profile("lambda", &env);
+/// assert_eq!(p.str("region").unwrap().as_deref(), Some("eu-west-1"));
+/// assert!(faas_cli::backend::is_implicit(&p));
+/// ```
+pub fn implicit_profile(kind: &str, env: &dyn Fn(&str) -> Option<String>) -> BackendProfile {
+    let mut profile = BackendProfile::new(kind, kind);
+    profile.origin = implicit_origin(kind);
+    if kind == "lambda" {
+        if let Some(region) = ["AWS_REGION", "AWS_DEFAULT_REGION"].iter().find_map(|v| env(v).filter(|r| !r.is_empty()))
+        {
+            profile = profile.with("region", region);
+        }
+    }
+    profile
+}
+
+fn implicit_origin(kind: &str) -> String {
+    format!("the implicit `{kind}` profile (faas.toml has no [backends.{kind}])")
+}
+
+/// Whether `profile` is a kind used without a profile in faas.toml ([`implicit_profile`]).
+pub fn is_implicit(profile: &BackendProfile) -> bool {
+    profile.origin == implicit_origin(&profile.name)
+}
+
+/// The `lambda` profile `faas build` packages with. Building and packaging call no AWS service, so
+/// the `region` and `role` only calls to Lambda need may be missing (as for `cargo lambda build`):
+/// they are filled with values nothing reads. Every other key is checked as for a deploy.
+fn for_packaging(profile: &BackendProfile) -> BackendProfile {
+    let mut p = profile.clone();
+    for (key, unused) in [("region", "us-east-1"), ("role", faas_runner_lambda::deploy::EMULATOR_ROLE)] {
+        if !p.settings.contains_key(key) {
+            p = p.with(key, unused);
+        }
+    }
+    p
 }
 
 /// Adds the hint a user needs for an error from `profile`'s backend.
@@ -213,6 +291,12 @@ pub fn with_hint(profile: &BackendProfile, error: Error) -> Failure {
         ErrorKind::BackendUnavailable if profile.kind == "lambda" && profile.settings.contains_key("endpoint") => {
             Some("is the emulator running? start one with `faas dev --emulate lambda`".to_string())
         }
+        ErrorKind::BadInput if profile.kind == "lambda" && is_implicit(profile) => Some(
+            "without a [backends.lambda] profile the region comes from AWS_REGION or AWS_DEFAULT_REGION and there is \
+             no execution role; define [backends.lambda] in faas.toml with `region` and `role` (or `endpoint` for the \
+             emulator, `faas dev --emulate lambda`)"
+                .to_string(),
+        ),
         ErrorKind::NotFound => Some("`faas list` shows the deployed functions".to_string()),
         _ => None,
     };

@@ -209,18 +209,18 @@ pub async fn build(global: &GlobalArgs, args: BuildArgs, out: Output) -> CliResu
     let profile = backend::select(&project.config, global.backend.as_deref())?;
     let spinner = Spinner::new(out.is_json());
     let app = backend::build_for_profile(&project, &profile, args.arch.as_deref(), args.release, &spinner).await?;
-    let (artifact, size) = match profile.kind.as_str() {
+    let (artifact, size, code_sha256) = match profile.kind.as_str() {
         "lambda" => {
             spinner.step("packaging the bootstrap zip");
-            let runner = faas_runner_lambda::deploy::LambdaRunner::from_profile(&profile).await?;
-            let package = faas_api::Runner::package(runner.as_ref(), &app, &spinner)
-                .await
-                .map_err(|e| backend::with_hint(&profile, e))?;
-            (package.artifact, package.size)
+            let package = backend::package_for_lambda(&profile, &app, &spinner).await?;
+            // What Lambda reports as CodeSha256 once deployed: compare it with `aws lambda get-function`.
+            let zip = std::fs::read(&package.artifact)
+                .map_err(|e| Error::unavailable(format!("cannot read {}: {e}", package.artifact.display())))?;
+            (package.artifact, package.size, Some(faas_runner_lambda::package::code_sha256(&zip)))
         }
         _ => {
             let size = std::fs::metadata(&app.binary).map(|m| m.len()).unwrap_or(0);
-            (app.binary.clone(), size)
+            (app.binary.clone(), size, None)
         }
     };
     spinner.finish();
@@ -231,6 +231,7 @@ pub async fn build(global: &GlobalArgs, args: BuildArgs, out: Output) -> CliResu
         "app": app.app,
         "artifact": artifact,
         "size": size,
+        "codeSha256": code_sha256,
         "functions": functions,
     }));
     out.say(format!(

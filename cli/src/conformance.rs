@@ -7,7 +7,7 @@ use faas_api::Error;
 use serde_json::json;
 
 use crate::args::{ConformanceArgs, GlobalArgs};
-use crate::backend::{self, PLANNED_KINDS};
+use crate::backend;
 use crate::output::{print_stdout, CliResult, Output};
 use crate::progress::Spinner;
 use crate::project;
@@ -21,8 +21,10 @@ pub async fn conformance(global: &GlobalArgs, args: ConformanceArgs, out: Output
         None => faas_api::Config::default_for("conformance"),
     };
     let profile = backend::select(&config, global.backend.as_deref())?;
-    if PLANNED_KINDS.contains(&profile.kind.as_str()) {
-        return Err(backend::not_built(&profile.kind).into());
+    // A profile that cannot work is named before the (slow) probe build.
+    if profile.kind == "lambda" {
+        faas_runner_lambda::deploy::LambdaSettings::from_profile(&profile)
+            .map_err(|e| backend::with_hint(&profile, e))?;
     }
     let spinner = Spinner::new(out.is_json());
     out.note(format!("running the conformance suite against `{}` ({})", profile.name, profile.kind));
@@ -32,7 +34,7 @@ pub async fn conformance(global: &GlobalArgs, args: ConformanceArgs, out: Output
     let result = faas_conformance::run_for_profile(profile.clone(), &spinner).await;
     drop(diverted);
     spinner.finish();
-    let matrix = result?;
+    let matrix = result.map_err(|e| backend::with_hint(&profile, e))?;
     let written = write(&matrix, &args.out)?;
     let failed: Vec<String> = matrix
         .results

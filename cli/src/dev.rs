@@ -36,7 +36,7 @@ pub const DEBOUNCE: Duration = Duration::from_millis(300);
 /// ```
 pub fn dev_profile(config: &Config, flag: Option<&str>) -> Result<BackendProfile, Error> {
     if let Some(name) = flag {
-        let p = config.select_backend_with(Some(name), None)?;
+        let p = config.select_backend_with(Some(name), None, &crate::backend::registry(Path::new(".")).kinds())?;
         if p.kind != "local" {
             return Err(Error::bad_input(format!(
                 "`faas dev` serves the local backend, but profile `{name}` has kind `{}`; deploy to it with `faas deploy --backend {name}`",
@@ -116,35 +116,69 @@ pub async fn dev(global: &GlobalArgs, args: DevArgs, out: Output) -> CliResult {
     };
     let token = profile.secret("token")?;
     let max_body = options.max_body;
-    // Refuse before the (slow) build when this project's server is already up.
+    // Refuse before the (slow) build when this project's server is already up, or its port taken.
     let noted_stale = check_recorded_server(&project.root, None, out).await?;
+    let port = ReservedPort::new(SocketAddr::from(([127, 0, 0, 1], port)))?;
 
     let spinner = Spinner::new(out.is_json());
     out.note(format!("building `{}` in {}", project.config.app.name, project.root.display()));
     let app = build(&project.root, &project.config, args.release, &spinner).await?;
 
     let runner = LocalRunner::new(options)?;
-    let front_options = FrontOptions { addr: SocketAddr::from(([127, 0, 0, 1], port)), token, max_body };
-    let front = match faas_front::bind(runner.clone(), front_options).await {
-        Ok(f) => f,
-        Err(e) => {
-            runner.shutdown().await;
-            return Err(e.into());
-        }
-    };
-    runner.set_services_url(front.url());
+    runner.set_services_url(format!("http://{}", port.addr));
     // Another `faas dev` may have started while this one was building: check again just before
     // taking over dev.json.
     if let Err(failure) = check_recorded_server(&project.root, noted_stale, out).await {
-        front.shutdown().await;
         runner.shutdown().await;
         return Err(failure);
     }
-    let mut server = Server { project, runner, front: Some(front), release: args.release, out, info_written: false };
-    let result = server.run(app, &spinner, args.no_watch).await;
+    let front_options = FrontOptions { addr: port.addr, token, max_body };
+    let mut server = Server { project, runner, front: None, release: args.release, out, info_written: false };
+    let result = server.run(app, &spinner, args.no_watch, port, front_options).await;
     spinner.finish();
     server.stop().await;
     result
+}
+
+/// The port `faas dev` will serve on, held from before the build until the app is deployed: bound
+/// (so no other server takes it, and port 0 becomes a real port the function processes can be
+/// told) but not listening, so connections are refused rather than answered by a server that has
+/// no functions yet. The front then binds the same address (both sockets set `SO_REUSEADDR`,
+/// which Linux and macOS allow while neither listens) and the reservation is dropped.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let port = faas_cli::dev::ReservedPort::new("127.0.0.1:0".parse().unwrap()).unwrap();
+/// assert_ne!(port.addr.port(), 0);
+/// assert!(std::net::TcpStream::connect(port.addr).is_err(), "nothing accepts yet");
+/// # });
+/// ```
+pub struct ReservedPort {
+    /// The address, with the real port when port 0 was asked for.
+    pub addr: SocketAddr,
+    _socket: tokio::net::TcpSocket,
+}
+
+impl ReservedPort {
+    /// Binds `addr` without listening; a port in use is an error saying to choose another.
+    pub fn new(addr: SocketAddr) -> CliResult<ReservedPort> {
+        let bound = tokio::net::TcpSocket::new_v4().and_then(|s| {
+            s.set_reuseaddr(true)?;
+            s.bind(addr)?;
+            Ok((s.local_addr()?, s))
+        });
+        match bound {
+            Ok((addr, socket)) => Ok(ReservedPort { addr, _socket: socket }),
+            Err(e) => {
+                let why = match e.kind() {
+                    std::io::ErrorKind::AddrInUse => "it is in use (another `faas dev`, or another server?)".into(),
+                    _ => e.to_string(),
+                };
+                Err(Error::unavailable(format!("cannot serve on {addr}: {why}; choose another port with `--port`"))
+                    .into())
+            }
+        }
+    }
 }
 
 /// The error `faas dev` gives when the project's `.faas/dev.json` names a live server.
@@ -199,11 +233,22 @@ struct Server {
 }
 
 impl Server {
-    async fn run(&mut self, app: AppSpec, spinner: &Spinner, no_watch: bool) -> CliResult {
+    async fn run(
+        &mut self,
+        app: AppSpec,
+        spinner: &Spinner,
+        no_watch: bool,
+        port: ReservedPort,
+        front_options: FrontOptions,
+    ) -> CliResult {
         let report = deploy(&self.runner, &app, spinner).await?;
-        let resumed = self.runner.resume_async();
-        let front = self.front.as_ref().expect("front");
+        // Only now, with the app deployed, does the port accept connections: a client that waits
+        // for it (a script, an editor) never meets a server that does not know the functions yet.
+        let front = faas_front::bind(self.runner.clone(), front_options).await?;
+        drop(port);
         let info = DevInfo { url: front.url(), token: front.token().to_string(), pid: std::process::id() };
+        self.front = Some(front);
+        let resumed = self.runner.resume_async();
         let info_path = project::write_dev_info(&self.project.root, &info)?;
         self.info_written = true;
         spinner.finish();

@@ -44,14 +44,20 @@ pub async fn gateway(global: &GlobalArgs, args: GatewayArgs, out: Output) -> Cli
     let project = project::load(&global.dir)?;
     let mut config = match &project.config.path {
         Some(path) => GatewayConfig::from_file(path)?,
-        None => GatewayConfig { data_dir: project.root.join(".faas").join("gateway"), ..GatewayConfig::default() },
+        // No faas.toml: the defaults, through the same parser, so that `FAAS_GATEWAY_TOKEN` applies as
+        // it does with one.
+        None => GatewayConfig {
+            data_dir: project.root.join(".faas").join("gateway"),
+            ..GatewayConfig::parse("", faas_api::config::FILE_NAME)?
+        },
     };
     apply_flags(&mut config, &args)?;
     if config.data_dir.is_relative() {
         config.data_dir = std::env::current_dir().unwrap_or_default().join(&config.data_dir);
     }
-    // Management needs a token: without one configured, make one for this run and hand it over in
-    // an owner-only file, as `faas dev` does (it is never printed).
+    // Management needs a token: without one configured (`token` in [gateway], or
+    // `FAAS_GATEWAY_TOKEN`), make one for this run and hand it over in an owner-only file, as
+    // `faas dev` does (it is never printed).
     if config.token.is_none() {
         config.token = Some(uuid::Uuid::new_v4().simple().to_string());
     }

@@ -75,8 +75,12 @@ fn usage_error(e: clap::Error, json: bool) -> i32 {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FAAS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(faas_api::terminal::use_colour(std::io::IsTerminal::is_terminal(&std::io::stderr())))
+        .with_target(false)
+        .try_init();
 }
 
 /// Runs a parsed command line, printing its output and any failure; returns the exit code.

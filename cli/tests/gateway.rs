@@ -29,6 +29,17 @@ fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> (u16, 
     (status, body)
 }
 
+/// Spawns `cmd` (a `faas gateway --json` command line) and returns it with its first event,
+/// which must be `listening`; the rest of its stdout is drained in the background.
+fn start_gateway(cmd: &mut std::process::Command) -> (std::process::Child, serde_json::Value) {
+    let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["event"], "listening", "{first}");
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, first)
+}
+
 #[test]
 fn gateway_serves_ingress_and_a_token_protected_management_api() {
     let tmp = tempfile::tempdir().unwrap();
@@ -37,14 +48,8 @@ fn gateway_serves_ingress_and_a_token_protected_management_api() {
         "[app]\nname = \"gw\"\n\n[gateway]\ndata_dir = \"events\"\n\n[[gateway.subscriptions]]\nid = \"audit\"\ntypes = [\"com.example.audit\"]\nsink = \"http://127.0.0.1:9/never\"\n",
     )
     .unwrap();
-    let mut child = faas_cmd(tmp.path(), &["gateway", "--port", "0", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    assert_eq!(first["event"], "listening", "{first}");
+    let mut cmd = faas_cmd(tmp.path(), &["gateway", "--port", "0", "--json"]);
+    let (mut child, first) = start_gateway(cmd.stderr(std::process::Stdio::null()));
     let url = first["url"].as_str().unwrap().to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     assert!(first["store"].as_str().unwrap().contains("embedded"), "{first}");
@@ -100,4 +105,30 @@ fn gateway_refuses_bad_flags_and_config_with_the_key() {
     let o = faas(tmp.path(), &["gateway", "--port", "0"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("faas.toml:5: key `gateway.max_event_bytes`"), "{}", stderr(&o));
+}
+
+#[test]
+fn without_faas_toml_faas_gateway_token_is_the_management_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = "abc-from-the-environment";
+    let mut cmd = faas_cmd(tmp.path(), &["gateway", "--port", "0", "--json"]);
+    cmd.env("FAAS_GATEWAY_TOKEN", token).env("FAAS_LOG", "debug").stderr(std::process::Stdio::piped());
+    let (mut child, first) = start_gateway(&mut cmd);
+    let url = first["url"].as_str().unwrap().to_string();
+
+    let (status, body) =
+        http("GET", &format!("{url}/subscriptions"), &[("authorization", &format!("Bearer {token}"))], "");
+    assert_eq!(status, 200, "FAAS_GATEWAY_TOKEN is the management token: {body}");
+    let (status, _) = http("GET", &format!("{url}/subscriptions"), &[("authorization", "Bearer other")], "");
+    assert_eq!(status, 403, "another token is refused");
+    let info_path = tmp.path().join(".faas").join("gateway.json");
+    let info: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&info_path).unwrap()).unwrap();
+    assert_eq!(info["token"], token, "no generated token replaces it: {info}");
+    assert!(!tmp.path().join("faas.toml").exists(), "nothing writes a faas.toml");
+
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(child.wait().unwrap().success(), "{err}");
+    assert!(!err.contains(token), "the token is never logged: {err}");
 }

@@ -713,20 +713,22 @@ impl Config {
     }
 
     /// Picks the backend profile: `flag`, then the `FAAS_BACKEND` environment variable (when not
-    /// empty), then `default_backend`, then the only profile, then the implicit `local` one. See
-    /// [`Config::select_backend_with`] for the rules without the environment.
+    /// empty), then `default_backend`, then the only profile, then the implicit `local` one. A name
+    /// that is no profile but one of `kinds` (the backend kinds the caller can run) selects that
+    /// kind with its defaults, as `local` always does. See [`Config::select_backend_with`] for the
+    /// rules without the environment.
     ///
     /// ```
     /// use faas_api::Config;
     /// let c = Config::parse("[app]\nname = 'a'\n[backends.prod]\nkind = 'lambda'\n", "faas.toml").unwrap();
     /// // The flag wins over `FAAS_BACKEND`, whatever it is set to.
-    /// assert_eq!(c.select_backend(Some("prod")).unwrap().kind, "lambda");
-    /// assert_eq!(c.select_backend(Some("local")).unwrap().kind, "local");
-    /// assert!(c.select_backend(Some("staging")).unwrap_err().message().contains("unknown backend profile `staging`"));
+    /// assert_eq!(c.select_backend(Some("prod"), &[]).unwrap().kind, "lambda");
+    /// assert_eq!(c.select_backend(Some("local"), &[]).unwrap().kind, "local");
+    /// assert!(c.select_backend(Some("staging"), &[]).unwrap_err().message().contains("unknown backend profile `staging`"));
     /// ```
-    pub fn select_backend(&self, flag: Option<&str>) -> Result<BackendProfile, Error> {
+    pub fn select_backend(&self, flag: Option<&str>, kinds: &[&str]) -> Result<BackendProfile, Error> {
         let env = std::env::var("FAAS_BACKEND").ok().filter(|s| !s.is_empty());
-        self.select_backend_with(flag, env.as_deref())
+        self.select_backend_with(flag, env.as_deref(), kinds)
     }
 
     /// [`Config::select_backend`] with the environment value passed in.
@@ -734,25 +736,36 @@ impl Config {
     /// ```
     /// use faas_api::Config;
     /// let c = Config::parse("[app]\nname='a'\n[backends.dev]\nkind='local'\n[backends.prod]\nkind='lambda'\n", "faas.toml").unwrap();
-    /// assert_eq!(c.select_backend_with(Some("prod"), Some("dev")).unwrap().name, "prod");
-    /// assert_eq!(c.select_backend_with(None, Some("dev")).unwrap().name, "dev");
-    /// assert!(c.select_backend_with(None, None).unwrap_err().message().contains("--backend"));
-    /// assert!(c.select_backend_with(Some("staging"), None).unwrap_err().message().contains("defines: dev, prod"));
+    /// assert_eq!(c.select_backend_with(Some("prod"), Some("dev"), &[]).unwrap().name, "prod");
+    /// assert_eq!(c.select_backend_with(None, Some("dev"), &[]).unwrap().name, "dev");
+    /// assert!(c.select_backend_with(None, None, &[]).unwrap_err().message().contains("--backend"));
+    /// assert!(c.select_backend_with(Some("staging"), None, &[]).unwrap_err().message().contains("defines: dev, prod"));
+    /// // A kind without a profile of its name: that kind, no settings.
+    /// let p = Config::default_for("a").select_backend_with(Some("lambda"), None, &["lambda", "local"]).unwrap();
+    /// assert_eq!((p.name.as_str(), p.kind.as_str(), p.settings.len()), ("lambda", "lambda", 0));
+    /// let e = Config::default_for("a").select_backend_with(Some("nimbus"), None, &["lambda", "local"]).unwrap_err();
+    /// assert!(e.message().ends_with("defines: none; backend kinds: lambda, local"), "{}", e.message());
     /// ```
-    pub fn select_backend_with(&self, flag: Option<&str>, env: Option<&str>) -> Result<BackendProfile, Error> {
+    pub fn select_backend_with(
+        &self,
+        flag: Option<&str>,
+        env: Option<&str>,
+        kinds: &[&str],
+    ) -> Result<BackendProfile, Error> {
         let chosen = flag.or(env).or(self.app.default_backend.as_deref());
         match chosen {
             Some(name) => match self.backends.get(name) {
                 Some(p) => Ok(p.clone()),
-                None if name == "local" => Ok(BackendProfile::new("local", "local")),
+                None if name == "local" || kinds.contains(&name) => Ok(BackendProfile::new(name, name)),
                 None => Err(Error::bad_input(format!(
-                    "unknown backend profile `{name}`; {} defines: {}",
+                    "unknown backend profile `{name}`; {} defines: {}{}",
                     self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| FILE_NAME.into()),
                     if self.backends.is_empty() {
                         "none".to_string()
                     } else {
                         self.backends.keys().cloned().collect::<Vec<_>>().join(", ")
-                    }
+                    },
+                    if kinds.is_empty() { String::new() } else { format!("; backend kinds: {}", kinds.join(", ")) }
                 ))),
             },
             None => match self.backends.len() {
@@ -982,6 +995,6 @@ secret_access_key = "env:AWS_SECRET"
     #[test]
     fn no_backends_means_local() {
         let c = Config::default_for("x");
-        assert_eq!(c.select_backend_with(None, None).unwrap().kind, "local");
+        assert_eq!(c.select_backend_with(None, None, &[]).unwrap().kind, "local");
     }
 }

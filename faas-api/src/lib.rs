@@ -35,6 +35,7 @@ pub mod event;
 pub mod handler;
 pub mod payload;
 pub mod runner;
+pub mod terminal;
 pub mod wire;
 
 pub use app::{App, EventFilter, FunctionDescription, HandlerKind, Manifest, Trigger, validate_function_name};

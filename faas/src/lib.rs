@@ -165,6 +165,7 @@ pub async fn serve_http(app: App, addr: SocketAddr) -> Result<(), Error> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(faas_api::terminal::use_colour(std::io::IsTerminal::is_terminal(&std::io::stderr())))
         .try_init();
     let runner = LocalRunner::in_process(app.clone(), LocalOptions::default())?;
     if let Some(path) = std::env::current_dir().ok().and_then(|d| Config::find(&d)) {

@@ -24,12 +24,14 @@ pub fn test_target_dir() -> PathBuf {
 /// A `faas` command in `dir` with FAAS_* variables cleared.
 pub fn faas_cmd(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(faas_bin());
-    cmd.args(args)
-        .current_dir(dir)
-        .env_remove("FAAS_BACKEND")
-        .env_remove("FAAS_TOKEN")
-        .env("CARGO_TARGET_DIR", test_target_dir());
+    cmd.args(args);
+    test_env(&mut cmd, dir);
     cmd
+}
+
+/// Runs `cmd` in `dir` with FAAS_* variables cleared and the tests' cargo target dir.
+fn test_env(cmd: &mut Command, dir: &Path) {
+    cmd.current_dir(dir).env_remove("FAAS_BACKEND").env_remove("FAAS_TOKEN").env("CARGO_TARGET_DIR", test_target_dir());
 }
 
 /// Runs `faas` to completion.
@@ -68,8 +70,12 @@ pub struct DevServer {
 impl DevServer {
     /// Runs `faas ARGS` (a `dev` command line) in `dir`, collecting its output.
     pub fn start(dir: &Path, args: &[&str]) -> DevServer {
-        let mut child =
-            faas_cmd(dir, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start faas dev");
+        DevServer::spawn(faas_cmd(dir, args))
+    }
+
+    /// Runs `cmd` (a `faas dev` command), collecting its output.
+    pub fn spawn(mut cmd: Command) -> DevServer {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start faas dev");
         let collect = |pipe: Box<dyn std::io::Read + Send>| {
             let lines = Arc::new(Mutex::new(Vec::new()));
             let sink = lines.clone();
@@ -127,4 +133,38 @@ pub fn wait_for<T>(
         assert!(start.elapsed() < limit, "timed out waiting for {what}\n{}", server.output());
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// `faas new NAME` in `parent`; returns the project directory.
+pub fn new_project(parent: &Path, name: &str) -> PathBuf {
+    let o = faas(parent, &["new", name]);
+    assert!(o.status.success(), "faas new {name}: {}", stderr(&o));
+    parent.join(name)
+}
+
+/// Quotes `word` for `sh`.
+pub fn sh_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// Runs `program ARGS` in `dir` on a pseudo-terminal (util-linux `script`), with `cmd`'s
+/// environment changes applied; returns everything it wrote to the terminal (stdout and stderr;
+/// the terminal turns `\n` into `\r\n`) and whether it succeeded.
+pub fn on_terminal(mut cmd: Command, program: &str, args: &[&str]) -> (Vec<u8>, bool) {
+    let line: Vec<String> = std::iter::once(program).chain(args.iter().copied()).map(sh_quote).collect();
+    let o = cmd
+        .arg("-qec")
+        .arg(line.join(" "))
+        .arg("/dev/null")
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux `script` runs a command on a pseudo-terminal");
+    (o.stdout, o.status.success())
+}
+
+/// A `script` command (see [`on_terminal`]) in `dir` with the environment of [`faas_cmd`].
+pub fn script_cmd(dir: &Path) -> Command {
+    let mut cmd = Command::new("script");
+    test_env(&mut cmd, dir);
+    cmd
 }
