@@ -66,7 +66,9 @@ fn load(args: &Args) -> Result<(GatewayConfig, BTreeMap<String, BackendProfile>)
     } else if explicit {
         return Err(format!("config file {} does not exist", args.config.display()));
     } else {
-        (GatewayConfig::default(), BTreeMap::new())
+        // No faas.toml: the defaults through the same parser, so `FAAS_GATEWAY_TOKEN` applies as it
+        // does with one (`GatewayConfig::default()` reads no environment).
+        (GatewayConfig::parse("", "faas.toml").map_err(|e| e.to_string())?, BTreeMap::new())
     };
     config.apply(&Overrides {
         port: args.port,
