@@ -550,7 +550,8 @@ impl Runner for LambdaRunner {
         let binary = app.binary.clone();
         let out2 = out.clone();
         let info = tokio::task::spawn_blocking(move || {
-            let stripped = out2.with_extension("bootstrap");
+            // Unique per call, like package_zip's temporary file: concurrent packagings do not collide.
+            let stripped = out2.with_extension(format!("bootstrap.{}", uuid::Uuid::new_v4().simple()));
             let was_stripped = strip_debug_copy(&binary, &stripped)?;
             if !was_stripped {
                 tracing::warn!("`strip` is not installed; packaging the binary with its debug info");
