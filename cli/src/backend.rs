@@ -284,6 +284,8 @@ pub fn with_hint(profile: &BackendProfile, error: Error) -> Failure {
             "the dev server's token is in .faas/dev.json; or set FAAS_TOKEN, or `token = \"env:NAME\"` in [backends.{}]",
             profile.name
         )),
+        // Its message already says how to provide credentials.
+        ErrorKind::Unauthorized if error.error_type() == faas_runner_lambda::credentials::MISSING_CREDENTIALS => None,
         ErrorKind::Unauthorized if profile.kind == "lambda" => Some(format!(
             "set AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, `aws sso login`, or `aws_profile` in [backends.{}])",
             profile.name

@@ -37,6 +37,21 @@ pub(crate) struct EnvironmentSpec {
     pub code_dir: PathBuf,
     pub variables: BTreeMap<String, String>,
     pub log_dir: PathBuf,
+    /// See [`crate::EmulatorOptions::runtime_api_base`] (already checked, without a trailing `/`).
+    pub runtime_api_base: Option<String>,
+}
+
+/// Checks a Runtime API base path: `/` followed by path characters, no query or fragment. Returns it
+/// without a trailing `/`, or `None` for `/` alone (the same as no base).
+pub(crate) fn check_runtime_api_base(base: &str) -> Result<Option<String>, faas_api::Error> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "/-._~".contains(c);
+    if !base.starts_with('/') || base.len() > 256 || !base.chars().all(ok_char) {
+        return Err(faas_api::Error::bad_input(format!(
+            "runtime_api_base must be a path such as `/.rt` (letters, digits, `/-._~`, at most 256 bytes), got `{base}`"
+        )));
+    }
+    let trimmed = base.trim_end_matches('/');
+    Ok((!trimmed.is_empty()).then(|| trimmed.to_string()))
 }
 
 /// One invocation handed to an environment.
@@ -156,7 +171,14 @@ impl Environment {
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
-        let app = runtime_router(state.clone());
+        let app = match &spec.runtime_api_base {
+            Some(base) => Router::new().nest(base, runtime_router(state.clone())),
+            None => runtime_router(state.clone()),
+        };
+        let runtime_api = match &spec.runtime_api_base {
+            Some(base) => format!("http://{addr}{base}"),
+            None => addr.to_string(),
+        };
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::warn!(error = %e, "runtime API server stopped");
@@ -174,7 +196,7 @@ impl Environment {
             .env("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin")
             .env("LANG", "en_US.UTF-8")
             .env("TZ", ":UTC")
-            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
             .env("AWS_LAMBDA_FUNCTION_NAME", &spec.function_name)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory.to_string())
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")

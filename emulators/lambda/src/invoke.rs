@@ -131,6 +131,7 @@ async fn lease(shared: &Arc<Shared>, function: &Arc<Function>) -> Result<Lease, 
             code_dir: state.code.dir.clone(),
             variables: state.config.environment.clone(),
             log_dir: shared.state_dir.join("logs"),
+            runtime_api_base: shared.options.runtime_api_base.clone(),
         };
         (spec, generation, timeout, arn)
     };

@@ -65,6 +65,10 @@ pub struct EmulatorOptions {
     pub retry_base: Duration,
     /// Print each invocation's log (START / output / END / REPORT) to our stderr.
     pub echo_logs: bool,
+    /// A path prefix for each environment's Runtime API, e.g. `/.rt` as `cargo lambda watch` serves it: the
+    /// routes become `<base>/2018-06-01/runtime/...` and `AWS_LAMBDA_RUNTIME_API` is the URL
+    /// `http://127.0.0.1:<port><base>`. `None` (the default) is Lambda's own form, a bare `127.0.0.1:<port>`.
+    pub runtime_api_base: Option<String>,
 }
 
 impl Default for EmulatorOptions {
@@ -78,6 +82,7 @@ impl Default for EmulatorOptions {
             async_retries: 2,
             retry_base: Duration::from_secs(1),
             echo_logs: false,
+            runtime_api_base: None,
         }
     }
 }
@@ -124,8 +129,12 @@ impl std::fmt::Debug for Emulator {
 /// Starts the emulator: binds `options.addr` and serves the Lambda API there.
 ///
 /// Fails with [`faas_api::ErrorKind::BackendUnavailable`] when the address cannot be bound or the state directory
-/// cannot be created.
-pub async fn start(options: EmulatorOptions) -> Result<Emulator, faas_api::Error> {
+/// cannot be created, and with [`faas_api::ErrorKind::BadInput`] when `runtime_api_base` is not a path.
+pub async fn start(mut options: EmulatorOptions) -> Result<Emulator, faas_api::Error> {
+    options.runtime_api_base = match options.runtime_api_base.take() {
+        Some(base) => environment::check_runtime_api_base(&base)?,
+        None => None,
+    };
     let (temp, state_dir) = match &options.state_dir {
         Some(dir) => (None, dir.clone()),
         None => {

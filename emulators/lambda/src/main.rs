@@ -28,6 +28,10 @@ struct Args {
     /// Do not print function logs to stderr.
     #[arg(long)]
     quiet: bool,
+    /// Serve each function's Runtime API under this path and pass it as a URL
+    /// (`AWS_LAMBDA_RUNTIME_API=http://127.0.0.1:PORT/.rt`), as `cargo lambda watch` does.
+    #[arg(long, value_name = "PATH")]
+    runtime_api_base: Option<String>,
 }
 
 #[tokio::main]
@@ -48,6 +52,7 @@ async fn main() {
         region: args.region,
         max_environments: args.max_environments,
         echo_logs: !args.quiet,
+        runtime_api_base: args.runtime_api_base,
         ..Default::default()
     };
     let emulator = match faas_emulator_lambda::start(options).await {

@@ -15,7 +15,10 @@
 //! ```
 //!
 //! Credentials come from the standard AWS chain (environment, profile, SSO, `credential_process`,
-//! container and instance roles); none are read from `faas.toml`.
+//! container and instance roles); none are read from `faas.toml`. Against the local emulator (a
+//! loopback `endpoint`) no chain is walked: see [`crate::credentials`].
+//!
+//! Every AWS error keeps its AWS error code as the portable `errorType` (see `aws_errors.rs`).
 //!
 //! Each faas function becomes one Lambda function running the same `bootstrap`, with
 //! `Runtime = provided.al2023`, `Handler` = the faas function name (the host serves the function
@@ -27,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::operation::RequestId;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
@@ -154,10 +157,24 @@ impl std::fmt::Debug for LambdaRunner {
     }
 }
 
-/// Whether `url` points at this machine (`127.0.0.0/8`, `localhost`, `[::1]`).
+/// Whether `url` points at this machine: its host is `localhost`, a `127.0.0.0/8` address or `[::1]`.
 fn is_loopback_url(url: &str) -> bool {
-    let host = url.split("://").nth(1).unwrap_or(url);
-    host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// What a runner with `settings` talks to, for messages.
+fn where_of(settings: &LambdaSettings) -> String {
+    match &settings.endpoint {
+        Some(e) => format!("the Lambda endpoint {e}"),
+        None => format!("AWS Lambda in {}", settings.region),
+    }
 }
 
 impl LambdaRunner {
@@ -177,20 +194,18 @@ impl LambdaRunner {
         if let Some(e) = &settings.endpoint {
             loader = loader.endpoint_url(e);
         }
+        let emulator = settings.endpoint.as_deref().is_some_and(is_loopback_url);
+        if emulator {
+            // The emulator checks no signature: no credential chain (and none of its warnings).
+            loader = loader.credentials_provider(crate::credentials::emulator_credentials());
+        }
         let mut config = loader.load().await;
-        // A local emulator accepts any credentials: when none are configured, use placeholders
-        // (as SAM local and cargo-lambda do) instead of failing every call.
-        if settings.endpoint.as_deref().is_some_and(is_loopback_url) {
-            let has_credentials = match config.credentials_provider() {
-                Some(p) => aws_sdk_lambda::config::ProvideCredentials::provide_credentials(&p).await.is_ok(),
-                None => false,
-            };
-            if !has_credentials {
-                let placeholder =
-                    aws_sdk_lambda::config::Credentials::new("faas-local", "faas-local", None, None, "faas-emulator");
+        if !emulator {
+            if let Some(chain) = config.credentials_provider() {
+                let quiet = crate::credentials::QuietChain::new(chain, where_of(&settings));
                 config = config
                     .into_builder()
-                    .credentials_provider(aws_sdk_lambda::config::SharedCredentialsProvider::new(placeholder))
+                    .credentials_provider(aws_sdk_lambda::config::SharedCredentialsProvider::new(quiet))
                     .build();
             }
         }
@@ -211,13 +226,11 @@ impl LambdaRunner {
     }
 
     fn where_(&self) -> String {
-        match &self.settings.endpoint {
-            Some(e) => format!("the Lambda endpoint {e}"),
-            None => format!("AWS Lambda in {}", self.settings.region),
-        }
+        where_of(&self.settings)
     }
 
-    /// Maps an SDK error to the portable taxonomy, keeping the AWS error code in the message.
+    /// Maps an SDK error (of the Lambda or the CloudWatch Logs client) to the portable taxonomy,
+    /// keeping the AWS error code as `errorType`.
     fn sdk_error<E>(
         &self,
         op: &str,
@@ -227,54 +240,7 @@ impl LambdaRunner {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let code = err.code().map(str::to_string);
-        let detail = err.message().map(str::to_string).unwrap_or_else(|| DisplayErrorContext(&err).to_string());
-        let what = format!("{op} `{target}` on {}", self.where_());
-        if let Some(code) = code {
-            let message = format!("{what} failed: {code}: {detail}");
-            let kind = match code.as_str() {
-                "ResourceNotFoundException" => ErrorKind::NotFound,
-                "TooManyRequestsException" | "ThrottlingException" => ErrorKind::Throttled,
-                "RequestTooLargeException" => ErrorKind::PayloadTooLarge,
-                "InvalidParameterValueException"
-                | "InvalidRequestContentException"
-                | "UnsupportedMediaTypeException"
-                | "ValidationException"
-                | "CodeStorageExceededException"
-                | "ResourceConflictException" => ErrorKind::BadInput,
-                "UnrecognizedClientException"
-                | "InvalidSignatureException"
-                | "AccessDeniedException"
-                | "ExpiredTokenException"
-                | "KMSAccessDeniedException" => ErrorKind::Unauthorized,
-                "ResourceNotReadyException" | "ServiceException" | "EC2ThrottledException" => {
-                    ErrorKind::BackendUnavailable
-                }
-                _ => match err.raw_response().map(|r| r.status().as_u16()) {
-                    Some(s) => ErrorKind::from_status(s),
-                    None => ErrorKind::BackendUnavailable,
-                },
-            };
-            return Error::new(kind, message).with_type(code);
-        }
-        let chain = DisplayErrorContext(&err).to_string();
-        if chain.to_ascii_lowercase().contains("credential") {
-            return Error::unauthorized(format!(
-                "{what} failed: no AWS credentials were found ({chain}); set AWS_ACCESS_KEY_ID and \
-                 AWS_SECRET_ACCESS_KEY, run `aws sso login`, or name a profile with `aws_profile` in the backend profile"
-            ))
-            .with_type("MissingCredentials");
-        }
-        match &err {
-            SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => {
-                Error::unavailable(format!("{what} failed: cannot reach {}: {chain}", self.where_()))
-            }
-            SdkError::TimeoutError(_) => Error::timeout(format!("{what} timed out: {chain}")),
-            SdkError::ResponseError(r) => {
-                Error::new(ErrorKind::from_status(r.raw().status().as_u16()), format!("{what} failed: {chain}"))
-            }
-            _ => Error::unavailable(format!("{what} failed: {chain}")),
-        }
+        crate::aws_errors::from_sdk(op, target, &self.where_(), err)
     }
 
     /// Where packages are written: `<cargo target dir>/faas/lambda` for a binary built by cargo,
@@ -550,7 +516,8 @@ impl Runner for LambdaRunner {
         let binary = app.binary.clone();
         let out2 = out.clone();
         let info = tokio::task::spawn_blocking(move || {
-            let stripped = out2.with_extension("bootstrap");
+            // Unique per call, like package_zip's temporary file: concurrent packagings do not collide.
+            let stripped = out2.with_extension(format!("bootstrap.{}", uuid::Uuid::new_v4().simple()));
             let was_stripped = strip_debug_copy(&binary, &stripped)?;
             if !was_stripped {
                 tracing::warn!("`strip` is not installed; packaging the binary with its debug info");
@@ -690,7 +657,8 @@ impl Runner for LambdaRunner {
             Err(e) if e.code() == Some("ResourceNotFoundException") => Err(Error::not_found(format!(
                 "no function named `{function}` (Lambda function `{name}`) on {}",
                 self.where_()
-            ))),
+            ))
+            .with_type("ResourceNotFoundException")),
             Err(e) => Err(self.sdk_error("DeleteFunction", &name, e)),
         }
     }
@@ -769,15 +737,7 @@ impl LambdaRunner {
             let page = match call.send().await {
                 Ok(p) => p,
                 Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(vec![]),
-                Err(e) => {
-                    let code = e.code().unwrap_or("Error").to_string();
-                    let detail = aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&e).to_string();
-                    return Err(Error::unavailable(format!(
-                        "CloudWatch Logs FilterLogEvents on `{group}` failed ({code}) at {}: {detail}",
-                        self.where_()
-                    ))
-                    .with_type(code));
-                }
+                Err(e) => return Err(self.sdk_error("CloudWatch Logs FilterLogEvents", group, e)),
             };
             for e in page.events() {
                 out.push_back(crate::logs::LogEvent {
@@ -847,6 +807,27 @@ mod tests {
     }
 
     #[test]
+    fn only_hosts_of_this_machine_are_loopback() {
+        for url in [
+            "http://127.0.0.1:9001",
+            "http://localhost:1/x",
+            "http://[::1]:9",
+            "http://127.1.2.3",
+            "http://u@127.0.0.1:1",
+        ] {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in [
+            "https://lambda.eu-west-1.amazonaws.com",
+            "http://127.example.com:9001",
+            "http://localhost.evil:1",
+            "http://10.0.0.1",
+        ] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
+    }
+
+    #[test]
     fn xray_and_traceparent_map_both_ways() {
         let x = xray_header("00-5bef4de7ad49b0e87f6ef6c87fc2e700-9a9197af755a6419-01").unwrap();
         assert_eq!(x, "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1");
@@ -897,7 +878,7 @@ mod tests {
         let query = ActivationQuery { function: Some("f".into()), ..Default::default() };
         let err = r.activations(query).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::BackendUnavailable);
-        assert!(err.message().contains("CloudWatch Logs FilterLogEvents on `/aws/lambda/f`"), "{err}");
+        assert!(err.message().contains("CloudWatch Logs FilterLogEvents `/aws/lambda/f`"), "{err}");
         assert!(err.message().contains(&url), "{err}");
     }
 }

@@ -40,7 +40,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 
-/// Env var with the Runtime API `host:port` (no scheme).
+/// Env var with the Runtime API: `host:port` on Lambda, or a URL `http://host:port[/base]` (as
+/// `cargo lambda watch` sets it); see [`runtime_api_base`].
 pub const ENV_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
 /// Env var naming the function to serve (the `Handler` of the Lambda function).
 pub const ENV_HANDLER: &str = "_HANDLER";
@@ -118,7 +119,7 @@ pub struct LambdaContext {
 /// [`HostEnv::from_lookup`] to build one from any lookup (tests, embedding).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostEnv {
-    /// `AWS_LAMBDA_RUNTIME_API`: `host:port`.
+    /// `AWS_LAMBDA_RUNTIME_API`: `host:port` or `http://host:port[/base]` ([`runtime_api_base`]).
     pub runtime_api: String,
     /// `_HANDLER`.
     pub handler: Option<String>,
@@ -137,7 +138,8 @@ pub struct HostEnv {
 }
 
 impl HostEnv {
-    /// Reads the process environment. Fails when `AWS_LAMBDA_RUNTIME_API` is unset or empty.
+    /// Reads the process environment. Fails when `AWS_LAMBDA_RUNTIME_API` is unset, empty or
+    /// malformed.
     pub fn from_env() -> Result<HostEnv, Error> {
         let mut env = HostEnv::from_lookup(|k| std::env::var(k).ok())?;
         env.vars = std::env::vars().collect();
@@ -162,11 +164,7 @@ impl HostEnv {
         let runtime_api = get(ENV_RUNTIME_API).ok_or_else(|| {
             Error::bad_input(format!("{ENV_RUNTIME_API} is not set; this is not a Lambda environment"))
         })?;
-        if runtime_api.contains("://") || runtime_api.contains('/') {
-            return Err(Error::bad_input(format!(
-                "{ENV_RUNTIME_API} must be `host:port` without a scheme or path, got `{runtime_api}`"
-            )));
-        }
+        runtime_api_base(&runtime_api)?;
         Ok(HostEnv {
             runtime_api,
             handler: get(ENV_HANDLER),
@@ -178,6 +176,46 @@ impl HostEnv {
             vars: BTreeMap::new(),
         })
     }
+}
+
+/// The base URL of the Runtime API named by `value` (`AWS_LAMBDA_RUNTIME_API`), without a trailing
+/// `/`; requests go to `<base>/2018-06-01/runtime/...`.
+///
+/// Lambda sets a bare `host:port`; `cargo lambda watch` sets a URL with a base path,
+/// `http://127.0.0.1:9000/.rt`. Both are accepted, as AWS's `lambda_runtime` crate accepts them (it
+/// parses the value as a URI, defaults the scheme to `http` and prefixes the base path). A scheme
+/// other than `http` (the Runtime API is plain HTTP on the local host), a query or fragment, a
+/// missing host, or text that is no URI is refused, naming the value.
+///
+/// ```
+/// use faas_runner_lambda::host::runtime_api_base;
+/// assert_eq!(runtime_api_base("127.0.0.1:9001").unwrap(), "http://127.0.0.1:9001");
+/// assert_eq!(runtime_api_base("http://127.0.0.1:9000/.rt").unwrap(), "http://127.0.0.1:9000/.rt");
+/// assert_eq!(runtime_api_base("http://localhost:9000/").unwrap(), "http://localhost:9000");
+/// for bad in ["https://127.0.0.1:9001", "127.0.0.1:9001/.rt", "http://127.0.0.1:9001/?a=b", "http:///x", "a b"] {
+///     let e = runtime_api_base(bad).unwrap_err();
+///     assert!(e.message().contains("AWS_LAMBDA_RUNTIME_API must be") && e.message().contains(bad), "{e}");
+/// }
+/// ```
+pub fn runtime_api_base(value: &str) -> Result<String, Error> {
+    let refuse = || {
+        Error::bad_input(format!(
+            "{ENV_RUNTIME_API} must be `host:port` or an `http://host:port[/base-path]` URL, got `{value}`"
+        ))
+    };
+    let uri: http::Uri = value.parse().map_err(|_| refuse())?;
+    let authority = uri.authority().filter(|a| !a.host().is_empty()).ok_or_else(refuse)?;
+    if authority.as_str().contains('@') || uri.query().is_some() || value.contains('#') {
+        return Err(refuse());
+    }
+    let base = match uri.scheme_str() {
+        // Authority form (`host:port`): no path at all.
+        None if uri.path().is_empty() || value == authority.as_str() => String::new(),
+        None => return Err(refuse()),
+        Some("http") => uri.path().trim_end_matches('/').to_string(),
+        Some(_) => return Err(refuse()),
+    };
+    Ok(format!("http://{authority}{base}"))
 }
 
 /// Serves `app` on the Lambda Runtime API named by the environment, until the Runtime API goes
@@ -195,7 +233,7 @@ pub async fn serve(app: App) -> Result<(), Error> {
 pub async fn serve_with(app: App, env: HostEnv) -> Result<(), Error> {
     app.validate()?;
     let set_trace_env = env.vars.contains_key(ENV_RUNTIME_API);
-    let api = RuntimeApi::new(&env.runtime_api);
+    let api = RuntimeApi::new(&runtime_api_base(&env.runtime_api)?);
     let function = match select_function(&app, env.handler.as_deref()) {
         Ok(f) => f,
         Err(e) => {
@@ -399,7 +437,8 @@ struct RuntimeApi {
 }
 
 impl RuntimeApi {
-    fn new(host_port: &str) -> RuntimeApi {
+    /// A client of the Runtime API at `base` (from [`runtime_api_base`]).
+    fn new(base: &str) -> RuntimeApi {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
@@ -407,7 +446,7 @@ impl RuntimeApi {
             .pool_idle_timeout(None::<Duration>)
             .pool_max_idle_per_host(1)
             .build(connector);
-        RuntimeApi { base: format!("http://{host_port}{API}"), client }
+        RuntimeApi { base: format!("{base}{API}"), client }
     }
 
     async fn send(

@@ -19,4 +19,10 @@ pub mod deploy;
 #[cfg(feature = "deploy")]
 pub mod package;
 
+#[cfg(feature = "deploy")]
+pub mod credentials;
+
+#[cfg(feature = "deploy")]
+mod aws_errors;
+
 pub mod logs;

@@ -161,7 +161,9 @@ pub fn package_zip(binary: &Path, out: &Path) -> Result<PackageInfo, Error> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::unavailable(format!("cannot create {}: {e}", dir.display())))?;
     }
-    let tmp = out.with_extension(format!("zip.tmp{}", std::process::id()));
+    // Unique per call: two packagings of the same app at once (two `faas build`s, parallel tests)
+    // each write their own file, and the rename keeps one whole zip.
+    let tmp = out.with_extension(format!("zip.tmp{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
     let mut write = || -> Result<(), Error> {
         let file = std::fs::File::create(&tmp)
             .map_err(|e| Error::unavailable(format!("cannot create {}: {e}", tmp.display())))?;

@@ -62,24 +62,30 @@ fn body(p: &Payload) -> Value {
     serde_json::from_slice(p.body()).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", p.body()))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn package_deploy_invoke_redeploy_and_remove_through_the_emulator() {
+/// An emulator on a free 127.0.0.1 port started with `options`, and a runner for it whose Lambda
+/// function names start with `prefix`.
+async fn emulator_and_runner(
+    options: EmulatorOptions,
+    prefix: &str,
+) -> (faas_emulator_lambda::Emulator, std::sync::Arc<LambdaRunner>) {
     // Dummy credentials: the SDK signs requests, the emulator does not check signatures.
     std::env::set_var("AWS_ACCESS_KEY_ID", "test");
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    let emulator = faas_emulator_lambda::start(EmulatorOptions {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        retry_base: Duration::from_millis(50),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let emulator =
+        faas_emulator_lambda::start(EmulatorOptions { addr: "127.0.0.1:0".parse().unwrap(), ..options }).await.unwrap();
     let profile = BackendProfile::new("emu", "lambda")
         .with("region", "us-east-1")
         .with("endpoint", emulator.url())
-        .with("prefix", "t-");
+        .with("prefix", prefix);
     let runner = LambdaRunner::from_profile(&profile).await.unwrap();
+    (emulator, runner)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn package_deploy_invoke_redeploy_and_remove_through_the_emulator() {
+    let options = EmulatorOptions { retry_base: Duration::from_millis(50), ..Default::default() };
+    let (emulator, runner) = emulator_and_runner(options, "t-").await;
 
     // Package: a reproducible zip; packaging twice gives the same bytes.
     let spec = app_spec("hi").await;
@@ -233,5 +239,32 @@ async fn package_deploy_invoke_redeploy_and_remove_through_the_emulator() {
     let err = runner.invoke(InvokeRequest::new("hello", Payload::json(&json!({})).unwrap())).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
 
+    emulator.shutdown().await;
+}
+
+/// `cargo lambda watch` serves the Runtime API under a base path and passes it as a URL
+/// (`AWS_LAMBDA_RUNTIME_API=http://127.0.0.1:PORT/.rt`); a faas function must run there as it does
+/// under Lambda's bare `host:port`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_runs_when_the_runtime_api_is_a_url_with_a_base_path() {
+    let options = EmulatorOptions { runtime_api_base: Some("/.rt".into()), ..Default::default() };
+    let (emulator, runner) = emulator_and_runner(options, "rt-").await;
+    let mut spec = app_spec("hi").await;
+    spec.functions.retain(|f| f.name == "hello" || f.name == "fail");
+    let package = runner.package(&spec, &NoProgress).await.unwrap();
+    runner.deploy(&package, &NoProgress).await.unwrap();
+
+    let req = InvokeRequest::new("hello", Payload::json(&json!({"name": "Ada"})).unwrap());
+    let out = runner.invoke(req).await.unwrap_or_else(|e| panic!("the invocation failed: {e}"));
+    assert_eq!(body(&out.payload), json!({"message": "Hello, Ada!"}));
+    // Errors take the same path (`<base>/2018-06-01/runtime/invocation/<id>/error`).
+    let err = runner
+        .invoke(InvokeRequest::new("fail", Payload::json(&json!({"message": "boom"})).unwrap()))
+        .await
+        .unwrap_err();
+    assert_eq!((err.kind(), err.error_type(), err.message()), (ErrorKind::Function, "ProbeError", "boom"));
+    // The environment stays warm: a second invocation reuses it through the same base path.
+    let req = InvokeRequest::new("hello", Payload::json(&json!({"name": "Bo"})).unwrap());
+    assert_eq!(body(&runner.invoke(req).await.unwrap().payload), json!({"message": "Hello, Bo!"}));
     emulator.shutdown().await;
 }
