@@ -569,7 +569,7 @@ impl Config {
     /// let c = faas_api::Config::default_for("greeter");
     /// assert_eq!(c.app.name, "greeter");
     /// assert!(c.functions.is_empty() && c.backends.is_empty());
-    /// assert_eq!(c.select_backend_with(None, None).unwrap().kind, "local");
+    /// assert_eq!(c.select_backend_with(None, None, &[]).unwrap().kind, "local");
     /// ```
     pub fn default_for(app: impl Into<String>) -> Config {
         Config {
