@@ -226,17 +226,17 @@ pub struct GatewayProcess {
 impl GatewayProcess {
     /// Starts the binary with `--config config --port 0` (plus `args`) and waits for its "listening" line.
     pub async fn start(config: &std::path::Path, args: &[&str]) -> GatewayProcess {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_faas-gateway"));
+        cmd.arg("--config").arg(config).args(["--port", "0"]).args(args).env("RUST_LOG", "warn");
+        GatewayProcess::spawn(cmd).await
+    }
+
+    /// Spawns `cmd` (the `faas-gateway` binary with whatever arguments, directory and environment the
+    /// test sets) and waits for its "listening" line.
+    pub async fn spawn(mut cmd: tokio::process::Command) -> GatewayProcess {
         use tokio::io::AsyncBufReadExt as _;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_faas-gateway"))
-            .arg("--config")
-            .arg(config)
-            .args(["--port", "0"])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("faas-gateway starts");
+        let mut child =
+            cmd.stdout(std::process::Stdio::piped()).kill_on_drop(true).spawn().expect("faas-gateway starts");
         let stdout = child.stdout.take().unwrap();
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
