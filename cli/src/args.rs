@@ -106,8 +106,8 @@ pub struct DevArgs {
     pub release: bool,
     /// Run the app inside a local emulator of this platform instead of the local backend. With no
     /// project in the directory, starts an empty emulator that any SDK can deploy to.
-    #[arg(long, value_enum, value_name = "PLATFORM")]
-    pub emulate: Option<Emulate>,
+    #[arg(long, value_name = "PLATFORM", value_parser = emulator_name)]
+    pub emulate: Option<String>,
 }
 
 /// `faas invoke`.
@@ -156,11 +156,14 @@ pub struct BuildArgs {
     pub arch: Option<String>,
 }
 
-/// A platform `faas dev --emulate` can stand in for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Emulate {
-    /// AWS Lambda: the Invoke/CRUD API for the AWS SDKs and a Runtime API per environment.
-    Lambda,
+/// Checks a `--emulate` value against the emulators of the list of backends.
+fn emulator_name(value: &str) -> Result<String, String> {
+    let names = crate::backend::list().emulator_names();
+    if names.contains(&value) {
+        Ok(value.to_string())
+    } else {
+        Err(format!("emulators in this build: {}", if names.is_empty() { "none".into() } else { names.join(", ") }))
+    }
 }
 
 /// A command that takes a function name.

@@ -202,27 +202,17 @@ pub async fn deploy(global: &GlobalArgs, args: DeployArgs, out: Output) -> CliRe
     Ok(())
 }
 
-/// `faas build`: builds the project for the selected backend and packages it (for `lambda`, a
-/// reproducible zip holding `bootstrap`); prints where the artifact is.
+/// `faas build`: builds the project for the selected backend and packages it as that backend
+/// uploads it (for `lambda`, a reproducible zip holding `bootstrap`, and its `CodeSha256`); prints
+/// where the artifact is.
 pub async fn build(global: &GlobalArgs, args: BuildArgs, out: Output) -> CliResult {
     let project = project::load(&global.dir)?;
     let profile = backend::select(&project.config, global.backend.as_deref())?;
     let spinner = Spinner::new(out.is_json());
     let app = backend::build_for_profile(&project, &profile, args.arch.as_deref(), args.release, &spinner).await?;
-    let (artifact, size, code_sha256) = match profile.kind.as_str() {
-        "lambda" => {
-            spinner.step("packaging the bootstrap zip");
-            let package = backend::package_for_lambda(&profile, &app, &spinner).await?;
-            // What Lambda reports as CodeSha256 once deployed: compare it with `aws lambda get-function`.
-            let zip = std::fs::read(&package.artifact)
-                .map_err(|e| Error::unavailable(format!("cannot read {}: {e}", package.artifact.display())))?;
-            (package.artifact, package.size, Some(faas_runner_lambda::package::code_sha256(&zip)))
-        }
-        _ => {
-            let size = std::fs::metadata(&app.binary).map(|m| m.len()).unwrap_or(0);
-            (app.binary.clone(), size, None)
-        }
-    };
+    let backend = backend::list().for_profile(&profile)?;
+    let faas_api::backend::Artifact { path: artifact, size, digest: code_sha256 } =
+        backend.artifact(&profile, &app, &spinner).await.map_err(|e| backend::with_hint(&profile, e))?;
     spinner.finish();
     let functions: Vec<&str> = app.functions.iter().map(|f| f.name.as_str()).collect();
     out.json_ok(json!({

@@ -22,16 +22,14 @@ pub async fn conformance(global: &GlobalArgs, args: ConformanceArgs, out: Output
     };
     let profile = backend::select(&config, global.backend.as_deref())?;
     // A profile that cannot work is named before the (slow) probe build.
-    if profile.kind == "lambda" {
-        faas_runner_lambda::deploy::LambdaSettings::from_profile(&profile)
-            .map_err(|e| backend::with_hint(&profile, e))?;
-    }
+    let kind = backend::list().for_profile(&profile)?;
+    kind.check_profile(&profile).map_err(|e| backend::with_hint(&profile, e))?;
     let spinner = Spinner::new(out.is_json());
     out.note(format!("running the conformance suite against `{}` ({})", profile.name, profile.kind));
     // The in-process mode runs the probe functions inside this process; whatever they print must
     // not end up in the matrix (or the JSON document) on stdout.
     let diverted = StdoutDiversion::to_stderr();
-    let result = faas_conformance::run_for_profile(profile.clone(), &spinner).await;
+    let result = faas_conformance::run_for_profile(kind.as_ref(), profile.clone(), &spinner).await;
     drop(diverted);
     spinner.finish();
     let matrix = result.map_err(|e| backend::with_hint(&profile, e))?;

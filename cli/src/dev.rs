@@ -36,7 +36,7 @@ pub const DEBOUNCE: Duration = Duration::from_millis(300);
 /// ```
 pub fn dev_profile(config: &Config, flag: Option<&str>) -> Result<BackendProfile, Error> {
     if let Some(name) = flag {
-        let p = config.select_backend_with(Some(name), None, &crate::backend::registry(Path::new(".")).kinds())?;
+        let p = config.select_backend_with(Some(name), None, &crate::backend::list().kinds())?;
         if p.kind != "local" {
             return Err(Error::bad_input(format!(
                 "`faas dev` serves the local backend, but profile `{name}` has kind `{}`; deploy to it with `faas deploy --backend {name}`",
@@ -85,8 +85,8 @@ pub fn watch_sources(root: &Path) -> CliResult<(notify::RecommendedWatcher, mpsc
 
 /// Runs `faas dev` until Ctrl-C or SIGTERM.
 pub async fn dev(global: &GlobalArgs, args: DevArgs, out: Output) -> CliResult {
-    if let Some(crate::args::Emulate::Lambda) = args.emulate {
-        return crate::emulate::lambda(global, args, out).await;
+    if let Some(name) = args.emulate.clone() {
+        return crate::emulate::emulate(&name, global, args, out).await;
     }
     let dir = args.project.clone().unwrap_or_else(|| global.dir.clone());
     let project = project::load(&dir)?;

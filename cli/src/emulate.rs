@@ -4,12 +4,17 @@
 //! redeployed on every change. With no project in the directory, the emulator starts empty and
 //! anything can be deployed to it.
 
+//! `faas dev --emulate NAME`: the app inside a local stand-in for a platform (an emulator from the
+//! list of backends, e.g. `lambda`). The emulator serves the platform's API that its own SDKs and
+//! CLI call; the project (if there is one) is built and deployed to it through the same runner
+//! `faas deploy` uses, and redeployed on every change. With no project in the directory, the
+//! emulator starts empty and anything can be deployed to it.
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use faas_api::backend::{Backend, EmulatorOptions, RunningEmulator};
 use faas_api::{AppSpec, BackendProfile, Runner};
-use faas_emulator_lambda::{Emulator, EmulatorOptions};
-use faas_runner_lambda::deploy::LambdaRunner;
 use serde_json::json;
 
 use crate::args::{DevArgs, GlobalArgs};
@@ -18,68 +23,78 @@ use crate::output::{render_failure, CliResult, Output};
 use crate::progress::Spinner;
 use crate::project::{self, Project};
 
-/// The emulator's default port (the address the Lambda Runtime Interface Emulator documents).
-pub const DEFAULT_LAMBDA_PORT: u16 = 9001;
-
-/// The profile `faas dev --emulate lambda` deploys through.
-pub fn emulator_profile(url: &str) -> BackendProfile {
-    BackendProfile::new("emulator", "lambda").with("region", "us-east-1").with("endpoint", url)
-}
-
-/// Runs the Lambda emulator, with the project deployed to it, until Ctrl-C or SIGTERM.
-pub async fn lambda(global: &GlobalArgs, args: DevArgs, out: Output) -> CliResult {
+/// Runs the emulator `name`, with the project deployed to it, until Ctrl-C or SIGTERM.
+pub async fn emulate(name: &str, global: &GlobalArgs, args: DevArgs, out: Output) -> CliResult {
+    let (backend, emulator) = crate::backend::list().emulator(name)?;
     let dir = args.project.clone().unwrap_or_else(|| global.dir.clone());
-    let port = args.port.unwrap_or(DEFAULT_LAMBDA_PORT);
+    let port = args.port.unwrap_or(emulator.default_port());
     let has_project = dir.join("Cargo.toml").is_file() || faas_api::Config::find(&dir).is_some();
     let project = if has_project { Some(project::load(&dir)?) } else { None };
     let options = EmulatorOptions {
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        state_dir: project.as_ref().map(|p| p.state_root().join("lambda")),
+        state_dir: project.as_ref().map(|p| p.state_root().join(name)),
         echo_logs: true,
-        ..Default::default()
     };
-    let emulator = faas_emulator_lambda::start(options).await?;
-    let url = emulator.url();
-    out.json_line(json!({"event": "ready", "emulate": "lambda", "url": url}));
+    let running = emulator.start(options).await?;
+    let url = running.url();
+    out.json_line(json!({"event": "ready", "emulate": name, "url": url}));
     let Some(project) = project else {
-        out.note(format!("faas dev: an empty local AWS Lambda at {url} (no project in {})", dir.display()));
-        out.note(format!("  deploy with any AWS SDK or CLI:  aws --endpoint-url {url} lambda create-function ..."));
-        out.note("  (any region and credentials are accepted; runtimes provided.al2023 / provided.al2)");
+        let mut banner = running.empty_banner().into_iter();
+        if let Some(first) = banner.next() {
+            out.note(format!("faas dev: {first} (no project in {})", dir.display()));
+        }
+        for line in banner {
+            out.note(line);
+        }
         let why = shutdown_signal().await;
         out.note(format!("\n{why}: stopping"));
-        emulator.shutdown().await;
+        running.shutdown().await;
         return Ok(());
     };
-    let result = serve_project(&emulator, project, args.release, args.no_watch, &out).await;
-    emulator.shutdown().await;
+    let platform = emulator.platform().to_string();
+    let result =
+        serve_project(backend.as_ref(), running.as_ref(), &platform, project, args.release, args.no_watch, &out).await;
+    running.shutdown().await;
     result
 }
 
+/// The lines of a `faas.toml` profile table.
+fn profile_toml(profile: &BackendProfile) -> String {
+    let mut table = toml::Table::new();
+    table.insert("kind".into(), toml::Value::String(profile.kind.clone()));
+    table.extend(profile.settings.clone());
+    let body = toml::to_string(&table).unwrap_or_default();
+    let mut text = format!("    [backends.{}]", profile.name);
+    for line in body.lines() {
+        text.push_str("\n    ");
+        text.push_str(line);
+    }
+    text
+}
+
 async fn serve_project(
-    emulator: &Emulator,
+    backend: &dyn Backend,
+    emulator: &dyn RunningEmulator,
+    platform: &str,
     project: Project,
     release: bool,
     no_watch: bool,
     out: &Output,
 ) -> CliResult {
     let url = emulator.url();
-    let profile = emulator_profile(&url);
-    let runner: Arc<dyn Runner> = LambdaRunner::from_profile(&profile).await?;
+    let profile = emulator.profile();
+    let runner: Arc<dyn Runner> = backend.runner(&profile, &Default::default()).await?;
     let spinner = Spinner::new(out.is_json());
     out.note(format!("building `{}` in {}", project.config.app.name, project.root.display()));
-    let app = deploy(&runner, &url, &project, release, &spinner).await?;
+    let app = deploy(&runner, &profile, &project, release, &spinner).await?;
     spinner.finish();
     let names: Vec<&str> = app.functions.iter().map(|f| f.name.as_str()).collect();
-    out.note(format!("faas dev: `{}` runs in a local AWS Lambda at {url}", app.app));
+    out.note(format!("faas dev: `{}` runs in a local {} at {url}", app.app, platform));
     for n in &names {
-        out.note(format!(
-            "  {n:<16} aws --endpoint-url {url} lambda invoke --function-name {n} --payload '{{}}' out.json"
-        ));
+        out.note(format!("  {n:<16} {}", emulator.invoke_hint(n)));
     }
-    out.note("  or add a profile to faas.toml and use `faas invoke NAME --backend emulator`:");
-    out.note(format!(
-        "    [backends.emulator]\n    kind = \"lambda\"\n    region = \"us-east-1\"\n    endpoint = \"{url}\""
-    ));
+    out.note(format!("  or add a profile to faas.toml and use `faas invoke NAME --backend {}`:", profile.name));
+    out.note(profile_toml(&profile));
     let mut shutdown = std::pin::pin!(shutdown_signal());
     if no_watch {
         let why = shutdown.await;
@@ -111,7 +126,7 @@ async fn serve_project(
                     }
                 }
                 let spinner = Spinner::new(out.is_json());
-                let result = deploy(&runner, &url, &project, release, &spinner).await;
+                let result = deploy(&runner, &profile, &project, release, &spinner).await;
                 spinner.finish();
                 match result {
                     Ok(app) => {
@@ -130,13 +145,12 @@ async fn serve_project(
 
 async fn deploy(
     runner: &Arc<dyn Runner>,
-    url: &str,
+    profile: &BackendProfile,
     project: &Project,
     release: bool,
     spinner: &Spinner,
 ) -> CliResult<AppSpec> {
-    let profile = emulator_profile(url);
-    let app = crate::backend::build_for_profile(project, &profile, None, release, spinner).await?;
+    let app = crate::backend::build_for_profile(project, profile, None, release, spinner).await?;
     let package = runner.package(&app, spinner).await?;
     runner.deploy(&package, spinner).await?;
     Ok(app)

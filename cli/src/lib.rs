@@ -32,12 +32,30 @@ use clap::Parser;
 use args::{Cli, Command};
 use output::{CliResult, Failure, Output, EXIT_ERROR, EXIT_OK, EXIT_USAGE};
 
-/// Parses `args` (the first is the program name), runs the command and returns the exit code.
+/// Parses `args` (the first is the program name), runs the command with every backend of this
+/// workspace ([`faas_backends::all`]) and returns the exit code.
 pub fn main_with_args<I, T>(args: I) -> i32
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    main_with(faas_backends::all(), args)
+}
+
+/// The `faas` command with the given list of backends: what a vendor's own `faas` binary calls,
+/// with their backend added to the list (see `docs/adding-a-backend.md`).
+///
+/// ```no_run
+/// // src/main.rs of a vendor's `faas`:
+/// let backends = faas_backends::all(); // .with(my_cloud::MyBackend)
+/// std::process::exit(faas_cli::main_with(backends, std::env::args_os()));
+/// ```
+pub fn main_with<I, T>(backends: faas_api::backend::Backends, args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    backend::install(backends);
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use faas_api::{Config, Error};
-use serde::{Deserialize, Serialize};
 
 use crate::output::CliResult;
 
@@ -75,25 +74,7 @@ fn read_small(path: &Path) -> CliResult<Option<String>> {
         .map_err(|e| Error::bad_input(format!("cannot read {}: {e}", path.display())).into())
 }
 
-/// What `faas dev` writes to `.faas/dev.json` (mode 0600) while it serves, and removes when it
-/// stops. A server killed with SIGKILL cannot remove it: commands that target the recorded server
-/// then check its pid ([`pid_alive`]) and whether it answers, and say plainly that it is not
-/// running ([`crate::backend::dev_server_not_running`]); the next `faas dev` replaces the stale
-/// file, and refuses to start while the recorded server is alive and answering.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DevInfo {
-    /// Base URL of the server, `http://127.0.0.1:PORT`.
-    pub url: String,
-    /// The management token.
-    pub token: String,
-    /// Process id of `faas dev`.
-    pub pid: u32,
-}
-
-/// The path of `dev.json` under a project root.
-pub fn dev_info_path(root: &Path) -> PathBuf {
-    root.join(".faas").join("dev.json")
-}
+pub use faas_front::dev_record::{dev_info_path, pid_alive, read_dev_info, DevInfo};
 
 /// Writes `dev.json` atomically, readable by the owner only.
 pub fn write_dev_info(root: &Path, info: &DevInfo) -> CliResult<PathBuf> {
@@ -123,38 +104,6 @@ pub fn write_private_json(path: &Path, value: &serde_json::Value) -> CliResult {
     drop(file);
     std::fs::rename(&tmp, path).map_err(io)?;
     Ok(())
-}
-
-/// Reads `dev.json`, if present and well-formed.
-pub fn read_dev_info(root: &Path) -> Option<DevInfo> {
-    let text = read_small(&dev_info_path(root)).ok()??;
-    serde_json::from_str(&text).ok()
-}
-
-/// Whether a process with this id exists (on Unix, `kill(pid, 0)`; elsewhere assumed). A zombie
-/// counts as alive, which is why callers also ask the server itself.
-///
-/// ```
-/// assert!(faas_cli::project::pid_alive(std::process::id()));
-/// assert!(!faas_cli::project::pid_alive(0), "0 is never a process of ours");
-/// ```
-pub fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
-    if pid <= 0 {
-        return false;
-    }
-    #[cfg(unix)]
-    {
-        // SAFETY: signal 0 only checks whether the process exists; nothing is sent.
-        if unsafe { libc::kill(pid, 0) } == 0 {
-            return true;
-        }
-        std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-    }
-    #[cfg(not(unix))]
-    {
-        true
-    }
 }
 
 /// Removes `dev.json` if it is the one `pid` wrote.

@@ -1,6 +1,8 @@
-//! The conformance catalogue (CONFORMANCE.md) as data and code: one [`Case`] per id, each an
-//! async check that drives a backend black-box through the runner SPI and explains any failure
-//! with what it sent, what it expected and what it got.
+//! The conformance catalogue as data and code: one [`Case`] per id, each an async check that
+//! drives a backend black-box through the runner SPI and explains any failure with what it sent,
+//! what it expected and what it got. A case declares every capability it needs
+//! ([`Case::needs`]); on a backend that does not claim one of them it is "not supported", and
+//! everywhere else it must pass ([`Case::expected`]).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -8,31 +10,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use faas_api::cloudevents::{AttributesReader, Data, Event};
 use faas_api::{
-    ActivationQuery, ActivationStatus, Capability, ContextReport, Error, ErrorKind, InvokeMode, InvokeRequest, Invoked,
-    Payload,
+    ActivationQuery, ActivationStatus, Capabilities, Capability, ContextReport, Error, ErrorKind, InvokeMode,
+    InvokeRequest, Invoked, Payload,
 };
 use futures::future::BoxFuture;
 
 use crate::fixture::{big_body, EMITTED_TYPE, ORIGINAL_ID, REPLY_SOURCE, REPLY_TYPE};
 use crate::harness::{Harness, PROBE_VAR, PROBE_VAR_VALUE};
-
-/// Whether a case must pass everywhere or only where a capability is claimed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tag {
-    /// Must pass on every backend.
-    Core,
-    /// Runs only where the runner claims the capability; elsewhere it is "not supported".
-    Uses(Capability),
-}
-
-impl std::fmt::Display for Tag {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Tag::Core => f.write_str("core"),
-            Tag::Uses(c) => write!(f, "uses:{c}"),
-        }
-    }
-}
 
 /// What a case concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,8 +61,8 @@ type CaseFn = for<'a> fn(&'a Harness) -> BoxFuture<'a, Check>;
 pub struct Case {
     /// Catalogue id, e.g. `INV-01`.
     pub id: &'static str,
-    /// `core` or `uses:<capability>`.
-    pub tag: Tag,
+    /// The capabilities it needs: none for a `core` case, which must pass on every backend.
+    pub needs: &'static [Capability],
     /// What it checks, in a few words.
     pub title: &'static str,
     run: CaseFn,
@@ -86,11 +70,40 @@ pub struct Case {
 
 impl std::fmt::Debug for Case {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Case").field("id", &self.id).field("tag", &self.tag).field("title", &self.title).finish()
+        f.debug_struct("Case").field("id", &self.id).field("needs", &self.needs).field("title", &self.title).finish()
     }
 }
 
 impl Case {
+    /// `core`, or `uses:` and the capabilities it needs joined with `+` (`uses:async+logs`).
+    ///
+    /// ```
+    /// let cases = faas_conformance::cases::catalogue();
+    /// assert_eq!(cases[0].tag(), "core");
+    /// let asy02 = cases.iter().find(|c| c.id == "ASY-02").unwrap();
+    /// assert_eq!(asy02.tag(), "uses:async+logs");
+    /// ```
+    pub fn tag(&self) -> String {
+        if self.needs.is_empty() {
+            return "core".to_string();
+        }
+        format!("uses:{}", self.needs.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("+"))
+    }
+
+    /// The first capability it needs that `capabilities` does not claim.
+    pub fn unclaimed(&self, capabilities: &Capabilities) -> Option<Capability> {
+        self.needs.iter().copied().find(|c| !capabilities.claims(*c))
+    }
+
+    /// What a conforming backend that claims `capabilities` gives for this case: a pass when it
+    /// claims every capability the case needs, else "not supported".
+    pub fn expected(&self, capabilities: &Capabilities) -> crate::matrix::Mark {
+        match self.unclaimed(capabilities) {
+            None => crate::matrix::Mark::Pass,
+            Some(_) => crate::matrix::Mark::NotSupported,
+        }
+    }
+
     /// Runs the body (no tag filtering, no panic capture: [`Harness::run_case`] does both).
     pub(crate) fn body<'a>(&self, h: &'a Harness) -> BoxFuture<'a, Check> {
         (self.run)(h)
@@ -98,8 +111,8 @@ impl Case {
 }
 
 macro_rules! case {
-    ($id:literal, $tag:expr, $title:literal, $f:ident) => {
-        Case { id: $id, tag: $tag, title: $title, run: |h| Box::pin($f(h)) }
+    ($id:literal, $needs:expr, $title:literal, $f:ident) => {
+        Case { id: $id, needs: $needs, title: $title, run: |h| Box::pin($f(h)) }
     };
 }
 
@@ -112,8 +125,10 @@ macro_rules! ensure {
     };
 }
 
-use Capability::{Async, CloudEvents, Logs, WarmReuse};
-use Tag::{Core, Uses};
+use Capability::{Async, CloudEvents, Emit, Logs, WarmReuse};
+
+/// The needs of a case that must pass on every backend.
+const CORE: &[Capability] = &[];
 
 /// Every case, in catalogue order.
 ///
@@ -125,34 +140,34 @@ use Tag::{Core, Uses};
 /// ```
 pub fn catalogue() -> Vec<Case> {
     vec![
-        case!("INV-01", Core, "typed JSON reply", inv_01),
-        case!("INV-02", Core, "empty body echoed", inv_02),
-        case!("INV-03", Core, "unicode JSON byte-identical", inv_03),
-        case!("INV-04", Core, "binary body and content type", inv_04),
-        case!("INV-05", Core, "50 concurrent calls matched", inv_05),
-        case!("INV-06", Core, "context: id, name, deadline, backend", inv_06),
-        case!("INV-07", Core, "trace context propagated", inv_07),
-        case!("INV-08", Core, "deployed variable visible", inv_08),
-        case!("INV-09", Core, "response just under the sync limit", inv_09),
-        case!("ERR-01", Core, "function error type and message", err_01),
-        case!("ERR-02", Core, "panic is a crash; next call works", err_02),
-        case!("ERR-03", Core, "timeout enforced; next call works", err_03),
-        case!("ERR-04", Core, "malformed JSON is bad input", err_04),
-        case!("ERR-05", Core, "unknown function is not found", err_05),
-        case!("ERR-06", Core, "oversized request refused before running", err_06),
-        case!("LIF-01", Core, "deploy is idempotent", lif_01),
-        case!("LIF-02", Core, "redeploy with a changed variable", lif_02),
-        case!("LIF-03", Core, "list shows each function once", lif_03),
-        case!("LIF-04", Core, "removed function is not found", lif_04),
-        case!("LIF-05", Uses(WarmReuse), "warm instance reused", lif_05),
-        case!("ASY-01", Uses(Async), "async emit observed", asy_01),
-        case!("ASY-02", Uses(Async), "async failure retried and visible", asy_02),
-        case!("EVT-01", Uses(CloudEvents), "binary-mode event answered", evt_01),
-        case!("EVT-02", Uses(CloudEvents), "structured-mode event answered", evt_02),
-        case!("EVT-03", Uses(CloudEvents), "extensions and data_base64 preserved", evt_03),
-        case!("EVT-04", Uses(CloudEvents), "event without id is bad input", evt_04),
-        case!("LOG-01", Uses(Logs), "logs attributed to the invocation", log_01),
-        case!("CAP-01", Core, "unclaimed capability refused", cap_01),
+        case!("INV-01", CORE, "typed JSON reply", inv_01),
+        case!("INV-02", CORE, "empty body echoed", inv_02),
+        case!("INV-03", CORE, "unicode JSON byte-identical", inv_03),
+        case!("INV-04", CORE, "binary body and content type", inv_04),
+        case!("INV-05", CORE, "50 concurrent calls matched", inv_05),
+        case!("INV-06", CORE, "context: id, name, deadline, backend", inv_06),
+        case!("INV-07", CORE, "trace context propagated", inv_07),
+        case!("INV-08", CORE, "deployed variable visible", inv_08),
+        case!("INV-09", CORE, "response just under the sync limit", inv_09),
+        case!("ERR-01", CORE, "function error type and message", err_01),
+        case!("ERR-02", CORE, "panic is a crash; next call works", err_02),
+        case!("ERR-03", CORE, "timeout enforced; next call works", err_03),
+        case!("ERR-04", CORE, "malformed JSON is bad input", err_04),
+        case!("ERR-05", CORE, "unknown function is not found", err_05),
+        case!("ERR-06", CORE, "oversized request refused before running", err_06),
+        case!("LIF-01", CORE, "deploy is idempotent", lif_01),
+        case!("LIF-02", CORE, "redeploy with a changed variable", lif_02),
+        case!("LIF-03", CORE, "list shows each function once", lif_03),
+        case!("LIF-04", CORE, "removed function is not found", lif_04),
+        case!("LIF-05", &[WarmReuse], "warm instance reused", lif_05),
+        case!("ASY-01", &[Async, CloudEvents, Emit, Logs], "async emit observed", asy_01),
+        case!("ASY-02", &[Async, Logs], "async failure retried and visible", asy_02),
+        case!("EVT-01", &[CloudEvents], "binary-mode event answered", evt_01),
+        case!("EVT-02", &[CloudEvents], "structured-mode event answered", evt_02),
+        case!("EVT-03", &[CloudEvents], "extensions and data_base64 preserved", evt_03),
+        case!("EVT-04", &[CloudEvents], "event without id is bad input", evt_04),
+        case!("LOG-01", &[Logs], "logs attributed to the invocation", log_01),
+        case!("CAP-01", CORE, "unclaimed capability refused", cap_01),
     ]
 }
 
@@ -698,20 +713,9 @@ async fn lif_05(h: &Harness) -> Check {
 // ---------------------------------------------------------------------------------------------
 // Asynchronous invocation
 
-fn needs(h: &Harness, c: Capability) -> Result<(), Outcome> {
-    if h.capabilities().claims(c) {
-        Ok(())
-    } else {
-        Err(Outcome::NotSupported(format!("backend does not claim {c}")))
-    }
-}
-
 async fn asy_01(h: &Harness) -> Check {
     // Observing the emitted event needs a route from `emit` to the subscribed `collect`, and the
-    // activation log to see that `collect` ran.
-    needs(h, CloudEvents)?;
-    needs(h, Capability::Emit)?;
-    needs(h, Capability::Logs)?;
+    // activation log to see that `collect` ran (the case's needs).
     let id = unique("asy01");
     let event = serde_json::json!({"specversion": "1.0", "id": id, "source": "/faas/conformance", "type": EMITTED_TYPE,
         "datacontenttype": "application/json", "data": {"case": "ASY-01"}});
@@ -746,8 +750,7 @@ async fn asy_01(h: &Harness) -> Check {
 }
 
 async fn asy_02(h: &Harness) -> Check {
-    // The failed attempts are observed in the activation log.
-    needs(h, Capability::Logs)?;
+    // The failed attempts are observed in the activation log (the case's needs).
     let marker = unique("asy02");
     let req = InvokeRequest { mode: InvokeMode::Async, ..InvokeRequest::new("fail", json(serde_json::json!(marker))) };
     let accepted = call(h, req, &format!("an async request with {marker:?}")).await?;

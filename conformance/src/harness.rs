@@ -10,7 +10,7 @@ use std::time::Duration;
 use faas_api::{ActivationQuery, AppSpec, Capabilities, DeployReport, Error, FunctionSpec, Manifest, Progress, Runner};
 use futures::FutureExt;
 
-use crate::cases::{catalogue, Case, CaseResult, Outcome, Tag};
+use crate::cases::{catalogue, Case, CaseResult, Outcome};
 use crate::matrix::{Mark, Matrix, Row};
 
 /// The variable the fixture's `env` function is deployed with (INV-08, LIF-02).
@@ -152,14 +152,12 @@ impl Harness {
         Ok(self.runner.activations(q).await?.into_iter().map(|a| a.id).collect())
     }
 
-    /// Runs one case: "not supported" when its tag needs an unclaimed capability; a panic, or a
+    /// Runs one case: "not supported" when it needs a capability the runner does not claim; a panic, or a
     /// case still running after [`HarnessOptions::case_timeout`], is a failure.
     pub async fn run_case(&self, case: &Case) -> CaseResult {
-        if let Tag::Uses(c) = case.tag {
-            if !self.capabilities.claims(c) {
-                let why = format!("backend does not claim {c}");
-                return CaseResult { note: why.clone(), outcome: Outcome::NotSupported(why) };
-            }
+        if let Some(c) = case.unclaimed(&self.capabilities) {
+            let why = format!("backend does not claim {c}");
+            return CaseResult { note: why.clone(), outcome: Outcome::NotSupported(why) };
         }
         let body = AssertUnwindSafe(case.body(self)).catch_unwind();
         match tokio::time::timeout(self.options.case_timeout, body).await {
@@ -201,7 +199,7 @@ impl Harness {
                 backend: self.label.clone(),
                 case: case.id.to_string(),
                 title: case.title.to_string(),
-                tag: case.tag.to_string(),
+                tag: case.tag(),
                 outcome,
                 note: result.note,
             });

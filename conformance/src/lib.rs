@@ -1,9 +1,10 @@
 //! # faas-conformance
 //!
-//! The conformance suite of faas: one catalogue of cases (CONFORMANCE.md), run black-box through
-//! the runner SPI ([`faas_api::Runner`]) against a fixture app of probe functions deployed to a
-//! backend, producing a capability matrix (backend × case → pass / fail / not supported, with a
-//! note). Modelled on Beam's ValidatesRunner tests and Dapr's component conformance.
+//! The conformance suite of faas: one catalogue of cases, run black-box through the runner SPI
+//! ([`faas_api::Runner`]) against a fixture app of probe functions deployed to a backend,
+//! producing a capability matrix (backend × case → pass / fail / not supported, with a note).
+//! Modelled on Beam's ValidatesRunner tests and Dapr's component conformance. A backend's own
+//! test is [`run_targets`] and [`assert_conforms`] on each column (see the example there).
 //!
 //! - [`fixture`]: the probe functions (`faas-probe` is that app as a binary);
 //! - [`cases`]: the catalogue, one async check per case;
@@ -13,7 +14,8 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), faas_api::Error> {
 //! let profile = faas_api::BackendProfile::new("dev", "local");
-//! let matrix = faas_conformance::run_for_profile(profile, &faas_api::NoProgress).await?;
+//! let local = faas_front::backend::LocalBackend;
+//! let matrix = faas_conformance::run_for_profile(&local, profile, &faas_api::NoProgress).await?;
 //! println!("{}", matrix.to_markdown());
 //! # Ok(()) }
 //! ```
@@ -24,13 +26,13 @@ pub mod fixture;
 pub mod harness;
 pub mod matrix;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use faas_api::{BackendProfile, Error, Progress, Runner};
-use faas_runner_local::{LocalOptions, LocalRunner, Mode};
+use faas_api::backend::{Backend, ConformanceSetup};
+use faas_api::{BackendProfile, Capabilities, Error, Progress, Runner};
 
 pub use fixture::fixture_app;
 pub use harness::{fixture_spec, Harness, HarnessOptions};
@@ -40,8 +42,6 @@ pub use matrix::{render_readme_table, update_readme, Matrix};
 pub const PROBE_BIN: &str = "faas-probe";
 /// The env var that points the suite at a prebuilt `faas-probe` binary.
 pub const ENV_PROBE_BIN: &str = "FAAS_PROBE_BIN";
-/// Async retry delay of the local runners the suite builds, so ASY-02 sees retries quickly.
-pub const LOCAL_RETRY_BASE: Duration = Duration::from_millis(100);
 
 /// Runs the whole catalogue against `runner`: reads the fixture's manifest from `probe_binary`
 /// (`FAAS_DESCRIBE=1`), deploys [`fixture_spec`] through the runner, runs every case and
@@ -60,63 +60,135 @@ pub async fn run(
     Ok(harness.run_all(progress).await)
 }
 
-/// Runs the suite against a local runner with an HTTP front bound on 127.0.0.1 (so `emit`
-/// reaches the event route from function processes), then stops both.
-pub async fn run_local(
-    runner: Arc<LocalRunner>,
-    backend_label: &str,
-    probe_binary: &Path,
-    progress: &dyn Progress,
-) -> Result<Matrix, Error> {
-    let options = faas_front::FrontOptions {
-        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        ..faas_front::FrontOptions::default()
-    };
-    let front = faas_front::bind(runner.clone(), options).await?;
-    runner.set_services_url(front.url());
-    let result = run(runner.clone(), backend_label, probe_binary, progress).await;
-    runner.shutdown().await;
-    front.shutdown().await;
-    result
+/// The suite's results on one matrix column: its label, what its runner claims, and its rows.
+#[derive(Debug, Clone)]
+pub struct ColumnRun {
+    /// The column label (`local (process)`, `lambda (emulator)`).
+    pub label: String,
+    /// The capabilities the runner claimed.
+    pub capabilities: Capabilities,
+    /// The column's rows.
+    pub matrix: Matrix,
 }
 
-/// Runs the suite for a backend profile. For `kind = "local"` both modes run, each with its own
-/// runner (a temporary state directory, async retries 100 ms apart): `local (in-process)` and
-/// `local (process)`. Other kinds are not built into this crate yet.
-pub async fn run_for_profile(profile: BackendProfile, progress: &dyn Progress) -> Result<Matrix, Error> {
-    match profile.kind.as_str() {
-        "local" => {
-            let mut options = LocalOptions::from_profile(&profile)?;
-            options.state_dir = None;
-            options.retry_base = LOCAL_RETRY_BASE;
-            options.echo_logs = false;
-            progress.step("finding the faas-probe binary");
-            let binary = tokio::task::spawn_blocking(probe_binary)
-                .await
-                .map_err(|e| Error::unavailable(format!("the probe build task failed: {e}")))??;
-            let mut matrix = Matrix::default();
-            let in_process = LocalRunner::in_process(fixture_app(), options.clone())?;
-            matrix.merge(run_local(in_process, "local (in-process)", &binary, progress).await?);
-            let process = LocalRunner::new(LocalOptions { mode: Mode::Process, ..options })?;
-            matrix.merge(run_local(process, "local (process)", &binary, progress).await?);
-            Ok(matrix)
+/// Runs the suite for `profile` on `backend`: checks the profile, finds the probe binary
+/// ([`probe_binary`]), asks the backend for its conformance targets
+/// ([`Backend::conformance`]: one per matrix column, e.g. both local modes) and runs the whole
+/// catalogue against each, stopping each target afterwards. Only a target that cannot be set up
+/// or deployed to is an error; failing cases are rows.
+///
+/// A backend's conformance test is about this:
+///
+/// ```no_run
+/// # async fn demo() {
+/// let profile = faas_api::BackendProfile::new("dev", "local");
+/// let columns = faas_conformance::run_targets(&faas_front::backend::LocalBackend, &profile, &faas_api::NoProgress)
+///     .await
+///     .expect("the suite ran");
+/// faas_conformance::publish(&columns);
+/// for c in &columns {
+///     faas_conformance::assert_conforms(&c.matrix, &c.label, &c.capabilities);
+/// }
+/// # }
+/// ```
+pub async fn run_targets(
+    backend: &dyn Backend,
+    profile: &BackendProfile,
+    progress: &dyn Progress,
+) -> Result<Vec<ColumnRun>, Error> {
+    backend.check_profile(profile)?;
+    progress.step("finding the faas-probe binary");
+    let probe = tokio::task::spawn_blocking(probe_binary)
+        .await
+        .map_err(|e| Error::unavailable(format!("the probe build task failed: {e}")))??;
+    let setup = ConformanceSetup { fixture: Box::new(fixture_app), probe: probe.clone() };
+    let mut columns = vec![];
+    for target in backend.conformance(profile, &setup).await? {
+        let capabilities = target.runner.capabilities();
+        let result = run(target.runner, &target.label, &probe, progress).await;
+        if let Some(stop) = target.stop {
+            stop.await;
         }
-        "lambda" => {
-            progress.step("finding the faas-probe binary");
-            let binary = tokio::task::spawn_blocking(probe_binary)
-                .await
-                .map_err(|e| Error::unavailable(format!("the probe build task failed: {e}")))??;
-            let runner = faas_runner_lambda::deploy::LambdaRunner::from_profile(&profile).await?;
-            let label = match profile.str("endpoint")? {
-                Some(e) if e.contains("://127.") || e.contains("://localhost") => "lambda (emulator)".to_string(),
-                _ => "lambda".to_string(),
-            };
-            run(runner, &label, &binary, progress).await
+        columns.push(ColumnRun { label: target.label, capabilities, matrix: result? });
+    }
+    Ok(columns)
+}
+
+/// [`run_targets`] with the columns merged into one matrix: what `faas conformance --backend
+/// NAME` runs.
+pub async fn run_for_profile(
+    backend: &dyn Backend,
+    profile: BackendProfile,
+    progress: &dyn Progress,
+) -> Result<Matrix, Error> {
+    let mut matrix = Matrix::default();
+    for column in run_targets(backend, &profile, progress).await? {
+        matrix.merge(column.matrix);
+    }
+    Ok(matrix)
+}
+
+/// The differences between column `label` of `matrix` and what a conforming backend that claims
+/// `capabilities` gives: every case passes when the runner claims all it needs and is "not
+/// supported" otherwise ([`cases::Case::expected`]); a missing row is a difference too.
+pub fn conformance_problems(matrix: &Matrix, label: &str, capabilities: &Capabilities) -> Vec<String> {
+    let mut problems = vec![];
+    for case in cases::catalogue() {
+        let Some(row) = matrix.get(label, case.id) else {
+            problems.push(format!("{label} {}: no result", case.id));
+            continue;
+        };
+        let expected = case.expected(capabilities);
+        if row.outcome != expected {
+            problems.push(format!("{label} {}: expected {expected:?}, got {:?}: {}", case.id, row.outcome, row.note));
         }
-        other => Err(Error::bad_input(format!(
-            "no runner for backend kind `{other}` in this build (backend `{}`)",
-            profile.name
-        ))),
+    }
+    problems
+}
+
+/// Panics, listing every difference, unless column `label` of `matrix` is what a conforming
+/// backend claiming `capabilities` gives ([`conformance_problems`]). Every backend's conformance
+/// test ends with it; there are no per-backend exceptions.
+#[track_caller]
+pub fn assert_conforms(matrix: &Matrix, label: &str, capabilities: &Capabilities) {
+    let problems = conformance_problems(matrix, label, capabilities);
+    assert!(problems.is_empty(), "conformance failures on `{label}`:\n{}", problems.join("\n"));
+}
+
+/// Shows the columns' matrix on stderr (also when the test harness captures output), writes it
+/// to `<target>/conformance/` when the probe lives in a target directory, and with
+/// `FAAS_UPDATE_MATRIX=1` regenerates the committed per-backend files in `conformance/matrix/`
+/// and the README's backend table.
+pub fn publish(columns: &[ColumnRun]) {
+    let mut matrix = Matrix::default();
+    for c in columns {
+        matrix.merge(c.matrix.clone());
+    }
+    let markdown = matrix.to_markdown();
+    let labels: Vec<&str> = columns.iter().map(|c| c.label.as_str()).collect();
+    let written = std::env::var_os(ENV_PROBE_BIN)
+        .map(PathBuf::from)
+        .and_then(|p| p.parent().and_then(Path::parent).map(|t| t.join("conformance")))
+        .and_then(|dir| {
+            let slug = labels.iter().map(|l| matrix::slug(l)).collect::<Vec<_>>().join("+");
+            std::fs::create_dir_all(&dir).ok()?;
+            std::fs::write(dir.join(format!("{slug}.json")), matrix.to_json()).ok()?;
+            std::fs::write(dir.join(format!("{slug}.md")), &markdown).ok()?;
+            Some(format!(", also in {}", dir.display()))
+        })
+        .unwrap_or_default();
+    // Written to the stderr handle directly (not `eprintln!`, which the test harness captures),
+    // so the matrix shows in the output of a plain `cargo test`.
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "\nConformance matrix ({}){written}:\n\n{markdown}", labels.join(", "));
+    if std::env::var_os("FAAS_UPDATE_MATRIX").is_some() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        matrix.write_backend_files(&root.join("matrix")).expect("write conformance/matrix");
+        let readme = root.parent().expect("the workspace").join("README.md");
+        if readme.is_file() {
+            let all = Matrix::read_dir(&root.join("matrix")).expect("read conformance/matrix");
+            update_readme(&readme, &all).expect("update the README's backend table");
+        }
     }
 }
 

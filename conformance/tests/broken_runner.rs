@@ -11,7 +11,8 @@ use faas_api::{
     InvokeRequest, Invoked, NoProgress, Package, Payload, Progress, Runner,
 };
 use faas_conformance::matrix::{Mark, Matrix};
-use faas_conformance::{fixture_app, fixture_spec, Harness, HarnessOptions, LOCAL_RETRY_BASE};
+use faas_conformance::{fixture_app, fixture_spec, Harness, HarnessOptions};
+use faas_front::backend::CONFORMANCE_RETRY_BASE as LOCAL_RETRY_BASE;
 use faas_runner_local::{LocalOptions, LocalRunner};
 
 /// The bugs a [`Broken`] runner can have.

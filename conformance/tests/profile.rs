@@ -5,19 +5,23 @@ use faas_api::{BackendProfile, ErrorKind, NoProgress};
 use faas_conformance::cases::catalogue;
 use faas_conformance::matrix::Mark;
 use faas_conformance::run_for_profile;
+use faas_front::backend::LocalBackend;
 
-#[tokio::test]
-async fn a_kind_without_a_runner_in_this_build_is_refused() {
-    let err = run_for_profile(BackendProfile::new("prod", "azure"), &NoProgress).await.unwrap_err();
+#[test]
+fn a_kind_without_a_backend_in_this_build_is_refused() {
+    let backends = faas_backends::all();
+    let err = backends.for_profile(&BackendProfile::new("prod", "azure")).err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::BackendUnavailable);
+    assert_eq!(err.message(), "the `azure` backend is not available in this build yet");
+    let err = backends.for_profile(&BackendProfile::new("prod", "nimbus")).err().unwrap();
     assert_eq!(err.kind(), ErrorKind::BadInput);
-    assert!(err.message().contains("no runner for backend kind `azure` in this build"), "{}", err.message());
-    assert!(err.message().contains("`prod`"), "{}", err.message());
+    assert!(err.message().starts_with("backend `prod` has unknown backend kind `nimbus`"), "{}", err.message());
 }
 
 #[tokio::test]
 async fn an_invalid_local_profile_is_refused_naming_the_key() {
     let profile = BackendProfile::new("dev", "local").with("colour", "blue");
-    let err = run_for_profile(profile, &NoProgress).await.unwrap_err();
+    let err = run_for_profile(&LocalBackend, profile, &NoProgress).await.unwrap_err();
     assert!(err.message().contains("colour"), "{}", err.message());
 }
 
@@ -27,7 +31,7 @@ async fn a_local_profile_runs_both_modes_with_its_options_and_a_private_state() 
     let profile = BackendProfile::new("dev", "local")
         .with("state_dir", state.path().to_string_lossy().to_string())
         .with("memory_limit", true);
-    let matrix = run_for_profile(profile, &NoProgress).await.expect("the suite ran");
+    let matrix = run_for_profile(&LocalBackend, profile, &NoProgress).await.expect("the suite ran");
     assert_eq!(matrix.backends(), vec!["local (in-process)", "local (process)"]);
     assert_eq!(matrix.results.len(), 2 * catalogue().len());
     assert!(!matrix.has_failures(), "{}", matrix.to_markdown());

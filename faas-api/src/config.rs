@@ -275,6 +275,28 @@ impl BackendProfile {
         BackendProfile { name: name.into(), kind: kind.into(), settings: toml::Table::new(), origin: "built-in".into() }
     }
 
+    /// The profile of a backend kind used without a profile in faas.toml (`--backend lambda` in a
+    /// project without `[backends.lambda]`): named after its kind, no settings, an origin that says so.
+    ///
+    /// ```
+    /// let p = faas_api::BackendProfile::implicit("lambda");
+    /// assert_eq!((p.name.as_str(), p.kind.as_str()), ("lambda", "lambda"));
+    /// assert_eq!(p.origin, "the implicit `lambda` profile (faas.toml has no [backends.lambda])");
+    /// assert!(p.is_implicit());
+    /// assert!(!faas_api::BackendProfile::new("lambda", "lambda").is_implicit());
+    /// ```
+    pub fn implicit(kind: &str) -> BackendProfile {
+        BackendProfile {
+            origin: format!("the implicit `{kind}` profile (faas.toml has no [backends.{kind}])"),
+            ..BackendProfile::new(kind, kind)
+        }
+    }
+
+    /// Whether this is a kind used without a profile in faas.toml ([`BackendProfile::implicit`]).
+    pub fn is_implicit(&self) -> bool {
+        self.origin == BackendProfile::implicit(&self.kind).origin && self.name == self.kind
+    }
+
     /// Adds a setting, replacing any earlier value of `key`.
     ///
     /// ```

@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod backend;
 pub mod config;
 pub mod context;
 pub mod error;

@@ -54,8 +54,10 @@
 #![warn(missing_docs)]
 
 mod auth;
+pub mod backend;
 mod body;
 pub mod client;
+pub mod dev_record;
 mod events;
 mod routes;
 mod server;

@@ -23,6 +23,7 @@
 
 mod code;
 mod control;
+pub mod emulate;
 mod environment;
 mod exceptions;
 mod functions;
@@ -181,6 +182,11 @@ impl Emulator {
     /// The endpoint URL for SDKs (`endpoint_url`) and `AWS_ENDPOINT_URL`, e.g. `http://127.0.0.1:9001`.
     pub fn url(&self) -> String {
         self.shared.base_url.clone()
+    }
+
+    /// The region in its ARNs (`AWS_REGION` of its functions).
+    pub fn region(&self) -> &str {
+        &self.shared.options.region
     }
 
     /// Every recorded invocation attempt of `function` (oldest first; the last 1000 are kept). Async events show

@@ -217,45 +217,6 @@ pub fn metric(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The `faas-gateway` binary running as a child process.
-pub struct GatewayProcess {
-    pub child: tokio::process::Child,
-    pub url: String,
-}
-
-impl GatewayProcess {
-    /// Starts the binary with `--config config --port 0` (plus `args`) and waits for its "listening" line.
-    pub async fn start(config: &std::path::Path, args: &[&str]) -> GatewayProcess {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_faas-gateway"));
-        cmd.arg("--config").arg(config).args(["--port", "0"]).args(args).env("RUST_LOG", "warn");
-        GatewayProcess::spawn(cmd).await
-    }
-
-    /// Spawns `cmd` (the `faas-gateway` binary with whatever arguments, directory and environment the
-    /// test sets) and waits for its "listening" line.
-    pub async fn spawn(mut cmd: tokio::process::Command) -> GatewayProcess {
-        use tokio::io::AsyncBufReadExt as _;
-        let mut child =
-            cmd.stdout(std::process::Stdio::piped()).kill_on_drop(true).spawn().expect("faas-gateway starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .expect("faas-gateway printed its address in time")
-            .unwrap()
-            .expect("faas-gateway printed a line");
-        let url = line.strip_prefix("faas-gateway listening on ").expect("listening line").trim().to_string();
-        // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        GatewayProcess { child, url }
-    }
-
-    /// SIGKILL.
-    pub async fn kill(&mut self) {
-        self.child.kill().await.unwrap();
-    }
-}
-
 /// Posts events `prefix-0`, `prefix-1`, ... from `clients` concurrent tasks until `stop` is set; returns the
 /// ids that were answered 202.
 pub async fn post_until_stopped(

@@ -44,6 +44,8 @@ use faas_api::{
     FunctionInfo, FunctionSpec, InvokeMode, InvokeRequest, Invoked, Package, Payload, Progress, Runner,
 };
 
+use faas_api::backend::is_loopback_url;
+
 use crate::package::{check_binary_arch, code_sha256, package_zip, strip_debug_copy, Arch, Libc};
 
 /// Lambda's synchronous payload limit (request and response): 6 MB = 6,291,456 bytes.
@@ -143,6 +145,30 @@ impl LambdaSettings {
     }
 }
 
+impl LambdaSettings {
+    /// The settings `faas build` packages with: building and packaging call no AWS service, so
+    /// the `region` and `role` that only calls to Lambda need may be missing (as for `cargo lambda
+    /// build`); they are filled with values nothing reads. Every other key is checked as for a
+    /// deploy.
+    ///
+    /// ```
+    /// use faas_api::BackendProfile;
+    /// use faas_runner_lambda::deploy::LambdaSettings;
+    /// let s = LambdaSettings::for_packaging(&BackendProfile::new("prod", "lambda").with("arch", "arm64")).unwrap();
+    /// assert_eq!(s.arch, faas_runner_lambda::package::Arch::Arm64);
+    /// assert!(LambdaSettings::for_packaging(&BackendProfile::new("prod", "lambda").with("arch", "sparc")).is_err());
+    /// ```
+    pub fn for_packaging(profile: &BackendProfile) -> Result<LambdaSettings, Error> {
+        let mut p = profile.clone();
+        for (key, unused) in [("region", "us-east-1"), ("role", EMULATOR_ROLE)] {
+            if !p.settings.contains_key(key) {
+                p = p.with(key, unused);
+            }
+        }
+        LambdaSettings::from_profile(&p)
+    }
+}
+
 /// The AWS Lambda backend: packages an app as a `bootstrap` zip and manages one Lambda function
 /// per faas function through aws-sdk-lambda.
 pub struct LambdaRunner {
@@ -155,18 +181,6 @@ impl std::fmt::Debug for LambdaRunner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LambdaRunner").field("settings", &self.settings).finish()
     }
-}
-
-/// Whether `url` points at this machine: its host is `localhost`, a `127.0.0.0/8` address or `[::1]`.
-fn is_loopback_url(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
-    };
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// What a runner with `settings` talks to, for messages.

@@ -14,6 +14,11 @@ pub mod envelope;
 pub mod host;
 
 #[cfg(feature = "deploy")]
+pub mod backend;
+#[cfg(feature = "deploy")]
+pub use backend::LambdaBackend;
+
+#[cfg(feature = "deploy")]
 pub mod deploy;
 
 #[cfg(feature = "deploy")]

@@ -87,26 +87,29 @@ impl Default for LocalOptions {
 }
 
 impl LocalOptions {
+    /// The settings a `kind = "local"` profile accepts.
+    pub const PROFILE_KEYS: &'static [&'static str] = &[
+        "mode",
+        "state_dir",
+        "max_body_mb",
+        "idle_timeout",
+        "memory_limit",
+        "async_retries",
+        "retry_base",
+        "max_waiting",
+        "endpoint",
+        "port",
+        "token",
+        "events",
+    ];
+
     /// Reads a `kind = "local"` profile: `mode` (`"process"` | `"in-process"`), `state_dir`,
     /// `max_body_mb`, `idle_timeout`, `memory_limit`, `async_retries`, `retry_base`,
     /// `max_waiting`, `events` (the gateway ingress URL for `Context::emit`), plus `endpoint`, `port`
     /// and `token`, which the CLI uses to reach
     /// `faas dev`.
     pub fn from_profile(profile: &BackendProfile) -> Result<LocalOptions, Error> {
-        profile.deny_unknown(&[
-            "mode",
-            "state_dir",
-            "max_body_mb",
-            "idle_timeout",
-            "memory_limit",
-            "async_retries",
-            "retry_base",
-            "max_waiting",
-            "endpoint",
-            "port",
-            "token",
-            "events",
-        ])?;
+        profile.deny_unknown(LocalOptions::PROFILE_KEYS)?;
         let mut o = LocalOptions::default();
         match profile.str("mode")?.as_deref() {
             None | Some("process") => o.mode = Mode::Process,

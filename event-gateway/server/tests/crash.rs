@@ -1,7 +1,9 @@
 //! SIGKILL the gateway binary in the middle of a load, restart it on the same data directory: every event
 //! that got a 202 is delivered (duplicates allowed, none lost).
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
+mod process;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use process::GatewayProcess;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_mid_load_loses_no_acknowledged_event() {

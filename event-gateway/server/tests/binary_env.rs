@@ -1,8 +1,10 @@
 //! The `faas-gateway` binary started where there is no `faas.toml`: the environment still configures it.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
+mod process;
 
-use common::GatewayProcess;
+use process::GatewayProcess;
 
 /// `FAAS_GATEWAY_TOKEN=abc faas-gateway` in an empty directory: `Bearer abc` is the management token.
 /// (Before, the binary used `GatewayConfig::default()` there, which reads no environment, and

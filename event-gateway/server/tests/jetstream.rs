@@ -1,7 +1,9 @@
 //! Two gateway replicas on one JetStream stream (a real nats-server): events posted to both, one replica
 //! SIGKILLed mid-load, the other delivers everything either acknowledged.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
+mod process;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use process::GatewayProcess;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_share_the_work_and_survive_losing_one() {

@@ -6,17 +6,19 @@
 //!
 //! Reads `[gateway]` and `[backends.*]` from the config file (defaults when the default `faas.toml` does not
 //! exist), logs to stderr (`RUST_LOG`), and prints `faas-gateway listening on http://127.0.0.1:PORT` on stdout
-//! once it accepts requests. Ctrl-C or SIGTERM shuts it down gracefully.
+//! once it accepts requests. Ctrl-C or SIGTERM shuts it down gracefully. Function sinks reach every
+//! backend of this build ([`faas_backends::all`]): `local` is a running `faas dev` server (its
+//! profile's `endpoint`, else `port`, else 127.0.0.1:8080; `token`, else `FAAS_TOKEN`), `lambda` is
+//! AWS Lambda or its emulator at the profile's `endpoint`.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser;
-use faas_api::{BackendProfile, Error, Registry, Runner};
+use faas_api::BackendProfile;
 use faas_gateway::config::{GatewayConfig, Overrides};
 
 /// The faas CloudEvents gateway.
@@ -38,23 +40,6 @@ struct Args {
     /// NATS URL for `--store nats` (overrides `gateway.nats_url`).
     #[arg(long)]
     nats_url: Option<String>,
-}
-
-/// The runners the standalone gateway can reach: `local` is a running `faas dev` server (resolved as the
-/// `faas` command does, [`faas_front::target::local_target`]: `endpoint`, else `port`, else 127.0.0.1:8080;
-/// `token`, else `FAAS_TOKEN`), `lambda` is AWS Lambda (or its emulator at the profile's `endpoint`).
-fn runners() -> Registry {
-    let mut registry = Registry::new();
-    registry.register("local", |profile: BackendProfile| async move {
-        let target = faas_front::target::local_target(&profile, None)?;
-        let client = faas_front::client::FrontClient::connect(&target.url, target.token).await?;
-        Ok::<Arc<dyn Runner>, Error>(Arc::new(client))
-    });
-    registry.register("lambda", |profile: BackendProfile| async move {
-        let runner: Arc<dyn Runner> = faas_runner_lambda::deploy::LambdaRunner::from_profile(&profile).await?;
-        Ok(runner)
-    });
-    registry
 }
 
 fn load(args: &Args) -> Result<(GatewayConfig, BTreeMap<String, BackendProfile>), String> {
@@ -98,7 +83,12 @@ async fn main() -> ExitCode {
         }
     };
     let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
-    let options = faas_gateway::GatewayOptions { config, backends, runners: runners(), bind: Some(bind) };
+    let options = faas_gateway::GatewayOptions {
+        config,
+        backends,
+        runners: faas_backends::all().registry(Default::default()),
+        bind: Some(bind),
+    };
     let gateway = match faas_gateway::start(options).await {
         Ok(g) => g,
         Err(e) => {
