@@ -115,6 +115,20 @@ impl SpawnError {
             SpawnError::Start { source, .. } | SpawnError::OutputFile { source, .. } => source,
         }
     }
+
+    /// What the OS said, owned.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let err = faas_supervisor::ProcessSpec::new("/nonexistent/bootstrap").spawn().unwrap_err();
+    /// assert_eq!(err.into_io().kind(), std::io::ErrorKind::NotFound);
+    /// # }
+    /// ```
+    pub fn into_io(self) -> std::io::Error {
+        match self {
+            SpawnError::Start { source, .. } | SpawnError::OutputFile { source, .. } => source,
+        }
+    }
 }
 
 /// Why [`Process::ready`] gave up.
