@@ -190,7 +190,7 @@ async fn create_function(State(shared): State<Arc<Shared>>, headers: HeaderMap, 
         last_modified: functions::now_last_modified(),
         revision_id: uuid::Uuid::new_v4().to_string(),
     };
-    let state = FunctionState { config, code: unpacked, generation: 0, idle: Vec::new(), live: 0, deleted: false };
+    let state = FunctionState::new(config, unpacked, &shared.options);
     let body = functions::configuration_json(&state, &shared.options.region, &shared.options.account_id);
     let mut map = shared.functions.lock().unwrap();
     if map.contains_key(&name) {
@@ -324,7 +324,6 @@ async fn update_code(
     }
     state.config.last_modified = functions::now_last_modified();
     state.config.revision_id = uuid::Uuid::new_v4().to_string();
-    state.generation += 1;
     state.retire_idle();
     let body = functions::configuration_json(&state, &shared.options.region, &shared.options.account_id);
     drop(state);
@@ -360,7 +359,6 @@ async fn update_configuration(
     set(&mut c.environment, new.environment);
     c.last_modified = functions::now_last_modified();
     c.revision_id = uuid::Uuid::new_v4().to_string();
-    state.generation += 1;
     state.retire_idle();
     let body = functions::configuration_json(&state, &shared.options.region, &shared.options.account_id);
     Ok(json_response(StatusCode::OK, &body))

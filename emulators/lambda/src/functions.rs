@@ -8,9 +8,12 @@ use std::sync::{Arc, Mutex};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use faas_supervisor::{Pool, PoolConfig, WhenBusy};
+
 use crate::code::Unpacked;
 use crate::environment::Environment;
 use crate::exceptions::LambdaException;
+use crate::EmulatorOptions;
 
 /// Runtimes this emulator runs: OS-only runtimes whose code is a `bootstrap` executable.
 pub(crate) const RUNTIMES: [&str; 2] = ["provided.al2023", "provided.al2"];
@@ -64,21 +67,26 @@ pub(crate) struct Function {
 pub(crate) struct FunctionState {
     pub config: FunctionConfig,
     pub code: Unpacked,
-    /// Bumped on every code/configuration change; environments of an older generation are not reused.
-    pub generation: u64,
-    /// Warm environments waiting for an invocation.
-    pub idle: Vec<Arc<Environment>>,
-    /// Environments alive (idle + busy + starting).
-    pub live: usize,
+    /// The function's execution environments: warm ones are reused; at most `max_environments` run at
+    /// once (an invocation beyond is refused, as Lambda throttles); idle ones expire after `idle_timeout`.
+    pub environments: Arc<Pool<Environment>>,
     pub deleted: bool,
 }
 
 impl FunctionState {
-    /// Retires every idle environment (after a change or on delete); busy ones retire when they finish.
+    /// A function's state with no environment yet.
+    pub fn new(config: FunctionConfig, code: Unpacked, options: &EmulatorOptions) -> FunctionState {
+        let pool = PoolConfig::new(options.max_environments, WhenBusy::Reject).idle_timeout(options.idle_timeout);
+        FunctionState { config, code, environments: Pool::new(pool), deleted: false }
+    }
+
+    /// Retires every idle environment (after a change, or for good once deleted); busy ones retire when
+    /// they finish, and later invocations get environments with the new code and configuration.
     pub fn retire_idle(&mut self) {
-        for env in self.idle.drain(..) {
-            env.kill();
-            self.live = self.live.saturating_sub(1);
+        if self.deleted {
+            self.environments.close();
+        } else {
+            self.environments.retire_idle();
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Invocation: leasing a warm or new execution environment (up to `max_environments`, then 429), running
+//! Invocation: leasing a warm or new execution environment (up to `max_environments` at once, then 429), running
 //! synchronous and asynchronous (`Event`) invocations, async retries with back-off, and the per-function
 //! record of every invocation attempt.
 
@@ -9,10 +9,12 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use crate::environment::{error_body, EnvironmentSpec, InvocationData, InvocationOutcome};
+use faas_supervisor::GateError;
+
+use crate::environment::{Environment, EnvironmentSpec, InvocationData, InvocationOutcome};
 use crate::exceptions::LambdaException;
-use crate::functions::Function;
-use crate::{Environment, Shared};
+use crate::runtime_api::error_body;
+use crate::Shared;
 
 /// Records kept per function (oldest dropped first).
 const MAX_RECORDS: usize = 1000;
@@ -63,17 +65,48 @@ pub(crate) struct InvokeInput {
     pub tenant_id: Option<String>,
 }
 
-/// Runs one attempt on a leased environment. Errors are service-level (not found, throttled).
+/// Runs one attempt on a warm or new environment. Errors are service-level (not found, throttled).
 pub(crate) async fn invoke_once(
     shared: &Arc<Shared>,
     name: &str,
     input: &InvokeInput,
 ) -> Result<InvocationOutcome, LambdaException> {
     let function = shared.function(name)?;
-    let lease = lease(shared, &function).await?;
-    let (env, generation, timeout, arn) = match lease {
-        Lease::Ready { env, generation, timeout, arn } => (env, generation, timeout, arn),
-        Lease::SpawnFailed(outcome) => return Ok(outcome),
+    let environments = {
+        let state = function.state.lock().unwrap();
+        if state.deleted {
+            return Err(shared.not_found(&state.config.name));
+        }
+        state.environments.clone()
+    };
+    // The lease comes before the configuration is read: a change after it retires what this attempt starts.
+    let mut lease = environments.lease(Duration::ZERO).await.map_err(|e| match e {
+        GateError::Closed => shared.not_found(name),
+        GateError::Full { .. } | GateError::TimedOut(_) => LambdaException::too_many_concurrent(),
+    })?;
+    let (spec, timeout, arn) = {
+        let state = function.state.lock().unwrap();
+        if state.deleted {
+            return Err(shared.not_found(&state.config.name));
+        }
+        let spec = EnvironmentSpec {
+            function_name: state.config.name.clone(),
+            handler: state.config.handler.clone(),
+            memory: state.config.memory,
+            region: shared.options.region.clone(),
+            code_dir: state.code.dir.clone(),
+            variables: state.config.environment.clone(),
+            log_dir: shared.state_dir.join("logs"),
+            runtime_api_base: shared.options.runtime_api_base.clone(),
+        };
+        (spec, Duration::from_secs(state.config.timeout), shared.arn(&state.config.name))
+    };
+    let env = match lease.take_warm() {
+        Some(env) => env,
+        None => match Environment::spawn(&spec).await {
+            Ok(env) => env,
+            Err(e) => return Ok(unstartable(&spec, &e)),
+        },
     };
     let data = InvocationData {
         request_id: input.request_id.clone(),
@@ -86,70 +119,26 @@ pub(crate) async fn invoke_once(
         timeout,
     };
     let outcome = env.invoke(data).await;
-    let mut state = function.state.lock().unwrap();
-    if !outcome.fatal && env.alive() && !state.deleted && state.generation == generation {
-        state.idle.push(env);
+    // A change (new code/configuration, delete) retires only idle environments; a busy one is not taken
+    // back, nor one that cannot go on.
+    if outcome.fatal {
+        drop(env);
     } else {
-        env.kill();
-        // A change (new code/configuration, delete) retires only idle environments; a busy one is retired and
-        // uncounted here, when its invocation ends.
-        state.live = state.live.saturating_sub(1);
+        lease.give_back(env);
     }
     Ok(outcome)
 }
 
-enum Lease {
-    Ready { env: Arc<Environment>, generation: u64, timeout: Duration, arn: String },
-    SpawnFailed(InvocationOutcome),
-}
-
-async fn lease(shared: &Arc<Shared>, function: &Arc<Function>) -> Result<Lease, LambdaException> {
-    let (spec, generation, timeout, arn) = {
-        let mut state = function.state.lock().unwrap();
-        if state.deleted {
-            return Err(shared.not_found(&state.config.name));
-        }
-        let generation = state.generation;
-        let timeout = Duration::from_secs(state.config.timeout);
-        let arn = shared.arn(&state.config.name);
-        while let Some(env) = state.idle.pop() {
-            if env.alive() {
-                return Ok(Lease::Ready { env, generation, timeout, arn });
-            }
-            env.kill();
-            state.live = state.live.saturating_sub(1);
-        }
-        if state.live >= shared.options.max_environments {
-            return Err(LambdaException::too_many_concurrent());
-        }
-        state.live += 1;
-        let spec = EnvironmentSpec {
-            function_name: state.config.name.clone(),
-            handler: state.config.handler.clone(),
-            memory: state.config.memory,
-            region: shared.options.region.clone(),
-            code_dir: state.code.dir.clone(),
-            variables: state.config.environment.clone(),
-            log_dir: shared.state_dir.join("logs"),
-            runtime_api_base: shared.options.runtime_api_base.clone(),
-        };
-        (spec, generation, timeout, arn)
-    };
-    match Environment::spawn(&spec).await {
-        Ok(env) => Ok(Lease::Ready { env, generation, timeout, arn }),
-        Err(e) => {
-            function.state.lock().unwrap().live -= 1;
-            // Lambda reports an unstartable bootstrap as Runtime.InvalidEntrypoint.
-            let message = format!("Error: fork/exec {}: {e}", spec.code_dir.join("bootstrap").display());
-            Ok(Lease::SpawnFailed(InvocationOutcome {
-                body: error_body("Runtime.InvalidEntrypoint", &message),
-                content_type: "application/json".into(),
-                function_error: Some("Runtime.InvalidEntrypoint".into()),
-                fatal: true,
-                log: format!("{message}\nRuntime.InvalidEntrypoint\n"),
-                duration: Duration::ZERO,
-            }))
-        }
+/// Lambda reports an unstartable bootstrap as Runtime.InvalidEntrypoint.
+fn unstartable(spec: &EnvironmentSpec, e: &std::io::Error) -> InvocationOutcome {
+    let message = format!("Error: fork/exec {}: {e}", spec.code_dir.join("bootstrap").display());
+    InvocationOutcome {
+        body: error_body("Runtime.InvalidEntrypoint", &message),
+        content_type: "application/json".into(),
+        function_error: Some("Runtime.InvalidEntrypoint".into()),
+        fatal: true,
+        log: format!("{message}\nRuntime.InvalidEntrypoint\n"),
+        duration: Duration::ZERO,
     }
 }
 

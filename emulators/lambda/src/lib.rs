@@ -29,6 +29,7 @@ mod exceptions;
 mod functions;
 mod invoke;
 mod logs;
+mod runtime_api;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -37,7 +38,6 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use environment::Environment;
 use exceptions::LambdaException;
 use functions::Function;
 
@@ -45,6 +45,13 @@ pub use invoke::{InvocationRecord, InvocationType};
 
 /// Most `Event` invocations queued or running at once, emulator-wide; beyond → 429.
 pub(crate) const MAX_ASYNC_PENDING: usize = 10_000;
+
+/// How long an idle execution environment lives by default ([`EmulatorOptions::idle_timeout`]).
+///
+/// ```
+/// assert_eq!(faas_emulator_lambda::DEFAULT_IDLE_TIMEOUT, std::time::Duration::from_secs(600));
+/// ```
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// How to run the emulator.
 #[derive(Debug, Clone)]
@@ -70,6 +77,11 @@ pub struct EmulatorOptions {
     /// routes become `<base>/2018-06-01/runtime/...` and `AWS_LAMBDA_RUNTIME_API` is the URL
     /// `http://127.0.0.1:<port><base>`. `None` (the default) is Lambda's own form, a bare `127.0.0.1:<port>`.
     pub runtime_api_base: Option<String>,
+    /// An execution environment idle this long is stopped, so the next invocation is a cold start
+    /// again (default 10 minutes: AWS does not document it; idle environments are observed to be
+    /// reclaimed after roughly 5 to 15 minutes). `None` keeps them until the code or configuration
+    /// changes.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for EmulatorOptions {
@@ -84,6 +96,7 @@ impl Default for EmulatorOptions {
             retry_base: Duration::from_secs(1),
             echo_logs: false,
             runtime_api_base: None,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
         }
     }
 }
@@ -133,7 +146,7 @@ impl std::fmt::Debug for Emulator {
 /// cannot be created, and with [`faas_api::ErrorKind::BadInput`] when `runtime_api_base` is not a path.
 pub async fn start(mut options: EmulatorOptions) -> Result<Emulator, faas_api::Error> {
     options.runtime_api_base = match options.runtime_api_base.take() {
-        Some(base) => environment::check_runtime_api_base(&base)?,
+        Some(base) => runtime_api::check_runtime_api_base(&base)?,
         None => None,
     };
     let (temp, state_dir) = match &options.state_dir {

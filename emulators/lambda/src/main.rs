@@ -32,6 +32,9 @@ struct Args {
     /// (`AWS_LAMBDA_RUNTIME_API=http://127.0.0.1:PORT/.rt`), as `cargo lambda watch` does.
     #[arg(long, value_name = "PATH")]
     runtime_api_base: Option<String>,
+    /// Seconds an idle execution environment lives before it is stopped (0: until the code changes).
+    #[arg(long, value_name = "SECONDS", default_value_t = faas_emulator_lambda::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    idle_timeout: u64,
 }
 
 #[tokio::main]
@@ -53,6 +56,7 @@ async fn main() {
         max_environments: args.max_environments,
         echo_logs: !args.quiet,
         runtime_api_base: args.runtime_api_base,
+        idle_timeout: (args.idle_timeout > 0).then(|| std::time::Duration::from_secs(args.idle_timeout)),
         ..Default::default()
     };
     let emulator = match faas_emulator_lambda::start(options).await {

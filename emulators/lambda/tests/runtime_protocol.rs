@@ -326,3 +326,28 @@ async fn init_error_reaches_the_caller() {
     assert_eq!(emulator.invocations("initfail").pop().unwrap().function_error.as_deref(), Some("Runtime.ConfigError"));
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn idle_environments_expire_and_the_next_invocation_is_a_cold_start() {
+    let emulator = faas_emulator_lambda::start(faas_emulator_lambda::EmulatorOptions {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        idle_timeout: Some(Duration::from_millis(300)),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let client = client(&emulator);
+    create_fixture(&client, "idle", 5).await;
+    let pid = |out: &aws_sdk_lambda::operation::invoke::InvokeOutput| body(out)["pid"].as_u64().expect("pid");
+    let first = pid(&client.invoke().function_name("idle").send().await.unwrap());
+    let again = pid(&client.invoke().function_name("idle").send().await.unwrap());
+    assert_eq!(first, again, "a warm environment is reused within the idle timeout");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(!Path::new(&format!("/proc/{first}")).exists(), "the idle environment's process was stopped");
+    let later = pid(&client.invoke().function_name("idle").send().await.unwrap());
+    assert_ne!(later, first, "after the idle timeout a new environment serves");
+    let logs: Vec<String> = emulator.invocations("idle").into_iter().map(|r| r.log).collect();
+    let cold: Vec<bool> = logs.iter().map(|l| l.contains("Init Duration")).collect();
+    assert_eq!(cold, [true, false, true], "{logs:#?}");
+    emulator.shutdown().await;
+}

@@ -17,11 +17,11 @@
 //! # }
 //! ```
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use faas_api::{Error, Payload};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use faas_supervisor::{GateError, WhenBusy};
+use tokio::sync::SemaphorePermit;
 
 /// The result of running one invocation, with the log lines it wrote and whether it needed a
 /// new instance.
@@ -75,9 +75,7 @@ impl Outcome {
 #[derive(Debug)]
 pub struct Gate {
     function: String,
-    slots: Semaphore,
-    waiting: AtomicUsize,
-    max_waiting: usize,
+    gate: faas_supervisor::Gate,
 }
 
 impl Gate {
@@ -95,12 +93,8 @@ impl Gate {
     /// # }
     /// ```
     pub fn new(function: &str, limit: u32, max_waiting: usize) -> Gate {
-        Gate {
-            function: function.to_string(),
-            slots: Semaphore::new(limit.max(1) as usize),
-            waiting: AtomicUsize::new(0),
-            max_waiting,
-        }
+        let gate = faas_supervisor::Gate::new(limit as usize, WhenBusy::Queue { max_waiting });
+        Gate { function: function.to_string(), gate }
     }
 
     /// Takes a free slot, or waits for one until `deadline` (a timeout error then). Refused at once
@@ -119,27 +113,7 @@ impl Gate {
     /// # }
     /// ```
     pub async fn enter(&self, deadline: SystemTime) -> Result<SemaphorePermit<'_>, Error> {
-        if let Ok(permit) = self.slots.try_acquire() {
-            return Ok(permit);
-        }
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(Error::throttled(format!(
-                "function `{}` is at its concurrency limit and {} invocations are already waiting",
-                self.function, self.max_waiting
-            )));
-        }
-        let wait = deadline.duration_since(SystemTime::now()).unwrap_or_default();
-        let got = tokio::time::timeout(wait, self.slots.acquire()).await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        match got {
-            Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(_)) => Err(Error::unavailable(format!("function `{}` was removed", self.function))),
-            Err(_) => Err(Error::timeout(format!(
-                "function `{}` timed out waiting for a free instance (all busy until the deadline)",
-                self.function
-            ))),
-        }
+        self.gate.enter(until(deadline)).await.map_err(|e| gate_error(&self.function, e, "was removed"))
     }
 
     /// Closes the gate: waiting and future callers get an error (the function was removed).
@@ -154,7 +128,26 @@ impl Gate {
     /// # }
     /// ```
     pub fn close(&self) {
-        self.slots.close();
+        self.gate.close();
+    }
+}
+
+/// The time left until `deadline` (zero once it passed).
+pub(crate) fn until(deadline: SystemTime) -> Duration {
+    deadline.duration_since(SystemTime::now()).unwrap_or_default()
+}
+
+/// A refusal of the concurrency gate of `function` as the portable error; `closed` says what
+/// happened to a closed function (`was removed`, `was removed or replaced`).
+pub(crate) fn gate_error(function: &str, error: GateError, closed: &str) -> Error {
+    match error {
+        GateError::Full { waiting, .. } => Error::throttled(format!(
+            "function `{function}` is at its concurrency limit and {waiting} invocations are already waiting"
+        )),
+        GateError::TimedOut(_) => Error::timeout(format!(
+            "function `{function}` timed out waiting for a free instance (all busy until the deadline)"
+        )),
+        GateError::Closed => Error::unavailable(format!("function `{function}` {closed}")),
     }
 }
 

@@ -11,6 +11,12 @@
 //! `__FAAS_END_OF_INVOCATION__ <id>` on stdout and stderr, so every line before it belongs to that
 //! invocation. The child exits when its stdin closes, so children never outlive the pool.
 //!
+//! The processes are run by [`faas_supervisor`]: each in its own process group (a timeout or a
+//! retirement kills what the function started too), with a cleared environment. A child sees
+//! the function's deployed variables, the protocol's `FAAS_*` variables, [`faas_supervisor::BASE_ENV`]
+//! and the developer's `RUST_LOG` and `RUST_BACKTRACE`, and nothing else of ours: no platform's
+//! variables (`AWS_LAMBDA_RUNTIME_API`, `PORT`, ...), so it cannot take itself for another host.
+//!
 //! The names of that protocol live in [`faas_api::wire`]:
 //!
 //! ```
@@ -24,24 +30,22 @@
 //!
 //! See [`FunctionPool`] for running a function's instances.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use faas_api::wire::{self, SENTINEL};
 use faas_api::{Error, FunctionSpec, Payload};
+use faas_supervisor::{
+    Input, Limit, LineCapture, LineLog, NotReady, Output, Pool, PoolConfig, Process, ProcessSpec, WhenBusy,
+};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::mpsc;
 
-use crate::exec::{Gate, Outcome, human};
+use crate::exec::{Outcome, gate_error, human, until};
 
 /// How long a new process may take to start serving before it is killed and the call fails.
 ///
@@ -107,27 +111,41 @@ pub struct PoolOptions {
     pub events_url: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stream {
-    Stdout,
-    Stderr,
-}
+/// Variables of ours a child gets besides [`faas_supervisor::BASE_ENV`]: the developer's log
+/// filter and backtrace setting, as under `cargo run`.
+const INHERITED: [&str; 2] = ["RUST_LOG", "RUST_BACKTRACE"];
 
-#[derive(Debug)]
-enum LogEvent {
-    Line(String),
-    End(Stream, String),
-    Closed,
-}
-
+/// One process of a function, with its connection.
 struct Instance {
     number: u64,
-    child: Child,
-    _stdin: Option<ChildStdin>,
+    process: Process,
     sender: SendRequest<Full<Bytes>>,
-    logs: mpsc::UnboundedReceiver<LogEvent>,
     socket: PathBuf,
-    last_used: Instant,
+}
+
+impl Instance {
+    fn logs(&mut self) -> &mut LineLog {
+        log_of(&mut self.process)
+    }
+}
+
+impl faas_supervisor::Instance for Instance {
+    fn usable(&self) -> bool {
+        self.process.is_running()
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.process.kill();
+        let _ = std::fs::remove_file(&self.socket);
+        tracing::debug!(instance = self.number, "stopped an instance");
+    }
+}
+
+/// The lines of a process spawned by [`FunctionPool`] (always with [`Output::Lines`]).
+fn log_of(process: &mut Process) -> &mut LineLog {
+    process.lines().expect("pool processes are spawned with Output::Lines")
 }
 
 /// The instances of one deployed function.
@@ -166,9 +184,7 @@ pub struct FunctionPool {
     spec: FunctionSpec,
     binary: PathBuf,
     options: PoolOptions,
-    gate: Gate,
-    idle: Mutex<Vec<Instance>>,
-    retired: AtomicBool,
+    instances: Arc<Pool<Instance>>,
     next_number: AtomicU64,
 }
 
@@ -200,18 +216,10 @@ impl FunctionPool {
     /// # }
     /// ```
     pub fn start(spec: FunctionSpec, binary: PathBuf, options: PoolOptions) -> Arc<FunctionPool> {
-        let gate = Gate::new(&spec.name, spec.concurrency, options.max_waiting);
-        let pool = Arc::new(FunctionPool {
-            spec,
-            binary,
-            options,
-            gate,
-            idle: Mutex::new(Vec::new()),
-            retired: AtomicBool::new(false),
-            next_number: AtomicU64::new(1),
-        });
-        tokio::spawn(reap(Arc::downgrade(&pool)));
-        pool
+        let config = PoolConfig::new(spec.concurrency as usize, WhenBusy::Queue { max_waiting: options.max_waiting })
+            .idle_timeout(Some(options.idle_timeout));
+        let instances = Pool::new(config);
+        Arc::new(FunctionPool { spec, binary, options, instances, next_number: AtomicU64::new(1) })
     }
 
     /// Starts the spec's `prewarm` instances (at most its concurrency) ahead of the first call. An
@@ -245,7 +253,9 @@ impl FunctionPool {
     pub async fn prewarm(&self) {
         for _ in 0..self.spec.prewarm.min(self.spec.concurrency) {
             match self.spawn().await {
-                Ok(i) => self.idle.lock().expect("idle lock").push(i),
+                Ok(i) => {
+                    self.instances.add_idle(i);
+                }
                 Err(e) => {
                     tracing::warn!(function = %self.spec.name, error = %e, "pre-warming failed");
                     break;
@@ -279,7 +289,7 @@ impl FunctionPool {
     /// # }
     /// ```
     pub fn idle_count(&self) -> usize {
-        self.idle.lock().expect("idle lock").len()
+        self.instances.idle_count()
     }
 
     /// Stops idle instances now and busy ones when they finish; the pool takes no new work.
@@ -311,11 +321,7 @@ impl FunctionPool {
     /// # }
     /// ```
     pub async fn retire(&self) {
-        self.retired.store(true, Ordering::SeqCst);
-        let idle: Vec<Instance> = std::mem::take(&mut *self.idle.lock().expect("idle lock"));
-        for i in idle {
-            stop(i).await;
-        }
+        self.instances.close();
     }
 
     /// Runs one invocation on a warm instance, or a new one (then the outcome is `cold`), waiting
@@ -350,19 +356,18 @@ impl FunctionPool {
     /// # }
     /// ```
     pub async fn invoke(&self, id: &str, deadline: SystemTime, traceparent: &str, payload: Payload) -> Outcome {
-        let _permit = match self.gate.enter(deadline).await {
-            Ok(p) => p,
-            Err(e) => return Outcome::refused(e),
+        let mut lease = match self.instances.lease(until(deadline)).await {
+            Ok(lease) => lease,
+            Err(e) => return Outcome::refused(gate_error(&self.spec.name, e, "was removed or replaced")),
         };
-        let warm = self.take_live_idle().await;
-        let (mut instance, cold) = match warm {
+        let (mut instance, cold) = match lease.take_warm() {
             Some(i) => (i, false),
             None => match self.spawn().await {
                 Ok(i) => (i, true),
                 Err(e) => return Outcome { result: Err(e), logs: vec![], cold: true },
             },
         };
-        let wait = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+        let wait = until(deadline);
         let deadline_ms = deadline.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis();
         let mut req = hyper::Request::post("/invoke")
             .header(wire::INVOCATION_ID, id)
@@ -375,7 +380,7 @@ impl FunctionPool {
         let req = match req.body(Full::new(payload.into_body())) {
             Ok(r) => r,
             Err(e) => {
-                self.release(instance).await;
+                lease.give_back(instance);
                 return Outcome {
                     result: Err(Error::bad_input(format!("invalid request header: {e}"))),
                     logs: vec![],
@@ -418,61 +423,39 @@ impl FunctionPool {
                 Outcome { result: Err(error), logs, cold }
             }
             Ok(Ok((parts, Ok(body)))) => {
-                let logs = collect_until_end(&mut instance.logs, id, Duration::from_secs(2)).await;
+                let logs = instance.logs().until_marker(id, Duration::from_secs(2)).await;
                 let result = if parts.status == http::StatusCode::OK {
                     Ok(Payload::new(body, wire::content_type(&parts.headers)))
                 } else {
                     Err(wire::error_from_response(parts.status, &parts.headers, &body))
                 };
-                instance.last_used = Instant::now();
-                self.release(instance).await;
+                lease.give_back(instance);
                 Outcome { result, logs, cold }
             }
         }
     }
 
-    /// Pops the most recently used idle instance whose process is still alive.
-    async fn take_live_idle(&self) -> Option<Instance> {
-        loop {
-            let mut instance = self.idle.lock().expect("idle lock").pop()?;
-            match instance.child.try_wait() {
-                Ok(None) => return Some(instance),
-                _ => stop(instance).await,
-            }
-        }
-    }
-
-    async fn release(&self, instance: Instance) {
-        if self.retired.load(Ordering::SeqCst) {
-            stop(instance).await;
-        } else {
-            self.idle.lock().expect("idle lock").push(instance);
-        }
-    }
-
+    /// Kills the instance (its whole process group) and returns what it wrote until it was gone.
     async fn kill_and_drain(&self, mut instance: Instance) -> Vec<String> {
-        let _ = instance.child.start_kill();
-        let _ = instance.child.wait().await;
-        let _ = std::fs::remove_file(&instance.socket);
-        collect_until_closed(&mut instance.logs, Duration::from_millis(500)).await
+        instance.process.kill_and_wait().await;
+        instance.logs().until_closed(Duration::from_millis(500)).await
     }
 
+    /// The exit of an instance whose connection broke, and its last lines.
     async fn crashed(&self, mut instance: Instance) -> (String, Vec<String>) {
-        let status = match tokio::time::timeout(Duration::from_secs(2), instance.child.wait()).await {
-            Ok(Ok(s)) => describe_exit(s),
-            _ => {
-                let _ = instance.child.start_kill();
-                let _ = instance.child.wait().await;
+        let status = match instance.process.wait_timeout(Duration::from_secs(2)).await {
+            Some(exit) => exit.to_string(),
+            None => {
+                instance.process.kill_and_wait().await;
                 "the connection to the process broke; the process was killed".to_string()
             }
         };
-        let _ = std::fs::remove_file(&instance.socket);
-        let logs = collect_until_closed(&mut instance.logs, Duration::from_millis(500)).await;
+        let logs = instance.logs().until_closed(Duration::from_millis(500)).await;
         (status, logs)
     }
 
     async fn spawn(&self) -> Result<Instance, Error> {
-        if self.retired.load(Ordering::SeqCst) {
+        if self.instances.is_closed() {
             return Err(Error::unavailable(format!("function `{}` was removed or replaced", self.spec.name)));
         }
         let number = self.next_number.fetch_add(1, Ordering::SeqCst);
@@ -481,92 +464,67 @@ impl FunctionPool {
         let unique = SOCKET_SEQ.fetch_add(1, Ordering::Relaxed);
         let socket = self.options.socket_dir.join(format!("{}-{unique}.sock", self.spec.name));
         let _ = std::fs::remove_file(&socket);
-        let mut cmd = Command::new(&self.binary);
-        for var in [
-            "AWS_LAMBDA_RUNTIME_API",
-            "FUNCTIONS_CUSTOMHANDLER_PORT",
-            "FUNCTION_TARGET",
-            "__OW_API_HOST",
-            wire::ENV_DESCRIBE,
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.envs(&self.spec.env)
+        let capture = LineCapture {
+            marker: Some(SENTINEL.to_string()),
+            echo: self.options.echo_logs.then(|| self.spec.name.clone()),
+            max_line: MAX_LOG_LINE,
+            max_lines: MAX_LOG_LINES,
+        };
+        let mut command = INHERITED
+            .iter()
+            .fold(ProcessSpec::new(&self.binary).inherit_base(), |c, name| c.inherit(name))
+            .envs(&self.spec.env)
             .env(wire::ENV_SOCKET, &socket)
             .env(wire::ENV_FUNCTION, &self.spec.name)
             .env("FAAS_MEMORY_MB", self.spec.memory_mb.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .input(Input::Pipe)
+            .output(Output::Lines(capture));
         if let Some(url) = self.options.services_url.read().expect("services url lock").clone() {
-            cmd.env(wire::ENV_SERVICES, url);
+            command = command.env(wire::ENV_SERVICES, url);
         }
         if let Some(url) = &self.options.events_url {
-            cmd.env(wire::ENV_EVENTS, url);
+            command = command.env(wire::ENV_EVENTS, url);
         }
         if self.options.memory_limit {
-            let bytes = u64::from(self.spec.memory_mb) * 1024 * 1024;
-            // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let lim = libc::rlimit { rlim_cur: bytes as libc::rlim_t, rlim_max: bytes as libc::rlim_t };
-                    if libc::setrlimit(libc::RLIMIT_DATA, &lim) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
+            command = command.limit(Limit::Data, u64::from(self.spec.memory_mb) * 1024 * 1024);
         }
-        let mut child = cmd.spawn().map_err(|e| {
-            Error::crash(format!("cannot start the app binary {} for `{}`: {e}", self.binary.display(), self.spec.name))
+        let mut process = command.spawn().map_err(|e| {
+            Error::crash(format!(
+                "cannot start the app binary {} for `{}`: {}",
+                self.binary.display(),
+                self.spec.name,
+                e.io()
+            ))
         })?;
-        let (tx, mut logs) = mpsc::unbounded_channel();
-        let prefix = self.options.echo_logs.then(|| self.spec.name.clone());
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(pump(out, Stream::Stdout, tx.clone(), prefix.clone()));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(pump(err, Stream::Stderr, tx, prefix));
-        }
-        let stdin = child.stdin.take();
-        let started = Instant::now();
-        let mut pause = Duration::from_micros(200);
-        let stream = loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                let lines = collect_until_closed(&mut logs, Duration::from_millis(500)).await;
-                return Err(Error::crash(format!(
-                    "function `{}` exited during start-up: {}{}",
-                    self.spec.name,
-                    describe_exit(status),
-                    tail(&lines)
-                )));
+        let connect = || async { tokio::net::UnixStream::connect(&socket).await.ok() };
+        let failed = match process.ready(START_TIMEOUT, connect).await {
+            Ok(stream) => match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+                Ok((sender, conn)) => {
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    tracing::debug!(function = %self.spec.name, instance = number, "started an instance");
+                    return Ok(Instance { number, process, sender, socket });
+                }
+                Err(e) => Error::crash(format!("cannot talk to the process of `{}`: {e}", self.spec.name)),
+            },
+            Err(NotReady::Exited(exit)) => {
+                let lines = log_of(&mut process).until_closed(Duration::from_millis(500)).await;
+                Error::crash(format!("function `{}` exited during start-up: {exit}{}", self.spec.name, tail(&lines)))
             }
-            if let Ok(s) = tokio::net::UnixStream::connect(&socket).await {
-                break s;
-            }
-            if started.elapsed() > START_TIMEOUT {
-                let _ = child.start_kill();
-                let _ = child.wait().await;
-                let lines = collect_until_closed(&mut logs, Duration::from_millis(500)).await;
-                return Err(Error::crash(format!(
+            Err(NotReady::TimedOut(limit)) => {
+                process.kill_and_wait().await;
+                let lines = log_of(&mut process).until_closed(Duration::from_millis(500)).await;
+                Error::crash(format!(
                     "function `{}` did not start serving within {}{}",
                     self.spec.name,
-                    human(START_TIMEOUT),
+                    human(limit),
                     tail(&lines)
-                )));
+                ))
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(10));
         };
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| Error::crash(format!("cannot talk to the process of `{}`: {e}", self.spec.name)))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        tracing::debug!(function = %self.spec.name, instance = number, "started an instance");
-        Ok(Instance { number, child, _stdin: stdin, sender, logs, socket, last_used: Instant::now() })
+        let _ = std::fs::remove_file(&socket);
+        Err(failed)
     }
 }
 
@@ -579,140 +537,5 @@ fn tail(lines: &[String]) -> String {
     if lines.is_empty() {
         return String::new();
     }
-    let from = lines.len().saturating_sub(10);
-    format!("; last log lines:\n{}", lines[from..].join("\n"))
-}
-
-fn describe_exit(status: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("the process exited with status {code}"),
-        (None, Some(sig)) => {
-            let name = match sig {
-                libc::SIGABRT => " (SIGABRT)",
-                libc::SIGKILL => " (SIGKILL)",
-                libc::SIGSEGV => " (SIGSEGV)",
-                libc::SIGTERM => " (SIGTERM)",
-                libc::SIGBUS => " (SIGBUS)",
-                _ => "",
-            };
-            format!("the process was killed by signal {sig}{name}")
-        }
-        _ => "the process ended".to_string(),
-    }
-}
-
-async fn stop(mut instance: Instance) {
-    let _ = instance.child.start_kill();
-    let _ = instance.child.wait().await;
-    let _ = std::fs::remove_file(&instance.socket);
-    tracing::debug!(instance = instance.number, "stopped an instance");
-}
-
-/// Reads one output stream line by line, turning sentinel lines into end markers.
-async fn pump(
-    stream: impl AsyncRead + Unpin,
-    which: Stream,
-    tx: mpsc::UnboundedSender<LogEvent>,
-    echo: Option<String>,
-) {
-    let mut reader = BufReader::new(stream);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            buf.pop();
-        }
-        buf.truncate(MAX_LOG_LINE);
-        let line = String::from_utf8_lossy(&buf).into_owned();
-        let (text, end) = match line.find(SENTINEL) {
-            Some(at) => (line[..at].to_string(), Some(line[at + SENTINEL.len()..].trim().to_string())),
-            None => (line, None),
-        };
-        if !text.is_empty() || end.is_none() {
-            if let Some(name) = &echo {
-                eprintln!("[{name}] {text}");
-            }
-            let _ = tx.send(LogEvent::Line(text));
-        }
-        if let Some(id) = end {
-            let _ = tx.send(LogEvent::End(which, id));
-        }
-    }
-    let _ = tx.send(LogEvent::Closed);
-}
-
-/// Collects lines until both streams have marked the end of invocation `id`.
-async fn collect_until_end(rx: &mut mpsc::UnboundedReceiver<LogEvent>, id: &str, limit: Duration) -> Vec<String> {
-    let mut lines = VecDeque::new();
-    let (mut out_done, mut err_done) = (false, false);
-    let _ = tokio::time::timeout(limit, async {
-        while !(out_done && err_done) {
-            match rx.recv().await {
-                Some(LogEvent::Line(l)) => push(&mut lines, l),
-                Some(LogEvent::End(s, got)) if got == id => match s {
-                    Stream::Stdout => out_done = true,
-                    Stream::Stderr => err_done = true,
-                },
-                Some(LogEvent::End(..)) => {}
-                Some(LogEvent::Closed) | None => break,
-            }
-        }
-    })
-    .await;
-    lines.into()
-}
-
-/// Collects lines until both streams are closed (the process is gone).
-async fn collect_until_closed(rx: &mut mpsc::UnboundedReceiver<LogEvent>, limit: Duration) -> Vec<String> {
-    let mut lines = VecDeque::new();
-    let mut closed = 0;
-    let _ = tokio::time::timeout(limit, async {
-        while closed < 2 {
-            match rx.recv().await {
-                Some(LogEvent::Line(l)) => push(&mut lines, l),
-                Some(LogEvent::End(..)) => {}
-                Some(LogEvent::Closed) => closed += 1,
-                None => break,
-            }
-        }
-    })
-    .await;
-    lines.into()
-}
-
-fn push(lines: &mut VecDeque<String>, line: String) {
-    if lines.len() == MAX_LOG_LINES {
-        lines.pop_front();
-    }
-    lines.push_back(line);
-}
-
-/// Stops instances idle for longer than the idle timeout; ends with the pool.
-async fn reap(pool: Weak<FunctionPool>) {
-    loop {
-        let period = match pool.upgrade() {
-            Some(p) => (p.options.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5)),
-            None => return,
-        };
-        tokio::time::sleep(period).await;
-        let Some(p) = pool.upgrade() else { return };
-        if p.retired.load(Ordering::SeqCst) {
-            return;
-        }
-        let expired: Vec<Instance> = {
-            let mut idle = p.idle.lock().expect("idle lock");
-            let (old, keep): (Vec<Instance>, Vec<Instance>) =
-                std::mem::take(&mut *idle).into_iter().partition(|i| i.last_used.elapsed() >= p.options.idle_timeout);
-            *idle = keep;
-            old
-        };
-        for i in expired {
-            stop(i).await;
-        }
-    }
+    format!("; last log lines:\n{}", faas_supervisor::last_lines(lines, 10).join("\n"))
 }
