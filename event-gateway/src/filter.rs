@@ -1,4 +1,4 @@
-//! Subscription filters in the CloudEvents Subscriptions API dialects (PROTOCOLS.md §5.6).
+//! Subscription filters in the CloudEvents Subscriptions API dialects (CloudEvents Subscriptions API, https://github.com/cloudevents/spec/blob/main/subscriptions/spec.md, §3.2.4 filters).
 //!
 //! A filter is a JSON object with exactly one dialect key:
 //!

@@ -1,4 +1,4 @@
-//! Subscriptions in the CloudEvents Subscriptions API shape (PROTOCOLS.md §5.6), their sinks and their
+//! Subscriptions in the CloudEvents Subscriptions API shape (https://github.com/cloudevents/spec/blob/main/subscriptions/spec.md), their sinks and their
 //! delivery policies.
 //!
 //! A subscription as the management API and `faas.toml` write it:

@@ -1,5 +1,6 @@
 //! CloudEvents 1.0 helpers: validation that names the offending attribute, and the structured
-//! JSON form events take between hosts (PROTOCOLS.md §5).
+//! JSON form events take between hosts (the CloudEvents JSON event format,
+//! https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/formats/json-format.md).
 //!
 //! ```
 //! use faas_api::cloudevents::AttributesReader;
@@ -423,7 +424,8 @@ pub fn encode_structured(event: &Event) -> Result<Payload, Error> {
     Ok(Payload::new(body, Some(crate::payload::CLOUDEVENTS_JSON.to_string())))
 }
 
-/// How an HTTP request carries a CloudEvent, from its `Content-Type` (PROTOCOLS.md §5.2); see
+/// How an HTTP request carries a CloudEvent, from its `Content-Type` (CloudEvents HTTP binding §3,
+/// https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/bindings/http-protocol-binding.md); see
 /// [`detect_mode`].
 ///
 /// ```
@@ -473,7 +475,7 @@ pub fn detect_mode(content_type: Option<&str>) -> Result<Mode, Error> {
     }
 }
 
-/// Percent-decodes a `ce-` header value (PROTOCOLS.md §5.2): RFC 7230 quoted strings are
+/// Percent-decodes a `ce-` header value (CloudEvents HTTP binding §3.1.3.2): RFC 7230 quoted strings are
 /// unquoted first; invalid escapes and invalid UTF-8 are errors naming the header.
 ///
 /// ```

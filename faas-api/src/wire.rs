@@ -143,7 +143,8 @@ pub const ENV_DESCRIBE: &str = "FAAS_DESCRIBE";
 
 /// The line a child writes to stdout and stderr after each invocation, followed by the
 /// invocation id, so the pool can attribute the lines before it to that invocation (the same
-/// idea as OpenWhisk's activation sentinel, PROTOCOLS.md §4.1).
+/// idea as OpenWhisk's activation sentinel,
+/// https://github.com/apache/openwhisk/blob/master/docs/actions-actionloop.md).
 ///
 /// ```
 /// use faas_api::wire::SENTINEL;

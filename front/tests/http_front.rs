@@ -672,7 +672,7 @@ async fn invalid_events_are_refused_naming_the_problem() {
         .unwrap();
     let v = expect_error(resp, 400, "bad_input").await;
     assert!(v["errorMessage"].as_str().unwrap().contains("batch event 1"), "{v}");
-    // A batch mixing spec versions is refused as a whole (CONFORMANCE.md bad-input catalogue).
+    // A batch mixing spec versions is refused as a whole (one batch, one spec version).
     let resp = h
         .http
         .post(h.url("/events"))

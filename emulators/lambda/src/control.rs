@@ -1,4 +1,4 @@
-//! The Lambda control plane (REST-JSON, PROTOCOLS.md §1.2): function CRUD and Invoke, on the emulator's port.
+//! The Lambda control plane (the REST-JSON Lambda API, https://docs.aws.amazon.com/lambda/latest/api/API_Operations.html): function CRUD and Invoke, on the emulator's port.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -378,7 +378,7 @@ async fn delete_function(
     remove_code(&state.code.dir);
     drop(state);
     tracing::info!(function = %name, "function deleted");
-    // ⚠ UNCONFIRMED (PROTOCOLS.md §7): the botocore model's default would be 200; the API reference documents
+    // ⚠ UNCONFIRMED (the AWS documentation and the SDK models disagree): the botocore model's default would be 200; the API reference documents
     // 204 with an empty body, which is what we send (the SDKs accept both).
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -481,7 +481,7 @@ async fn invoke_function(
                 HeaderValue::from_str(&outcome.content_type).unwrap_or(HeaderValue::from_static("application/json")),
             );
             if outcome.function_error.is_some() {
-                // ⚠ UNCONFIRMED (PROTOCOLS.md §7): current Lambda appears to send only `Unhandled`; so do we.
+                // ⚠ UNCONFIRMED (observed, not documented by AWS): current Lambda appears to send only `Unhandled`; so do we.
                 h.insert("X-Amz-Function-Error", HeaderValue::from_static("Unhandled"));
             }
             if log_type == "Tail" {

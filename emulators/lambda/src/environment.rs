@@ -228,7 +228,7 @@ impl Environment {
                 (body, "application/json".into(), Some("Function.ResponseSizeTooLarge".into()), false)
             }
             Err(Failure::Timeout) => {
-                // ⚠ UNCONFIRMED (PROTOCOLS.md §7): real Lambda's timeout text. We send errorType Sandbox.Timeout
+                // ⚠ UNCONFIRMED (AWS documents no wording): real Lambda's timeout text. We send errorType Sandbox.Timeout
                 // and "<RequestId> Task timed out after N.00 seconds", RIE's wording prefixed with the id.
                 let message = format!("{request_id} Task timed out after {:.2} seconds", timeout.as_secs_f64());
                 extra_log = format!("{} {message}\n", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ"));
