@@ -162,7 +162,7 @@ pub async fn build_for_profile(
         "lambda" => {
             let settings = faas_runner_lambda::deploy::LambdaSettings::from_profile(&for_packaging(profile))?;
             let arch = match arch_flag {
-                Some(a) => faas_runner_lambda::package::Arch::parse(a)?,
+                Some(a) => faas_packaging::Arch::parse(a).map_err(Error::from)?,
                 None => settings.arch,
             };
             Ok(faas_runner_lambda::package::build_for(
@@ -183,7 +183,7 @@ pub async fn build_for_profile(
                 ))
                 .into());
             }
-            Ok(faas_runner_local::build::build_app(&project.root, &project.config, release, progress).await?)
+            Ok(faas_packaging::build::build_app(&project.root, &project.config, release, progress).await?)
         }
     }
 }

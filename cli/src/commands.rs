@@ -216,7 +216,7 @@ pub async fn build(global: &GlobalArgs, args: BuildArgs, out: Output) -> CliResu
             // What Lambda reports as CodeSha256 once deployed: compare it with `aws lambda get-function`.
             let zip = std::fs::read(&package.artifact)
                 .map_err(|e| Error::unavailable(format!("cannot read {}: {e}", package.artifact.display())))?;
-            (package.artifact, package.size, Some(faas_runner_lambda::package::code_sha256(&zip)))
+            (package.artifact, package.size, Some(faas_packaging::code_sha256(&zip)))
         }
         _ => {
             let size = std::fs::metadata(&app.binary).map(|m| m.len()).unwrap_or(0);
