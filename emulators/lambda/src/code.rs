@@ -95,18 +95,12 @@ fn lambda_error(e: UnpackError) -> LambdaException {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
+    use faas_packaging::zip::{zip_bytes, Entry};
 
     use super::*;
-    use zip::write::SimpleFileOptions;
 
     fn zip_of(entries: &[(&str, u32, &[u8])]) -> Vec<u8> {
-        let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        for (name, mode, data) in entries {
-            out.start_file(*name, SimpleFileOptions::default().unix_permissions(*mode)).unwrap();
-            out.write_all(data).unwrap();
-        }
-        out.finish().unwrap().into_inner()
+        zip_bytes(entries.iter().map(|(name, mode, data)| Entry::bytes(*name, data.to_vec(), *mode)).collect()).unwrap()
     }
 
     #[test]
@@ -117,6 +111,7 @@ mod tests {
         let dir = tmp.path().join("code");
         let unpacked = unpack(&zip, &dir).unwrap();
         assert_eq!(unpacked.code_size, zip.len() as u64);
+        assert_eq!(unpacked.sha256, faas_packaging::code_sha256(&zip));
         let mode = std::fs::metadata(dir.join("bootstrap")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o755);
         assert_eq!(std::fs::read(dir.join("lib/data.txt")).unwrap(), b"hello");
@@ -124,8 +119,16 @@ mod tests {
 
     #[test]
     fn refuses_traversal_before_writing() {
+        use std::io::Write;
+        // Our zip builder refuses such a path, so this one is written with the zip crate itself.
+        let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default();
+        out.start_file("bootstrap", options.unix_permissions(0o755)).unwrap();
+        out.write_all(b"x").unwrap();
+        out.start_file("../evil", options).unwrap();
+        out.write_all(b"evil").unwrap();
+        let zip = out.finish().unwrap().into_inner();
         let tmp = tempfile::tempdir().unwrap();
-        let zip = zip_of(&[("bootstrap", 0o755, b"x"), ("../evil", 0o644, b"evil")]);
         let err = unpack(&zip, &tmp.path().join("a/code")).unwrap_err();
         assert_eq!(err.name, "InvalidParameterValueException");
         assert!(err.message.contains("../evil"), "{}", err.message);
@@ -146,20 +149,21 @@ mod tests {
     }
 
     #[test]
+    fn a_zip_over_the_upload_limit_is_too_large() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = unpack(&vec![0u8; MAX_ZIPPED + 1], &tmp.path().join("code")).unwrap_err();
+        assert_eq!(err.name, "RequestTooLargeException");
+        assert!(err.message.contains("Zipped size must be smaller than 52428800 bytes"), "{}", err.message);
+    }
+
+    #[test]
     fn counts_unzipped_bytes_while_extracting() {
         // A bomb: a small zip of a file larger than the unzipped limit (zeros deflate ~1000:1). The limit is
         // lowered to 8 MiB to keep the test quick; the real one is MAX_UNZIPPED.
         let limit = 8 * 1024 * 1024;
         let tmp = tempfile::tempdir().unwrap();
-        let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        out.start_file("bootstrap", SimpleFileOptions::default().unix_permissions(0o755)).unwrap();
-        out.write_all(b"x").unwrap();
-        out.start_file("zeros", SimpleFileOptions::default()).unwrap();
-        let chunk = vec![0u8; 1024 * 1024];
-        for _ in 0..=(limit / chunk.len() as u64) {
-            out.write_all(&chunk).unwrap();
-        }
-        let zip = out.finish().unwrap().into_inner();
+        let zeros = vec![0u8; limit as usize + 1024 * 1024];
+        let zip = zip_of(&[("bootstrap", 0o755, b"x"), ("zeros", 0o644, &zeros)]);
         assert!(zip.len() < 100 * 1024);
         let err = unpack_limited(&zip, &tmp.path().join("code"), limit).unwrap_err();
         assert!(err.message.contains("Unzipped size"), "{}", err.message);
