@@ -407,7 +407,7 @@ impl Server {
 
 async fn build(root: &Path, config: &Config, release: bool, spinner: &Spinner) -> CliResult<AppSpec> {
     faas_api::Progress::step(spinner, "building");
-    faas_runner_local::build::build_app(root, config, release, spinner).await.map_err(Failure::from)
+    faas_packaging::build::build_app(root, config, release, spinner).await.map_err(Failure::from)
 }
 
 async fn deploy(runner: &Arc<LocalRunner>, app: &AppSpec, spinner: &Spinner) -> CliResult<DeployReport> {

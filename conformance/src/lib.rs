@@ -54,7 +54,7 @@ pub async fn run(
     progress: &dyn Progress,
 ) -> Result<Matrix, Error> {
     progress.step(&format!("{backend_label}: reading the fixture manifest from {}", probe_binary.display()));
-    let manifest = faas_runner_local::build::describe(probe_binary).await?;
+    let manifest = faas_packaging::build::describe(probe_binary).await?;
     let app = fixture_spec(probe_binary.to_path_buf(), manifest);
     let harness = Harness::deploy(runner, backend_label, app, HarnessOptions::default(), progress).await?;
     Ok(harness.run_all(progress).await)
@@ -354,7 +354,7 @@ fn describe_blocking(binary: &Path) -> Result<faas_api::Manifest, Error> {
     }
     let out =
         child.wait_with_output().map_err(|e| Error::bad_input(format!("cannot run {}: {e}", binary.display())))?;
-    faas_runner_local::build::manifest_from_output(binary, &out)
+    faas_packaging::build::manifest_from_output(binary, &out)
 }
 
 /// Builds the probe binary with cargo from this workspace (a no-op when it is up to date) and returns

@@ -24,7 +24,7 @@ async fn an_event_emitted_on_the_local_backend_reaches_a_function_in_the_lambda_
     // Built now, not found next to this test: a probe binary from an earlier build would lack the
     // current local-backend protocol (this crate's tests do not build faas-conformance's binaries).
     let binary = faas_conformance::build_probe().unwrap();
-    let manifest = faas_runner_local::build::describe(&binary).await.unwrap();
+    let manifest = faas_packaging::build::describe(&binary).await.unwrap();
     let spec = AppSpec::from_parts(&Config::default_for("probe"), binary, manifest).unwrap();
     let profile = BackendProfile::new("emu", "lambda")
         .with("region", "us-east-1")

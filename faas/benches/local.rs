@@ -111,7 +111,7 @@ async fn process_and_cold(rows: &mut Vec<Row>, body: &Bytes, inproc: Duration, w
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     eprintln!("building examples/hello (release)...");
     let binary =
-        faas_runner_local::build::cargo_build(&workspace.join("examples/hello"), Some("hello"), true, &NoProgress)
+        faas_packaging::build::cargo_build(&workspace.join("examples/hello"), Some("hello"), true, &NoProgress)
             .await
             .expect("release build of examples/hello");
     let size = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
@@ -127,7 +127,7 @@ async fn process_and_cold(rows: &mut Vec<Row>, body: &Bytes, inproc: Duration, w
 /// Section 2: process-mode warm invoke.
 async fn process(rows: &mut Vec<Row>, body: &Bytes, inproc: Duration, binary: &Path) {
     let proc_runner = LocalRunner::new(LocalOptions::default()).unwrap();
-    let manifest = faas_runner_local::build::describe(binary).await.unwrap();
+    let manifest = faas_packaging::build::describe(binary).await.unwrap();
     let spec = faas::AppSpec::from_parts(&faas::Config::default_for("hello"), binary.to_path_buf(), manifest).unwrap();
     let package = proc_runner.package(&spec, &NoProgress).await.unwrap();
     proc_runner.deploy(&package, &NoProgress).await.unwrap();

@@ -79,7 +79,7 @@ impl Backend for LocalBackend {
 
     async fn build(&self, request: &BuildRequest<'_>, progress: &dyn Progress) -> Result<AppSpec, Error> {
         request.refuse_arch()?;
-        faas_runner_local::build::build_app(request.root, request.config, request.release, progress).await
+        faas_packaging::build::build_app(request.root, request.config, request.release, progress).await
     }
 
     fn hint(&self, profile: &BackendProfile, error: &Error) -> Option<String> {

@@ -14,7 +14,6 @@
 //!   default `echo` op (the event plus request id, ARN, deadline, trace id, 10 env vars, cwd and pid: more work
 //!   and a ~700-byte response). Not equal work; shown for completeness.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -102,14 +101,7 @@ fn cargo_build_release(root: &Path, args: &[&str], artifact: &str) -> BenchResul
 
 /// A deployment zip holding `binary` as `bootstrap` (mode 0755).
 fn bootstrap_zip(binary: &Path) -> BenchResult<Vec<u8>> {
-    let bytes = std::fs::read(binary)?;
-    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .unix_permissions(0o755);
-    out.start_file("bootstrap", options)?;
-    out.write_all(&bytes)?;
-    Ok(out.finish()?.into_inner())
+    Ok(faas_packaging::zip::zip_bytes(vec![faas_packaging::zip::Entry::file("bootstrap", binary, 0o755)])?)
 }
 
 fn client(emulator: &Emulator) -> aws_sdk_lambda::Client {

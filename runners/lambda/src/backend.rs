@@ -20,7 +20,9 @@ use faas_api::{AppSpec, BackendProfile, Error, ErrorKind, Progress, Runner};
 
 use crate::credentials::MISSING_CREDENTIALS;
 use crate::deploy::{LambdaRunner, LambdaSettings, PROFILE_KEYS};
-use crate::package::{build_for, code_sha256, Arch};
+use faas_packaging::{code_sha256, Arch};
+
+use crate::package::build_for;
 
 /// The `lambda` backend (see the [module docs](self)).
 #[derive(Debug, Clone, Copy, Default)]

@@ -45,8 +45,9 @@ use faas_api::{
 };
 
 use faas_api::backend::is_loopback_url;
+use faas_packaging::{check_arch, code_sha256, strip_debug_copy, Arch, Libc};
 
-use crate::package::{check_binary_arch, code_sha256, package_zip, strip_debug_copy, Arch, Libc};
+use crate::package::{package_zip, DEFAULT_ARCH, DEFAULT_LIBC};
 
 /// Lambda's synchronous payload limit (request and response): 6 MB = 6,291,456 bytes.
 pub const MAX_SYNC_PAYLOAD: usize = 6_291_456;
@@ -127,12 +128,12 @@ impl LambdaSettings {
             }
         };
         let arch = match profile.str("arch")? {
-            Some(a) => Arch::parse(&a).map_err(|e| key("arch", e.message().to_string()))?,
-            None => Arch::X86_64,
+            Some(a) => Arch::parse(&a).map_err(|e| key("arch", e.to_string()))?,
+            None => DEFAULT_ARCH,
         };
         let libc = match profile.str("libc")? {
-            Some(l) => Libc::parse(&l).map_err(|e| key("libc", e.message().to_string()))?,
-            None => Libc::Gnu,
+            Some(l) => Libc::parse(&l).map_err(|e| key("libc", e.to_string()))?,
+            None => DEFAULT_LIBC,
         };
         let prefix = profile.str("prefix")?.unwrap_or_default();
         if let Some(c) = prefix.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
@@ -524,7 +525,7 @@ impl Runner for LambdaRunner {
         for f in &app.functions {
             Desired::of(f)?;
         }
-        check_binary_arch(&app.binary, self.settings.arch)?;
+        check_arch(&app.binary, self.settings.arch)?;
         let out = Self::package_dir(&app.binary).join(format!("{}-{}.zip", app.app, self.settings.arch));
         progress.step(&format!("packaging {} as {}", app.binary.display(), out.display()));
         let binary = app.binary.clone();

@@ -4,7 +4,7 @@
 //!
 //! - feature `host`: the function side. `faas::serve` calls [`host::serve`] when
 //!   `AWS_LAMBDA_RUNTIME_API` is set and runs the Runtime API loop. No AWS SDK.
-//! - feature `deploy`: the control side: `bootstrap` zip packaging and a [`faas_api::Runner`]
+//! - feature `deploy`: the control side: `bootstrap` zip packaging (over `faas-packaging`) and a [`faas_api::Runner`]
 //!   over aws-sdk-lambda, with an endpoint override for the local emulator.
 #![warn(missing_docs)]
 

@@ -51,7 +51,7 @@ fn fixture() -> PathBuf {
 
 async fn app_spec(greeting: &str) -> AppSpec {
     let binary = fixture();
-    let manifest = faas_runner_local::build::describe(&binary).await.unwrap();
+    let manifest = faas_packaging::build::describe(&binary).await.unwrap();
     let mut config = Config::default_for("lambda-fixture");
     config.functions.entry("context".into()).or_default().env.insert("GREETING".into(), greeting.into());
     config.functions.entry("hello".into()).or_default().timeout = Some(Duration::from_secs(5));

@@ -36,7 +36,6 @@
 #![warn(missing_docs)]
 
 pub mod activations;
-pub mod build;
 pub mod child;
 pub mod exec;
 pub mod inproc;

@@ -21,7 +21,7 @@ fn a_child_does_not_see_the_platform_variables_of_its_parent() {
     runtime.block_on(async {
         let fixture = PathBuf::from(env!("CARGO_BIN_EXE_faas-local-fixture"));
         let runner = LocalRunner::new(LocalOptions::default()).unwrap();
-        let manifest = faas_runner_local::build::describe(&fixture).await.unwrap();
+        let manifest = faas_packaging::build::describe(&fixture).await.unwrap();
         let mut spec = AppSpec::from_parts(&Config::default_for("fixture"), fixture, manifest).unwrap();
         for f in &mut spec.functions {
             f.env.insert("GREETING".into(), "hello".into());

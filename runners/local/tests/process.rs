@@ -17,7 +17,7 @@ fn fixture() -> PathBuf {
 
 async fn runner_with(options: LocalOptions, edit: impl Fn(&mut FunctionSpec)) -> Arc<LocalRunner> {
     let runner = LocalRunner::new(options).unwrap();
-    let manifest = faas_runner_local::build::describe(&fixture()).await.unwrap();
+    let manifest = faas_packaging::build::describe(&fixture()).await.unwrap();
     let mut spec = AppSpec::from_parts(&Config::default_for("fixture"), fixture(), manifest).unwrap();
     for f in &mut spec.functions {
         edit(f);
@@ -162,7 +162,7 @@ async fn deployed_variables_reach_the_process_and_redeploy_replaces_it() {
     })
     .await;
     assert_eq!(call(&runner, "env", json!({"key": "GREETING"})).await.unwrap(), json!({"value": "one"}));
-    let manifest = faas_runner_local::build::describe(&fixture()).await.unwrap();
+    let manifest = faas_packaging::build::describe(&fixture()).await.unwrap();
     let mut spec = AppSpec::from_parts(&Config::default_for("fixture"), fixture(), manifest).unwrap();
     for f in &mut spec.functions {
         f.env.insert("GREETING".into(), "two".into());

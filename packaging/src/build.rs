@@ -10,7 +10,7 @@
 //!
 //! let project = Path::new("examples/hello");
 //! let config = Config::load(&project.join("faas.toml"))?;
-//! let app = faas_runner_local::build::build_app(project, &config, false, &NoProgress).await?;
+//! let app = faas_packaging::build::build_app(project, &config, false, &NoProgress).await?;
 //! for f in &app.functions {
 //!     println!("{} (timeout {:?})", f.name, f.timeout);
 //! }
@@ -25,6 +25,8 @@ use faas_api::{AppSpec, Config, Error, Manifest, Progress};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
+use crate::target::{check_binary, check_target_installed, Target};
+
 /// Builds the app in `project_dir` ([`cargo_build`]), asks the binary for its manifest
 /// ([`describe`]) and merges it with `config` into an [`AppSpec`].
 ///
@@ -35,7 +37,7 @@ use tokio::process::Command;
 /// use faas_api::{Config, NoProgress};
 /// let empty = tempfile::tempdir().unwrap(); // no Cargo.toml here
 /// let config = Config::default_for("demo");
-/// let err = faas_runner_local::build::build_app(empty.path(), &config, false, &NoProgress).await.unwrap_err();
+/// let err = faas_packaging::build::build_app(empty.path(), &config, false, &NoProgress).await.unwrap_err();
 /// assert_eq!(err.error_type(), "BuildFailed");
 /// assert!(err.message().contains("Cargo.toml"), "{}", err.message());
 /// # }
@@ -60,7 +62,7 @@ pub async fn build_app(
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use faas_api::NoProgress;
 /// let empty = tempfile::tempdir().unwrap();
-/// let err = faas_runner_local::build::cargo_build(empty.path(), None, false, &NoProgress).await.unwrap_err();
+/// let err = faas_packaging::build::cargo_build(empty.path(), None, false, &NoProgress).await.unwrap_err();
 /// assert_eq!(err.kind(), faas_api::ErrorKind::BadInput);
 /// assert!(err.message().starts_with("cargo build failed in"), "{}", err.message());
 /// # }
@@ -79,7 +81,7 @@ pub async fn cargo_build(
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use faas_api::NoProgress;
-/// use faas_runner_local::build::cargo_build_for;
+/// use faas_packaging::build::cargo_build_for;
 /// let empty = tempfile::tempdir().unwrap();
 /// let err = cargo_build_for(empty.path(), Some("app"), Some("x86_64-unknown-linux-musl"), true, &NoProgress)
 ///     .await
@@ -157,13 +159,54 @@ pub async fn cargo_build_for(
     }
 }
 
+/// Builds the app in `project_dir` for `target` and describes it: what a backend that runs Linux
+/// binaries packages.
+///
+/// When `target` is the build machine's own ([`Target::host`]), this is [`build_app`]. Otherwise the
+/// app is built twice: for the build machine (to run it with `FAAS_DESCRIBE=1` and read its
+/// manifest) and with `--target <triple>` (the binary that is packaged, checked with
+/// [`check_binary`]). A target whose standard library is not installed is refused with the
+/// commands that install it ([`check_target_installed`]).
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), faas_api::Error> {
+/// use std::path::Path;
+/// use faas_api::{Config, NoProgress};
+/// use faas_packaging::{Arch, Libc, Target};
+///
+/// let config = Config::load(Path::new("examples/hello/faas.toml"))?;
+/// let target = Target::new(Arch::Arm64, Libc::Musl);
+/// let app = faas_packaging::build::build_for_target(Path::new("examples/hello"), &config, target, true, &NoProgress)
+///     .await?;
+/// println!("{} is built for {target}", app.binary.display());
+/// # Ok(()) }
+/// ```
+pub async fn build_for_target(
+    project_dir: &Path,
+    config: &Config,
+    target: Target,
+    release: bool,
+    progress: &dyn Progress,
+) -> Result<AppSpec, Error> {
+    let host_spec = build_app(project_dir, config, release, progress).await?;
+    if Target::host() == Some(target) {
+        return Ok(host_spec);
+    }
+    let triple = target.triple();
+    check_target_installed(triple).await?;
+    progress.step(&format!("cargo build --target {triple}"));
+    let binary = cargo_build_for(project_dir, config.app.bin.as_deref(), Some(triple), release, progress).await?;
+    check_binary(&binary, target)?;
+    Ok(AppSpec { binary, ..host_spec })
+}
+
 /// Runs `binary` with `FAAS_DESCRIBE=1` and parses the manifest it prints (a faas app's
 /// `faas::serve` prints it and exits). A binary that fails, or prints no manifest, is refused.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use std::path::Path;
-/// use faas_runner_local::build::describe;
+/// use faas_packaging::build::describe;
 /// let err = describe(Path::new("false")).await.unwrap_err();
 /// assert!(err.message().contains("failed to describe itself"), "{}", err.message());
 /// let err = describe(Path::new("echo")).await.unwrap_err();
@@ -191,7 +234,7 @@ pub async fn describe(binary: &Path) -> Result<Manifest, Error> {
 /// ```
 /// use std::os::unix::process::ExitStatusExt as _;
 /// use std::path::Path;
-/// use faas_runner_local::build::manifest_from_output;
+/// use faas_packaging::build::manifest_from_output;
 /// let ok = std::process::Output {
 ///     status: std::process::ExitStatus::from_raw(0),
 ///     stdout: b"starting\n{\"faas_version\":\"0.1.0\",\"functions\":[]}\n".to_vec(),
