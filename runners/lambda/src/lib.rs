@@ -22,6 +22,9 @@ pub use backend::LambdaBackend;
 pub mod deploy;
 
 #[cfg(feature = "deploy")]
+pub mod settings;
+
+#[cfg(feature = "deploy")]
 pub mod package;
 
 #[cfg(feature = "deploy")]
