@@ -68,6 +68,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use crate::invoke::Input;
 use crate::{Facts, Invoker};
 
 /// Where a push-style host listens.
@@ -163,16 +164,6 @@ impl Listener {
             Listener::Tcp(l) => l.local_addr().map(|a| format!("http://{a}")).unwrap_or_default(),
         }
     }
-}
-
-/// What the loop passes to the [`Invoker`].
-#[derive(Debug)]
-pub enum Input {
-    /// The payload as decoded.
-    Payload(Payload),
-    /// A JSON-only platform's body: a faas envelope is unwrapped, and the reply wrapped
-    /// ([`Invoker::invoke_json_only`]).
-    JsonOnly(Bytes),
 }
 
 /// A decoded request.
@@ -285,10 +276,7 @@ async fn handle<P: HttpProtocol>(shared: &Shared<P>, req: Request<Incoming>) -> 
         Err(e) => shared.protocol.refuse(Some(&head), &e),
         Ok(Decoded::Answer(response)) => response,
         Ok(Decoded::Invoke { facts, input, pending }) => {
-            let result = match input {
-                Input::Payload(payload) => shared.invoker.invoke(facts, payload).await,
-                Input::JsonOnly(body) => shared.invoker.invoke_json_only(facts, body).await,
-            };
+            let result = shared.invoker.invoke_input(facts, input).await;
             shared.protocol.encode(pending, result)
         }
     }

@@ -103,6 +103,21 @@ pub struct Facts {
     pub extensions: http::Extensions,
 }
 
+/// What a host's serve loop decoded from a request, for [`Invoker::invoke_input`].
+///
+/// ```
+/// let input = faas_host::invoke::Input::Payload(faas_api::Payload::bytes("hi"));
+/// assert!(matches!(input, faas_host::invoke::Input::Payload(_)));
+/// ```
+#[derive(Debug)]
+pub enum Input {
+    /// The payload as decoded ([`Invoker::invoke`]).
+    Payload(Payload),
+    /// A JSON-only platform's body: a faas envelope is unwrapped and the reply wrapped
+    /// ([`Invoker::invoke_json_only`]).
+    JsonOnly(Bytes),
+}
+
 /// A host's limits and deadline policy.
 ///
 /// ```
@@ -333,6 +348,25 @@ impl Invoker {
             reply
         };
         self.check_reply(&name, reply)
+    }
+
+    /// [`Invoker::invoke`] or [`Invoker::invoke_json_only`], as `input` says.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use faas_api::{App, Context, Error, Payload};
+    /// use faas_host::{invoke::Input, Facts, Invoker};
+    /// async fn echo(_cx: Context, p: Payload) -> Result<Payload, Error> { Ok(p) }
+    /// let invoker = Invoker::new(App::new().raw("echo", echo), "example");
+    /// let reply = invoker.invoke_input(Facts::default(), Input::Payload(Payload::bytes("hi"))).await.unwrap();
+    /// assert_eq!(reply.body().as_ref(), b"hi");
+    /// # }
+    /// ```
+    pub async fn invoke_input(&self, facts: Facts, input: Input) -> Result<Payload, Error> {
+        match input {
+            Input::Payload(payload) => self.invoke(facts, payload).await,
+            Input::JsonOnly(body) => self.invoke_json_only(facts, body).await,
+        }
     }
 
     /// The context of one invocation of `function`.

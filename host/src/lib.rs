@@ -13,6 +13,9 @@
 //! - [`http`]: the one HTTP serve loop of push-style hosts (the platform sends each invocation
 //!   as an HTTP request), over a Unix socket or TCP, with the platform's decoding and encoding
 //!   plugged in as an [`http::HttpProtocol`];
+//! - [`lines`]: the serve loop of line-oriented hosts that are not HTTP (OpenWhisk's ActionLoop:
+//!   requests on stdin, answers on fd 3), with the platform's format as a [`lines::LineProtocol`];
+//! - [`client`]: the one HTTP client of the function side (platform APIs, services);
 //! - [`trace`]: W3C trace context from headers or from the event;
 //! - [`logging`]: the tracing subscriber every host installs, writing where its platform reads logs.
 //!
@@ -42,9 +45,11 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod envelope;
 pub mod http;
 pub mod invoke;
+pub mod lines;
 pub mod local_child;
 pub mod logging;
 pub mod trace;

@@ -38,10 +38,9 @@ use faas_api::wire::{self, SENTINEL};
 use faas_api::{App, Context, Error, Payload, Services};
 use http::request::Parts;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 
+use crate::client::{HttpClient, SendError};
 use crate::http::{Bind, Decoded, HttpOptions, HttpProtocol, Input, Listener};
 use crate::{Env, Facts, Invoker, Limits};
 
@@ -211,7 +210,7 @@ fn end_of_invocation(id: &str) {
 pub struct HttpServices {
     base: String,
     events: Option<String>,
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    client: HttpClient,
 }
 
 impl HttpServices {
@@ -229,11 +228,7 @@ impl HttpServices {
     /// # }
     /// ```
     pub fn new(base: impl Into<String>) -> HttpServices {
-        HttpServices {
-            base: base.into().trim_end_matches('/').to_string(),
-            events: None,
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        }
+        HttpServices { base: base.into().trim_end_matches('/').to_string(), events: None, client: HttpClient::new() }
     }
 
     /// Services that only emit: events are posted (structured mode) to the gateway ingress `url`;
@@ -268,10 +263,10 @@ impl HttpServices {
             req = req.header(http::header::CONTENT_TYPE, ct);
         }
         let req = req.body(Full::new(payload.into_body())).map_err(|e| Error::bad_input(e.to_string()))?;
-        let resp =
-            self.client.request(req).await.map_err(|e| Error::unavailable(format!("cannot reach {url}: {e}")))?;
-        let (parts, body) = resp.into_parts();
-        let body = body.collect().await.map_err(|e| Error::unavailable(e.to_string()))?.to_bytes();
+        let (parts, body) = self.client.send(req, usize::MAX).await.map_err(|e| match e {
+            SendError::Request(e) => Error::unavailable(format!("cannot reach {url}: {e}")),
+            SendError::Body(e) => Error::unavailable(e.to_string()),
+        })?;
         Ok((parts.status, parts.headers, body))
     }
 }

@@ -54,10 +54,7 @@ use bytes::Bytes;
 use faas_api::Context;
 use faas_api::{App, Error, Payload, TraceContext};
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 use serde::Serialize;
 
 /// Env var with the Runtime API: `host:port` on Lambda, or a URL `http://host:port[/base]` (as
@@ -266,12 +263,6 @@ impl faas_host::HostAdapter for LambdaHost {
 
     fn serve(&self, app: App, env: faas_host::Env) -> faas_host::ServeFuture {
         Box::pin(async move {
-            let style = match env.get("AWS_LAMBDA_LOG_FORMAT") {
-                Some(f) if f.eq_ignore_ascii_case("json") => faas_host::logging::LogStyle::Json,
-                _ => faas_host::logging::LogStyle::Plain,
-            };
-            let level = env.get("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_ascii_lowercase().replace("fatal", "error"));
-            faas_host::logging::install(style, level.as_deref().or(env.get("RUST_LOG")));
             let mut host_env = HostEnv::from_lookup(|k| env.get(k).map(str::to_string))?;
             host_env.vars = env.vars().clone();
             serve_with(app, host_env).await
@@ -292,6 +283,7 @@ pub async fn serve(app: App) -> Result<(), Error> {
 /// [`serve`] with an explicit environment. The process environment is never changed.
 pub async fn serve_with(app: App, env: HostEnv) -> Result<(), Error> {
     app.validate()?;
+    install_logging(&env.vars);
     let api = RuntimeApi::new(&runtime_api_base(&env.runtime_api)?);
     let invoker =
         faas_host::Invoker::new(app, "lambda").function(env.handler.clone(), ENV_HANDLER).limits(faas_host::Limits {
@@ -328,6 +320,19 @@ pub async fn serve_with(app: App, env: HostEnv) -> Result<(), Error> {
             }
         }
     }
+}
+
+/// Installs the tracing subscriber as Lambda's log settings ask: JSON lines when
+/// `AWS_LAMBDA_LOG_FORMAT` is `JSON`, the level of `AWS_LAMBDA_LOG_LEVEL` (Lambda's `FATAL` is
+/// `error`), else `RUST_LOG`. Lines go to stderr, which Lambda sends to CloudWatch Logs.
+fn install_logging(vars: &BTreeMap<String, String>) {
+    let get = |k: &str| vars.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let style = match get("AWS_LAMBDA_LOG_FORMAT") {
+        Some(f) if f.eq_ignore_ascii_case("json") => faas_host::logging::LogStyle::Json,
+        _ => faas_host::logging::LogStyle::Plain,
+    };
+    let level = get("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_ascii_lowercase().replace("fatal", "error"));
+    faas_host::logging::install(style, level.as_deref().or(get("RUST_LOG")));
 }
 
 /// The function to serve: the one `_HANDLER` names, or the only one when `_HANDLER` is unset
@@ -433,20 +438,13 @@ impl Next {
 /// A client of the Runtime API over one reused keep-alive connection.
 struct RuntimeApi {
     base: String,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: faas_host::client::HttpClient,
 }
 
 impl RuntimeApi {
     /// A client of the Runtime API at `base` (from [`runtime_api_base`]).
     fn new(base: &str) -> RuntimeApi {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            // The long poll of `/next` may idle for as long as no one invokes the function.
-            .pool_idle_timeout(None::<Duration>)
-            .pool_max_idle_per_host(1)
-            .build(connector);
-        RuntimeApi { base: format!("{base}{API}"), client }
+        RuntimeApi { base: format!("{base}{API}"), client: faas_host::client::HttpClient::new() }
     }
 
     async fn send(
@@ -457,23 +455,20 @@ impl RuntimeApi {
         body: Bytes,
         limit: usize,
     ) -> Result<(StatusCode, http::HeaderMap, Bytes), Error> {
+        use faas_host::client::SendError;
         let url = format!("{}{path}", self.base);
         let mut req = Request::builder().method(method).uri(&url);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         let req = req.body(Full::new(body)).map_err(|e| Error::bad_input(format!("bad request to {url}: {e}")))?;
-        let resp = self
-            .client
-            .request(req)
-            .await
-            .map_err(|e| Error::unavailable(format!("the Lambda Runtime API at {url} is unreachable: {e}")))?;
-        let (parts, body) = resp.into_parts();
-        let body = Limited::new(body, limit)
-            .collect()
-            .await
-            .map_err(|e| Error::unavailable(format!("reading the reply of {url} failed (limit {limit} bytes): {e}")))?;
-        Ok((parts.status, parts.headers, body.to_bytes()))
+        let (parts, body) = self.client.send(req, limit).await.map_err(|e| match e {
+            SendError::Request(e) => Error::unavailable(format!("the Lambda Runtime API at {url} is unreachable: {e}")),
+            SendError::Body(e) => {
+                Error::unavailable(format!("reading the reply of {url} failed (limit {limit} bytes): {e}"))
+            }
+        })?;
+        Ok((parts.status, parts.headers, body))
     }
 
     /// Long-polls for the next invocation (no timeout, as the Runtime API docs require).
