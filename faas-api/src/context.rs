@@ -894,6 +894,23 @@ impl ContextBuilder {
         self.extensions.insert(value);
         self
     }
+
+    /// Adds every extension of `extensions` (a host collects a platform's facts in one set);
+    /// values of a type already present replace it.
+    ///
+    /// ```
+    /// let mut set = http::Extensions::new();
+    /// set.insert(7u32);
+    /// set.insert("lambda");
+    /// let cx = faas_api::Context::builder("f").extension(1u32).extensions(set).build();
+    /// assert_eq!(cx.extension::<u32>(), Some(&7));
+    /// assert_eq!(cx.extension::<&str>(), Some(&"lambda"));
+    /// ```
+    pub fn extensions(mut self, extensions: http::Extensions) -> Self {
+        self.extensions.extend(extensions);
+        self
+    }
+
     /// Finishes the context.
     ///
     /// Unset fields get defaults: a fresh UUID invocation id, a deadline 3 s from now, a new

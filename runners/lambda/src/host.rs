@@ -1,10 +1,28 @@
-//! The function side on AWS Lambda: the Runtime API loop (PROTOCOLS.md §1.1).
+//! The function side on AWS Lambda: the Runtime API loop of a custom runtime
+//! (<https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html>).
 //!
-//! `faas::serve(app)` calls [`serve`] when `AWS_LAMBDA_RUNTIME_API` is set. The loop picks the
-//! function named by `_HANDLER`, then repeatedly long-polls `GET /2018-06-01/runtime/invocation/next`,
-//! runs the function through [`App::call`] (panics become crash errors), and posts the reply to
+//! [`LambdaHost`] is the `faas` facade's `lambda` host adapter: it recognises
+//! `AWS_LAMBDA_RUNTIME_API` and calls [`serve_with`]. The loop picks the function named by
+//! `_HANDLER` (the rule of [`faas_host::choose_function`]), then repeatedly long-polls
+//! `GET /2018-06-01/runtime/invocation/next`, runs the function through the shared
+//! [`faas_host::Invoker`] (panics become crash errors; the handler is stopped
+//! [`DEADLINE_MARGIN`] before its deadline with a timeout error, so the error reaches the caller
+//! before Lambda ends the environment; replies over 6 MiB are refused), and posts the reply to
 //! `/response` or the error to `/error`. One HTTP/1.1 keep-alive connection to the Runtime API is
-//! reused for the whole life of the environment.
+//! reused for the whole life of the environment. Logs (the tracing subscriber's and the error
+//! lines) go to stderr, which Lambda sends to CloudWatch Logs; `AWS_LAMBDA_LOG_FORMAT=JSON` makes
+//! them JSON lines and `AWS_LAMBDA_LOG_LEVEL` (else `RUST_LOG`) sets the level.
+//!
+//! ## The X-Ray trace header
+//!
+//! AWS's own runtimes set `_X_AMZN_TRACE_ID` in the process environment for each invocation,
+//! for the X-Ray SDKs. This host does not: changing the environment while other threads of the
+//! multi-threaded runtime may read it is undefined behaviour in Rust 2024 (`set_var` is unsafe).
+//! The header of the current invocation travels in the context instead:
+//! [`LambdaContext::xray_trace_id`] (through [`Context::extension`]), and as the portable W3C
+//! trace ([`Context::trace`]) when no `traceparent` came with the event. Code that calls AWS with
+//! X-Ray propagation passes that value on explicitly (the AWS SDK for Rust takes it as the
+//! `X-Amzn-Trace-Id` header of a request).
 //!
 //! ## Errors on the wire
 //!
@@ -18,26 +36,25 @@
 //! | any other kind | [`Error::error_type`] | [`faas_api::ErrorKind::as_str`] | `Function.<errorType>` |
 //! | panic in the handler | `Panic` | `crash` | `Function.Panic` |
 //! | reply over 6 MiB | `PayloadTooLarge` | `payload_too_large` | `Function.PayloadTooLarge` |
+//! | still running [`DEADLINE_MARGIN`] before the deadline | `Timeout` | `timeout` | `Function.Timeout` |
 //! | `_HANDLER` names no function (`/runtime/init/error`) | `NotFound` | `not_found` | `Runtime.HandlerNotFound` |
 //!
 //! The header value must match `(Runtime|Function)\.[A-Z][a-zA-Z]+` or Lambda replaces it with
-//! `Function.Unknown`/`Runtime.Unknown` (§1.1 normalisation). We choose `Function.<errorType>`
+//! `Function.Unknown`/`Runtime.Unknown` (the Runtime API normalises it). We choose `Function.<errorType>`
 //! because the error came from the function; an `errorType` that is not letters-only (e.g.
 //! `My_Error`) is reduced to its letters, and an empty result becomes `Function.Unknown`. The
 //! header only feeds Lambda's metrics and logs; callers read the body, which is exact.
 //! The body's `stackTrace` is always an empty list (Rust has no portable stack trace to offer).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use faas_api::{App, Context, Error, Payload, TraceContext};
+#[cfg(any(doc, test))]
+use faas_api::Context;
+use faas_api::{App, Error, Payload, TraceContext};
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 use serde::Serialize;
 
 /// Env var with the Runtime API: `host:port` on Lambda, or a URL `http://host:port[/base]` (as
@@ -45,8 +62,12 @@ use serde::Serialize;
 pub const ENV_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
 /// Env var naming the function to serve (the `Handler` of the Lambda function).
 pub const ENV_HANDLER: &str = "_HANDLER";
-/// Env var the runtime sets to the X-Ray trace header of the current invocation.
+/// Env var AWS's own runtimes set to the X-Ray trace header of the current invocation. This host
+/// leaves it alone and carries the header in [`LambdaContext::xray_trace_id`] (see the module docs).
 pub const ENV_TRACE_ID: &str = "_X_AMZN_TRACE_ID";
+/// How long before an invocation's deadline the host stops a handler that is still running, to
+/// post its timeout error while Lambda still accepts it.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
 
 /// Runtime API path prefix.
 const API: &str = "/2018-06-01/runtime";
@@ -218,8 +239,39 @@ pub fn runtime_api_base(value: &str) -> Result<String, Error> {
     Ok(format!("http://{authority}{base}"))
 }
 
-/// Serves `app` on the Lambda Runtime API named by the environment, until the Runtime API goes
-/// away (the environment is shutting down) — then returns the error saying so.
+/// The `lambda` host adapter of the `faas` facade: recognises `AWS_LAMBDA_RUNTIME_API` and
+/// serves the app on the Runtime API.
+///
+/// ```
+/// use faas_host::{Env, HostAdapter};
+/// use faas_runner_lambda::host::LambdaHost;
+/// assert_eq!(LambdaHost.name(), "lambda");
+/// assert!(LambdaHost.detect(&Env::from_pairs([("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")])));
+/// assert!(!LambdaHost.detect(&Env::from_pairs([("AWS_LAMBDA_RUNTIME_API", "")])));
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LambdaHost;
+
+impl faas_host::HostAdapter for LambdaHost {
+    fn name(&self) -> &'static str {
+        "lambda"
+    }
+
+    fn detect(&self, env: &faas_host::Env) -> bool {
+        env.get(ENV_RUNTIME_API).is_some()
+    }
+
+    fn serve(&self, app: App, env: faas_host::Env) -> faas_host::ServeFuture {
+        Box::pin(async move {
+            let mut host_env = HostEnv::from_lookup(|k| env.get(k).map(str::to_string))?;
+            host_env.vars = env.vars().clone();
+            serve_with(app, host_env).await
+        })
+    }
+}
+
+/// Serves `app` on the Lambda Runtime API named by the process environment, until the Runtime
+/// API goes away (the environment is shutting down) — then returns the error saying so.
 ///
 /// If `_HANDLER` names no function of the app (or is unset and the app has several), the error
 /// is reported to `POST /runtime/init/error` and returned, so `main` exits non-zero.
@@ -228,13 +280,18 @@ pub async fn serve(app: App) -> Result<(), Error> {
     serve_with(app, env).await
 }
 
-/// [`serve`] with an explicit environment. Does not touch `_X_AMZN_TRACE_ID` unless `env.vars`
-/// is the process environment (i.e. it came from [`HostEnv::from_env`]).
+/// [`serve`] with an explicit environment. The process environment is never changed.
 pub async fn serve_with(app: App, env: HostEnv) -> Result<(), Error> {
     app.validate()?;
-    let set_trace_env = env.vars.contains_key(ENV_RUNTIME_API);
+    install_logging(&env.vars);
     let api = RuntimeApi::new(&runtime_api_base(&env.runtime_api)?);
-    let function = match select_function(&app, env.handler.as_deref()) {
+    let invoker =
+        faas_host::Invoker::new(app, "lambda").function(env.handler.clone(), ENV_HANDLER).limits(faas_host::Limits {
+            max_reply: Some(MAX_PAYLOAD),
+            abort_before: Some(DEADLINE_MARGIN),
+            ..faas_host::Limits::new("Lambda")
+        });
+    let function = match invoker.choose(None) {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the Lambda host");
@@ -242,42 +299,14 @@ pub async fn serve_with(app: App, env: HostEnv) -> Result<(), Error> {
             return Err(e);
         }
     };
-    let vars = Arc::new(env.vars.clone());
+    let invoker = invoker.function(Some(function.clone()), ENV_HANDLER).vars(env.vars.clone());
     tracing::debug!(function = %function, api = %env.runtime_api, "serving on the Lambda Runtime API");
     loop {
         let next = api.next().await?;
         let request_id = next.request_id.clone();
-        if set_trace_env {
-            // Like the official runtimes: the X-Ray header of the current invocation, for SDKs.
-            // Edition 2021: `set_var` is safe; the loop runs one invocation at a time.
-            match &next.lambda.xray_trace_id {
-                Some(t) => std::env::set_var(ENV_TRACE_ID, t),
-                None => std::env::remove_var(ENV_TRACE_ID),
-            }
-        }
-        let cx = next.context(&function, &env, &vars);
+        let (facts, body) = next.facts(&env);
         // A faas caller sends non-JSON payloads in an envelope and gets the reply back in one.
-        let (payload, enveloped) = match crate::envelope::unwrap(&next.body) {
-            Some(p) => (p, true),
-            None => (Payload::new(next.body, None), false),
-        };
-        let result = app.call(&function, cx, payload).await.map(|reply| {
-            if enveloped {
-                Payload::new(crate::envelope::wrap(&reply), Some(faas_api::payload::JSON.to_string()))
-            } else {
-                reply
-            }
-        });
-        let result = result.and_then(|reply| {
-            if reply.len() > MAX_PAYLOAD {
-                Err(Error::payload_too_large(format!(
-                    "the reply of `{function}` is {} bytes; Lambda's limit is {MAX_PAYLOAD} bytes",
-                    reply.len()
-                )))
-            } else {
-                Ok(reply)
-            }
-        });
+        let result = invoker.invoke_json_only(facts, body).await;
         let path = format!("/invocation/{request_id}");
         match result {
             Ok(reply) => api.post_response(&format!("{path}/response"), reply).await?,
@@ -293,7 +322,21 @@ pub async fn serve_with(app: App, env: HostEnv) -> Result<(), Error> {
     }
 }
 
-/// The function to serve: the one `_HANDLER` names, or the only one when `_HANDLER` is unset.
+/// Installs the tracing subscriber as Lambda's log settings ask: JSON lines when
+/// `AWS_LAMBDA_LOG_FORMAT` is `JSON`, the level of `AWS_LAMBDA_LOG_LEVEL` (Lambda's `FATAL` is
+/// `error`), else `RUST_LOG`. Lines go to stderr, which Lambda sends to CloudWatch Logs.
+fn install_logging(vars: &BTreeMap<String, String>) {
+    let get = |k: &str| vars.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let style = match get("AWS_LAMBDA_LOG_FORMAT") {
+        Some(f) if f.eq_ignore_ascii_case("json") => faas_host::logging::LogStyle::Json,
+        _ => faas_host::logging::LogStyle::Plain,
+    };
+    let level = get("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_ascii_lowercase().replace("fatal", "error"));
+    faas_host::logging::install(style, level.as_deref().or(get("RUST_LOG")));
+}
+
+/// The function to serve: the one `_HANDLER` names, or the only one when `_HANDLER` is unset
+/// (the rule of [`faas_host::choose_function`]).
 ///
 /// ```
 /// use faas_runner_lambda::host::select_function;
@@ -303,28 +346,7 @@ pub async fn serve_with(app: App, env: HostEnv) -> Result<(), Error> {
 /// assert!(select_function(&app, None).unwrap_err().message().contains("a, b"));
 /// ```
 pub fn select_function(app: &App, handler: Option<&str>) -> Result<String, Error> {
-    let names = app.names();
-    match handler {
-        Some(h) if app.contains(h) => Ok(h.to_string()),
-        Some(h) => Err(Error::not_found(format!(
-            "{ENV_HANDLER} is `{h}`, which is not a function of this app; the app defines: {}",
-            list(&names)
-        ))),
-        None if names.len() == 1 => Ok(names[0].to_string()),
-        None => Err(Error::bad_input(format!(
-            "{ENV_HANDLER} is not set and the app defines {} functions; set the Lambda function's Handler to one of: {}",
-            names.len(),
-            list(&names)
-        ))),
-    }
-}
-
-fn list(names: &[&str]) -> String {
-    if names.is_empty() {
-        "none".into()
-    } else {
-        names.join(", ")
-    }
+    faas_host::choose_function(app, handler, ENV_HANDLER)
 }
 
 /// The letters of `error_type`, starting upper-case, for the `Function.<Type>` header.
@@ -375,25 +397,6 @@ pub fn trace_from_xray(header: &str) -> Option<TraceContext> {
     }
 }
 
-/// A W3C `traceparent` carried by the event itself: a structured CloudEvent's `traceparent`
-/// attribute, or a `traceparent` header of an HTTP-shaped event (`headers` object, any case).
-fn traceparent_in_event(body: &[u8]) -> Option<TraceContext> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
-    if *first != b'{' {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    if let Some(t) = v.get("traceparent").and_then(|t| t.as_str()).and_then(TraceContext::parse) {
-        return Some(t);
-    }
-    let headers = v.get("headers")?.as_object()?;
-    headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("traceparent"))
-        .and_then(|(_, t)| t.as_str())
-        .and_then(TraceContext::parse)
-}
-
 /// One invocation as handed out by `/next`.
 struct Next {
     request_id: String,
@@ -402,51 +405,46 @@ struct Next {
 }
 
 impl Next {
-    /// The portable context. Trace precedence: a `traceparent` in the event, then one in the
-    /// client context's `custom` map (how the faas Lambda runner propagates the caller's trace),
-    /// then the X-Ray header, else a fresh trace.
-    fn context(&self, function: &str, env: &HostEnv, vars: &BTreeMap<String, String>) -> Context {
-        let trace = traceparent_in_event(&self.body)
+    /// The platform's facts and the event body. Trace precedence: a `traceparent` in the event,
+    /// then one in the client context's `custom` map (how the faas Lambda runner propagates the
+    /// caller's trace), then the X-Ray header, else a fresh trace.
+    fn facts(self, env: &HostEnv) -> (faas_host::Facts, Bytes) {
+        let trace = faas_host::trace::from_event(&self.body)
             .or_else(|| {
                 let cc = self.lambda.client_context.as_ref()?;
                 cc.pointer("/custom/traceparent").and_then(|t| t.as_str()).and_then(TraceContext::parse)
             })
-            .or_else(|| self.lambda.xray_trace_id.as_deref().and_then(trace_from_xray))
-            .unwrap_or_else(TraceContext::random);
-        let mut lambda = self.lambda.clone();
+            .or_else(|| self.lambda.xray_trace_id.as_deref().and_then(trace_from_xray));
+        let mut lambda = self.lambda;
         lambda.function_name = env.function_name.clone();
         lambda.function_version = env.function_version.clone();
         lambda.memory_mb = env.memory_mb;
         lambda.log_group = env.log_group.clone();
         lambda.log_stream = env.log_stream.clone();
-        Context::builder(function)
-            .invocation_id(&self.request_id)
-            .deadline_ms(self.lambda.deadline_ms)
-            .trace(trace)
-            .backend("lambda")
-            .vars(vars.iter().map(|(k, v)| (k.clone(), v.clone())))
-            .extension(lambda)
-            .build()
+        let mut extensions = http::Extensions::new();
+        let deadline = std::time::UNIX_EPOCH + Duration::from_millis(lambda.deadline_ms);
+        extensions.insert(lambda);
+        let facts = faas_host::Facts {
+            function: None,
+            invocation_id: Some(self.request_id),
+            deadline: Some(deadline),
+            trace,
+            extensions,
+        };
+        (facts, self.body)
     }
 }
 
 /// A client of the Runtime API over one reused keep-alive connection.
 struct RuntimeApi {
     base: String,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: faas_host::client::HttpClient,
 }
 
 impl RuntimeApi {
     /// A client of the Runtime API at `base` (from [`runtime_api_base`]).
     fn new(base: &str) -> RuntimeApi {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            // The long poll of `/next` may idle for as long as no one invokes the function.
-            .pool_idle_timeout(None::<Duration>)
-            .pool_max_idle_per_host(1)
-            .build(connector);
-        RuntimeApi { base: format!("{base}{API}"), client }
+        RuntimeApi { base: format!("{base}{API}"), client: faas_host::client::HttpClient::new() }
     }
 
     async fn send(
@@ -457,23 +455,20 @@ impl RuntimeApi {
         body: Bytes,
         limit: usize,
     ) -> Result<(StatusCode, http::HeaderMap, Bytes), Error> {
+        use faas_host::client::SendError;
         let url = format!("{}{path}", self.base);
         let mut req = Request::builder().method(method).uri(&url);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         let req = req.body(Full::new(body)).map_err(|e| Error::bad_input(format!("bad request to {url}: {e}")))?;
-        let resp = self
-            .client
-            .request(req)
-            .await
-            .map_err(|e| Error::unavailable(format!("the Lambda Runtime API at {url} is unreachable: {e}")))?;
-        let (parts, body) = resp.into_parts();
-        let body = Limited::new(body, limit)
-            .collect()
-            .await
-            .map_err(|e| Error::unavailable(format!("reading the reply of {url} failed (limit {limit} bytes): {e}")))?;
-        Ok((parts.status, parts.headers, body.to_bytes()))
+        let (parts, body) = self.client.send(req, limit).await.map_err(|e| match e {
+            SendError::Request(e) => Error::unavailable(format!("the Lambda Runtime API at {url} is unreachable: {e}")),
+            SendError::Body(e) => {
+                Error::unavailable(format!("reading the reply of {url} failed (limit {limit} bytes): {e}"))
+            }
+        })?;
+        Ok((parts.status, parts.headers, body))
     }
 
     /// Long-polls for the next invocation (no timeout, as the Runtime API docs require).

@@ -52,7 +52,8 @@ impl Fake {
     }
 }
 
-/// An invocation with the two headers Lambda always sends, plus `extra`.
+/// An invocation with the headers Lambda always sends, plus `extra` (which replaces a default of
+/// the same name).
 fn invocation(id: &str, body: &str, extra: &[(&str, &str)]) -> Queued {
     let mut headers = vec![
         ("Lambda-Runtime-Aws-Request-Id".to_string(), id.to_string()),
@@ -62,6 +63,7 @@ fn invocation(id: &str, body: &str, extra: &[(&str, &str)]) -> Queued {
             "arn:aws:lambda:us-east-1:123456789012:function:probe".to_string(),
         ),
     ];
+    headers.retain(|(k, _)| !extra.iter().any(|(e, _)| e.eq_ignore_ascii_case(k)));
     headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Queued { headers, body: body.as_bytes().to_vec() }
 }
@@ -339,4 +341,73 @@ fn error_type_header_is_letters_only() {
     assert_eq!(type_word("ProbeError"), "ProbeError");
     assert_eq!(type_word("my_error2"), "Myerror");
     assert_eq!(type_word("__"), "Unknown");
+}
+
+async fn slow(_cx: Context, v: Value) -> Result<Value, Error> {
+    tokio::time::sleep(Duration::from_millis(v["ms"].as_u64().unwrap_or(0))).await;
+    Ok(json!({"slept": v["ms"]}))
+}
+
+async fn big(_cx: Context, v: Value) -> Result<Value, Error> {
+    Ok(Value::String("x".repeat(v["bytes"].as_u64().unwrap_or(0) as usize)))
+}
+
+fn deadline_in(ms: u64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    (now.as_millis() as u64 + ms).to_string()
+}
+
+#[tokio::test]
+async fn a_handler_still_running_at_its_deadline_is_stopped_and_posted_as_a_timeout() {
+    let soon = invocation("id-1", r#"{"ms":10000}"#, &[("Lambda-Runtime-Deadline-Ms", &deadline_in(400))]);
+    let queue = vec![soon, invocation("id-2", r#"{"ms":1}"#, &[])];
+    let started = std::time::Instant::now();
+    let (fake, _) = run(App::new().function("slow", slow), None, queue).await;
+    assert!(started.elapsed() < Duration::from_secs(2), "the host waited {:?}", started.elapsed());
+    let posts = fake.posts();
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    assert_eq!(posts[0].path, "/2018-06-01/runtime/invocation/id-1/error");
+    assert_eq!(posts[0].header("lambda-runtime-function-error-type"), "Function.Timeout");
+    let body = posts[0].json();
+    assert_eq!(body["kind"], "timeout");
+    assert_eq!(body["errorType"], "Timeout");
+    let message = body["errorMessage"].as_str().unwrap();
+    assert!(message.contains("function `slow` timed out") && message.contains("before Lambda"), "{message}");
+    // The environment goes on serving.
+    assert_eq!(posts[1].path, "/2018-06-01/runtime/invocation/id-2/response");
+    assert_eq!(posts[1].json(), json!({"slept": 1}));
+}
+
+#[tokio::test]
+async fn a_reply_over_six_mib_is_payload_too_large_and_one_at_the_limit_is_posted() {
+    // A JSON string of n bytes is n + 2 bytes with its quotes.
+    let over = invocation("id-1", &format!(r#"{{"bytes":{}}}"#, MAX_PAYLOAD - 1), &[]);
+    let at = invocation("id-2", &format!(r#"{{"bytes":{}}}"#, MAX_PAYLOAD - 2), &[]);
+    let (fake, _) = run(App::new().function("big", big), None, vec![over, at]).await;
+    let posts = fake.posts();
+    assert_eq!(posts[0].path, "/2018-06-01/runtime/invocation/id-1/error");
+    assert_eq!(posts[0].header("lambda-runtime-function-error-type"), "Function.PayloadTooLarge");
+    let body = posts[0].json();
+    assert_eq!(body["kind"], "payload_too_large");
+    assert!(body["errorMessage"].as_str().unwrap().contains("Lambda's limit is 6291456 bytes"), "{body}");
+    assert_eq!(posts[1].path, "/2018-06-01/runtime/invocation/id-2/response");
+    assert_eq!(posts[1].body.len(), MAX_PAYLOAD);
+}
+
+#[tokio::test]
+async fn the_adapter_reads_the_host_env_from_its_snapshot() {
+    use faas_host::HostAdapter as _;
+    let (fake, api) = fake_api(vec![invocation("id-1", "{}", &[])]).await;
+    let env = faas_host::Env::from_pairs([
+        ("AWS_LAMBDA_RUNTIME_API", api.as_str()),
+        ("_HANDLER", "context"),
+        ("AWS_LAMBDA_FUNCTION_NAME", "from-snapshot"),
+        ("GREETING", "hello from the snapshot"),
+    ]);
+    let err = tokio::time::timeout(Duration::from_secs(30), LambdaHost.serve(app(), env)).await.unwrap().unwrap_err();
+    assert!(err.message().contains("500"), "{err}");
+    let r = fake.posts()[0].json();
+    assert_eq!(r["greeting"], "hello from the snapshot");
+    assert_eq!(r["lambda"]["function_name"], "from-snapshot");
+    assert!(std::env::var(ENV_TRACE_ID).is_err(), "the host must not touch the process environment");
 }

@@ -1,14 +1,16 @@
 //! # faas-runner-lambda
 //!
-//! AWS Lambda for faas (PROTOCOLS.md §1).
+//! AWS Lambda for faas.
 //!
-//! - feature `host`: the function side. `faas::serve` calls [`host::serve`] when
-//!   `AWS_LAMBDA_RUNTIME_API` is set and runs the Runtime API loop. No AWS SDK.
+//! - feature `host`: the function side, [`host::LambdaHost`], the `faas` facade's `lambda` host
+//!   adapter: when `AWS_LAMBDA_RUNTIME_API` is set it runs the Runtime API loop on the shared
+//!   invocation layer of `faas-host`. No AWS SDK.
 //! - feature `deploy`: the control side: `bootstrap` zip packaging (over `faas-packaging`) and a [`faas_api::Runner`]
 //!   over aws-sdk-lambda, with an endpoint override for the local emulator.
 #![warn(missing_docs)]
 
-pub mod envelope;
+/// The payload envelope of JSON-only platforms (written once in `faas-host`).
+pub use faas_host::envelope;
 
 #[cfg(feature = "host")]
 pub mod host;

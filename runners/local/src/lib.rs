@@ -36,11 +36,14 @@
 #![warn(missing_docs)]
 
 pub mod activations;
-pub mod child;
 pub mod exec;
 pub mod inproc;
 pub mod pool;
 pub mod queue;
 pub mod runner;
+
+/// The function side of process mode (the child protocol and the [`faas_api::Services`] of a
+/// child), written once in `faas-host` on its shared HTTP loop.
+pub use faas_host::local_child as child;
 
 pub use runner::{LocalOptions, LocalRunner, Mode};

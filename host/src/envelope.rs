@@ -1,7 +1,8 @@
-//! Carrying any payload through Lambda, whose Invoke payloads must be JSON documents.
+//! Carrying any payload through platforms whose payloads must be JSON documents (Lambda's Invoke
+//! API; OpenWhisk's `value`, for one).
 //!
-//! The Lambda runner sends a payload as it is when it is a JSON document (the common case, and
-//! what any other Lambda caller sends). Anything else (an empty body, bytes, text, malformed JSON
+//! A faas runner for such a platform sends a payload as it is when it is a JSON document (the
+//! common case, and what any other caller sends). Anything else (an empty body, bytes, text, malformed JSON
 //! that the function should see and refuse itself) travels inside an envelope:
 //!
 //! ```json
@@ -38,7 +39,7 @@ struct Envelope {
 ///
 /// ```
 /// use faas_api::Payload;
-/// use faas_runner_lambda::envelope::needs_envelope;
+/// use faas_host::envelope::needs_envelope;
 /// assert!(!needs_envelope(&Payload::json(&serde_json::json!({"name": "Ada"})).unwrap()));
 /// assert!(needs_envelope(&Payload::empty()));
 /// assert!(needs_envelope(&Payload::bytes(vec![0, 1, 2])));
@@ -51,6 +52,11 @@ pub fn needs_envelope(payload: &Payload) -> bool {
 }
 
 /// The envelope around `payload`.
+///
+/// ```
+/// let wrapped = faas_host::envelope::wrap(&faas_api::Payload::bytes(vec![0u8, 1, 2]));
+/// assert_eq!(wrapped, br#"{"faas:payload":{"contentType":"application/octet-stream","bodyBase64":"AAEC"}}"#);
+/// ```
 pub fn wrap(payload: &Payload) -> Vec<u8> {
     let env = Envelope {
         payload: Inner {
@@ -65,7 +71,7 @@ pub fn wrap(payload: &Payload) -> Vec<u8> {
 ///
 /// ```
 /// use faas_api::Payload;
-/// use faas_runner_lambda::envelope::{unwrap, wrap};
+/// use faas_host::envelope::{unwrap, wrap};
 /// let p = Payload::new(vec![0u8, 255], Some("application/octet-stream".into()));
 /// assert_eq!(unwrap(&wrap(&p)), Some(p));
 /// assert_eq!(unwrap(br#"{"name":"Ada"}"#), None);

@@ -1,6 +1,13 @@
-//! The function side of process mode: what `faas::serve` runs inside a child process started by
-//! the pool (see [`crate::pool`] for the protocol). Also the [`Services`] a child uses to reach
-//! other functions and emit events through the HTTP front.
+//! The function side of the local backend's process mode: what `faas::serve` runs inside a child
+//! process started by the pool of `faas-runner-local` (its `pool` module describes the protocol).
+//! Also the [`Services`] a child uses to reach other functions and emit events through the HTTP
+//! front.
+//!
+//! The child protocol is an instance of the shared [HTTP loop](crate::http) over a Unix socket:
+//! `POST /invoke[/{name}]` with `faas-invocation-id`, `faas-deadline-ms`, `traceparent` and
+//! `content-type`; the reply is `200` with the result, or the portable error
+//! ([`wire::error_parts`]). After each invocation the child writes [`SENTINEL`] and the
+//! invocation id to stdout and stderr, so the pool can attribute the lines before it.
 //!
 //! What `faas::serve` does in a child process (it serves until the pool closes the child's
 //! stdin, then exits the process, so this is not run here):
@@ -16,11 +23,10 @@
 //! let socket = std::env::var(wire::ENV_SOCKET).expect("started by the pool");
 //! let function = std::env::var(wire::ENV_FUNCTION).ok();
 //! let app = App::new().function("hello", hello);
-//! faas_runner_local::child::serve(app, std::path::Path::new(&socket), function).await
+//! faas_host::local_child::serve(app, std::path::Path::new(&socket), function).await
 //! # }
 //! ```
 
-use std::convert::Infallible;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -30,18 +36,25 @@ use bytes::Bytes;
 use faas_api::cloudevents::Event;
 use faas_api::wire::{self, SENTINEL};
 use faas_api::{App, Context, Error, Payload, Services};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::{Request, Response};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http::request::Parts;
+use http::{Request, Response};
+use http_body_util::Full;
+
+use crate::client::{HttpClient, SendError};
+use crate::http::{Bind, Decoded, HttpOptions, HttpProtocol, Input, Listener};
+use crate::{Env, Facts, Invoker, Limits};
 
 /// Largest request body a child accepts (the pool enforces the configured limit first).
 const MAX_CHILD_BODY: usize = 64 * 1024 * 1024;
 
+/// Where the child's function names come from, for the function-choice errors.
+const NAMED_BY: &str = "the request path (/invoke/NAME) or FAAS_FUNCTION";
+
 /// Serves `app` on the Unix socket `socket` until stdin closes (the pool went away), then exits
 /// the process. `function` is the function this process is for (`FAAS_FUNCTION`); requests to
 /// `/invoke/{name}` may name another. `faas::serve` calls it when `FAAS_LOCAL_SOCKET` is set.
+/// `cx.invoke` and `cx.emit` reach the front and gateway named by `FAAS_LOCAL_SERVICES` and
+/// `FAAS_EVENTS_URL` in the process environment.
 ///
 /// A socket that cannot be bound is an error, returned before anything is served:
 ///
@@ -49,21 +62,28 @@ const MAX_CHILD_BODY: usize = 64 * 1024 * 1024;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use std::path::Path;
 /// let socket = Path::new("/nonexistent-dir/hello.sock");
-/// let err = faas_runner_local::child::serve(faas_api::App::new(), socket, None).await.unwrap_err();
+/// let err = faas_host::local_child::serve(faas_api::App::new(), socket, None).await.unwrap_err();
 /// assert_eq!(err.kind(), faas_api::ErrorKind::BackendUnavailable);
 /// assert!(err.message().starts_with("cannot listen on /nonexistent-dir/hello.sock"), "{}", err.message());
 /// # }
 /// ```
 pub async fn serve(app: App, socket: &Path, function: Option<String>) -> Result<(), Error> {
-    let _ = std::fs::remove_file(socket);
-    let listener = tokio::net::UnixListener::bind(socket)
-        .map_err(|e| Error::unavailable(format!("cannot listen on {}: {e}", socket.display())))?;
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let services: Arc<dyn Services> = match (var(wire::ENV_SERVICES), var(wire::ENV_EVENTS)) {
-        (None, None) => Arc::new(faas_api::context::NoServices),
-        (base, events) => Arc::new(HttpServices { events, ..HttpServices::new(base.unwrap_or_default()) }),
-    };
-    let state = Arc::new(State { app, function, services });
+    serve_with(app, socket, function, &Env::from_process()).await
+}
+
+/// [`serve`] with the services named by `env` instead of the process environment.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let env = faas_host::Env::from_pairs([("FAAS_LOCAL_SERVICES", "http://127.0.0.1:1")]);
+/// let socket = std::path::Path::new("/nonexistent-dir/hello.sock");
+/// let err = faas_host::local_child::serve_with(faas_api::App::new(), socket, None, &env).await.unwrap_err();
+/// assert_eq!(err.kind(), faas_api::ErrorKind::BackendUnavailable);
+/// # }
+/// ```
+pub async fn serve_with(app: App, socket: &Path, function: Option<String>, env: &Env) -> Result<(), Error> {
+    let listener = Listener::bind(&Bind::Unix(socket.to_path_buf())).await?;
+    crate::logging::install(crate::logging::LogStyle::Plain, env.get("RUST_LOG"));
     // Exit when the pool closes our stdin: children never outlive the process that started them.
     tokio::spawn(async {
         use tokio::io::AsyncReadExt;
@@ -76,76 +96,84 @@ pub async fn serve(app: App, socket: &Path, function: Option<String>) -> Result<
         }
         std::process::exit(0);
     });
-    loop {
-        let (stream, _) = listener.accept().await.map_err(|e| Error::unavailable(format!("accept failed: {e}")))?;
-        let state = state.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| handle(state.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-        });
-    }
-}
-
-struct State {
-    app: App,
-    function: Option<String>,
-    services: Arc<dyn Services>,
-}
-
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (parts, body) = req.into_parts();
-    let id = wire::header(&parts.headers, wire::INVOCATION_ID).unwrap_or_default().to_string();
-    let result = invoke(&state, &parts, body, &id).await;
-    // Mark the end of this invocation's output before answering, so the pool can attribute lines.
-    {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{SENTINEL} {id}");
-        let _ = out.flush();
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{SENTINEL} {id}");
-        let _ = err.flush();
-    }
-    let resp = match result {
-        Ok(p) => {
-            let mut r = Response::new(Full::new(p.body().clone()));
-            if let Some(ct) = p.content_type().and_then(|c| http::HeaderValue::from_str(c).ok()) {
-                r.headers_mut().insert(http::header::CONTENT_TYPE, ct);
-            }
-            r
-        }
-        Err(e) => {
-            let (status, headers, body) = wire::error_parts(&e);
-            let mut r = Response::new(Full::new(Bytes::from(body)));
-            *r.status_mut() = status;
-            *r.headers_mut() = headers;
-            r
-        }
-    };
-    Ok(resp)
-}
-
-async fn invoke(state: &State, parts: &http::request::Parts, body: Incoming, id: &str) -> Result<Payload, Error> {
-    let name = match parts.uri.path().strip_prefix("/invoke/") {
-        Some(n) if !n.is_empty() => n.to_string(),
-        _ => state
-            .function
-            .clone()
-            .ok_or_else(|| Error::bad_input("no function named in the request or FAAS_FUNCTION"))?,
-    };
-    let body = Limited::new(body, MAX_CHILD_BODY)
-        .collect()
+    crate::http::serve(listener, invoker(app, function, env), ChildProtocol, HttpOptions { max_body: MAX_CHILD_BODY })
         .await
-        .map_err(|e| Error::payload_too_large(format!("cannot read the request body: {e}")))?
-        .to_bytes();
-    let mut cx = Context::builder(&name).backend("local").services(state.services.clone());
-    if !id.is_empty() {
-        cx = cx.invocation_id(id);
+}
+
+/// The invoker of a child: backend `local`; the pool enforces the deadline by killing the
+/// process and reports the timeout in its own words, so the child does not abort handlers.
+fn invoker(app: App, function: Option<String>, env: &Env) -> Invoker {
+    let services: Arc<dyn Services> = match (env.get(wire::ENV_SERVICES), env.get(wire::ENV_EVENTS)) {
+        (None, None) => Arc::new(faas_api::context::NoServices),
+        (base, events) => {
+            Arc::new(HttpServices { events: events.map(str::to_string), ..HttpServices::new(base.unwrap_or_default()) })
+        }
+    };
+    Invoker::new(app, "local")
+        .function(function, NAMED_BY)
+        .services(services)
+        .limits(Limits { abort_before: None, ..Limits::new("the local pool") })
+}
+
+/// The child protocol on the shared HTTP loop.
+struct ChildProtocol;
+
+impl HttpProtocol for ChildProtocol {
+    /// The invocation id, for the end-of-invocation marker.
+    type Pending = String;
+
+    fn decode(&self, head: &Parts, body: Bytes) -> Result<Decoded<String>, Error> {
+        let id = wire::header(&head.headers, wire::INVOCATION_ID).unwrap_or_default().to_string();
+        let function = head.uri.path().strip_prefix("/invoke/").filter(|n| !n.is_empty()).map(str::to_string);
+        let facts = Facts {
+            function,
+            invocation_id: (!id.is_empty()).then(|| id.clone()),
+            deadline: wire::header(&head.headers, wire::DEADLINE_MS)
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)),
+            trace: crate::trace::from_headers(&head.headers),
+            extensions: http::Extensions::new(),
+        };
+        Ok(Decoded::Invoke { facts, input: Input::Payload(wire::payload(&head.headers, body)), pending: id })
     }
-    if let Some(ms) = wire::header(&parts.headers, wire::DEADLINE_MS).and_then(|v| v.parse::<u64>().ok()) {
-        cx = cx.deadline_ms(ms);
+
+    fn encode(&self, id: String, result: Result<Payload, Error>) -> Response<Full<Bytes>> {
+        end_of_invocation(&id);
+        match result {
+            Ok(p) => {
+                let mut r = Response::new(Full::new(p.body().clone()));
+                if let Some(ct) = p.content_type().and_then(|c| http::HeaderValue::from_str(c).ok()) {
+                    r.headers_mut().insert(http::header::CONTENT_TYPE, ct);
+                }
+                r
+            }
+            Err(e) => error_response(&e),
+        }
     }
-    cx = cx.traceparent(wire::header(&parts.headers, wire::TRACEPARENT));
-    state.app.call(&name, cx.build(), wire::payload(&parts.headers, body)).await
+
+    fn refuse(&self, head: Option<&Parts>, error: &Error) -> Response<Full<Bytes>> {
+        let id = head.and_then(|h| wire::header(&h.headers, wire::INVOCATION_ID)).unwrap_or_default();
+        end_of_invocation(id);
+        error_response(error)
+    }
+}
+
+fn error_response(e: &Error) -> Response<Full<Bytes>> {
+    let (status, headers, body) = wire::error_parts(e);
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    *r.headers_mut() = headers;
+    r
+}
+
+/// Marks the end of invocation `id`'s output before answering, so the pool can attribute lines.
+fn end_of_invocation(id: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{SENTINEL} {id}");
+    let _ = out.flush();
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{SENTINEL} {id}");
+    let _ = err.flush();
 }
 
 /// [`Services`] over the HTTP front: `POST {base}/functions/{name}` and `POST {base}/events` (or, when
@@ -155,7 +183,7 @@ async fn invoke(state: &State, parts: &http::request::Parts, body: Incoming, id:
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use std::sync::Arc;
 /// use faas_api::{Context, Payload};
-/// use faas_runner_local::child::HttpServices;
+/// use faas_host::local_child::HttpServices;
 /// # use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 /// # // A stand-in for the front: answers one request with "hi" and reports its request line.
 /// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -182,7 +210,7 @@ async fn invoke(state: &State, parts: &http::request::Parts, body: Incoming, id:
 pub struct HttpServices {
     base: String,
     events: Option<String>,
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    client: HttpClient,
 }
 
 impl HttpServices {
@@ -191,7 +219,7 @@ impl HttpServices {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// use std::sync::Arc;
-    /// use faas_runner_local::child::HttpServices;
+    /// use faas_host::local_child::HttpServices;
     /// let services = Arc::new(HttpServices::new("http://127.0.0.1:1/")); // nothing listens on port 1
     /// let cx = faas_api::Context::builder("caller").services(services).build();
     /// let err = cx.invoke("hello", faas_api::Payload::empty()).await.unwrap_err();
@@ -200,11 +228,7 @@ impl HttpServices {
     /// # }
     /// ```
     pub fn new(base: impl Into<String>) -> HttpServices {
-        HttpServices {
-            base: base.into().trim_end_matches('/').to_string(),
-            events: None,
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        }
+        HttpServices { base: base.into().trim_end_matches('/').to_string(), events: None, client: HttpClient::new() }
     }
 
     /// Services that only emit: events are posted (structured mode) to the gateway ingress `url`;
@@ -213,7 +237,7 @@ impl HttpServices {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// use std::sync::Arc;
-    /// use faas_runner_local::child::HttpServices;
+    /// use faas_host::local_child::HttpServices;
     /// let services = Arc::new(HttpServices::events_only("http://127.0.0.1:7000/events"));
     /// let cx = faas_api::Context::builder("caller").services(services).build();
     /// let err = cx.invoke("hello", faas_api::Payload::empty()).await.unwrap_err();
@@ -239,10 +263,10 @@ impl HttpServices {
             req = req.header(http::header::CONTENT_TYPE, ct);
         }
         let req = req.body(Full::new(payload.into_body())).map_err(|e| Error::bad_input(e.to_string()))?;
-        let resp =
-            self.client.request(req).await.map_err(|e| Error::unavailable(format!("cannot reach {url}: {e}")))?;
-        let (parts, body) = resp.into_parts();
-        let body = body.collect().await.map_err(|e| Error::unavailable(e.to_string()))?.to_bytes();
+        let (parts, body) = self.client.send(req, usize::MAX).await.map_err(|e| match e {
+            SendError::Request(e) => Error::unavailable(format!("cannot reach {url}: {e}")),
+            SendError::Body(e) => Error::unavailable(e.to_string()),
+        })?;
         Ok((parts.status, parts.headers, body))
     }
 }
