@@ -1,13 +1,13 @@
 //! Events crossing backends: a function on the local backend emits a CloudEvent with `cx.emit`; the
 //! local runner posts it to the gateway's ingress (`events_url`); a subscription routes it to a
 //! function deployed in the local Lambda emulator, reached through the Lambda runner (aws-sdk-lambda).
-//! The Lambda function's log, read back through CloudWatch Logs, proves it received that event.
+//! The Lambda function's log, read back through CloudWatch Logs, proves it received that event. The
+//! emulator and the runners come from the list of backends, as the `faas-gateway` server takes them.
 
 use std::time::Duration;
 
-use faas_api::{ActivationQuery, AppSpec, BackendProfile, Config, InvokeRequest, NoProgress, Payload, Runner};
-use faas_emulator_lambda::EmulatorOptions;
-use faas_runner_lambda::deploy::LambdaRunner;
+use faas_api::backend::EmulatorOptions;
+use faas_api::{ActivationQuery, AppSpec, Config, InvokeRequest, NoProgress, Payload, Runner};
 use faas_runner_local::{LocalOptions, LocalRunner};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,10 +15,10 @@ async fn an_event_emitted_on_the_local_backend_reaches_a_function_in_the_lambda_
     std::env::set_var("AWS_ACCESS_KEY_ID", "test");
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    let emulator =
-        faas_emulator_lambda::start(EmulatorOptions { addr: "127.0.0.1:0".parse().unwrap(), ..Default::default() })
-            .await
-            .unwrap();
+    let backends = faas_backends::all();
+    let (backend, emulator) = backends.emulator("lambda").unwrap();
+    let options = EmulatorOptions { addr: "127.0.0.1:0".parse().unwrap(), state_dir: None, echo_logs: false };
+    let emulator = emulator.start(options).await.unwrap();
 
     // The probe app, deployed to the Lambda emulator.
     // Built now, not found next to this test: a probe binary from an earlier build would lack the
@@ -26,11 +26,9 @@ async fn an_event_emitted_on_the_local_backend_reaches_a_function_in_the_lambda_
     let binary = faas_conformance::build_probe().unwrap();
     let manifest = faas_packaging::build::describe(&binary).await.unwrap();
     let spec = AppSpec::from_parts(&Config::default_for("probe"), binary, manifest).unwrap();
-    let profile = BackendProfile::new("emu", "lambda")
-        .with("region", "us-east-1")
-        .with("endpoint", emulator.url())
-        .with("prefix", "xb-");
-    let lambda = LambdaRunner::from_profile(&profile).await.unwrap();
+    let mut profile = emulator.profile().with("prefix", "xb-");
+    profile.name = "emu".into();
+    let lambda = backend.runner(&profile, &Default::default()).await.unwrap();
     let package = lambda.package(&spec, &NoProgress).await.unwrap();
     lambda.deploy(&package, &NoProgress).await.unwrap();
 
@@ -60,11 +58,7 @@ sink = "function:remote-collect"
     let dir = tempfile::tempdir().unwrap();
     let mut config = faas_gateway::config::GatewayConfig::parse(&toml, "faas.toml").unwrap();
     config.data_dir = dir.path().join("gateway");
-    let mut runners = faas_api::Registry::new();
-    runners.register("lambda", |p: BackendProfile| async move {
-        let r: std::sync::Arc<dyn Runner> = LambdaRunner::from_profile(&p).await?;
-        Ok(r)
-    });
+    let runners = backends.registry(Default::default());
     let gateway = faas_gateway::start(faas_gateway::GatewayOptions {
         config,
         backends: [("emu".to_string(), profile.clone())].into(),

@@ -68,7 +68,7 @@ pub type ServeFuture = Pin<Box<dyn Future<Output = Result<(), Error>> + Send + '
 
 /// One platform's host: how to recognise its environment and how to serve an app there.
 ///
-/// A backend's runner crate implements it (for Lambda, `faas_runner_lambda::host::LambdaHost`),
+/// A backend's runner crate implements it (for Lambda, the runner crate's `host::LambdaHost`),
 /// and the `faas` facade lists it behind one Cargo feature. Detection must be cheap and look only
 /// at `env`; serving reads whatever else the platform provides.
 ///
