@@ -100,7 +100,7 @@ impl LambdaSettings {
     /// use faas_api::BackendProfile;
     /// use faas_runner_lambda::deploy::LambdaSettings;
     /// let s = LambdaSettings::for_packaging(&BackendProfile::new("prod", "lambda").with("arch", "arm64")).unwrap();
-    /// assert_eq!(s.arch, faas_runner_lambda::package::Arch::Arm64);
+    /// assert_eq!(s.arch, faas_packaging::Arch::Arm64);
     /// assert!(LambdaSettings::for_packaging(&BackendProfile::new("prod", "lambda").with("arch", "sparc")).is_err());
     /// ```
     pub fn for_packaging(profile: &BackendProfile) -> Result<LambdaSettings, Error> {
