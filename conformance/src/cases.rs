@@ -125,7 +125,7 @@ macro_rules! ensure {
     };
 }
 
-use Capability::{Async, CloudEvents, Emit, Logs, WarmReuse};
+use Capability::{Async, CloudEvents, Emit, Invoke, Logs, WarmReuse};
 
 /// The needs of a case that must pass on every backend.
 const CORE: &[Capability] = &[];
@@ -134,7 +134,7 @@ const CORE: &[Capability] = &[];
 ///
 /// ```
 /// let ids: Vec<&str> = faas_conformance::cases::catalogue().iter().map(|c| c.id).collect();
-/// assert_eq!(ids.len(), 28);
+/// assert_eq!(ids.len(), 29);
 /// assert_eq!(ids[0], "INV-01");
 /// assert_eq!(ids.last(), Some(&"CAP-01"));
 /// ```
@@ -149,6 +149,7 @@ pub fn catalogue() -> Vec<Case> {
         case!("INV-07", CORE, "trace context propagated", inv_07),
         case!("INV-08", CORE, "deployed variable visible", inv_08),
         case!("INV-09", CORE, "response just under the sync limit", inv_09),
+        case!("INV-10", &[Invoke], "cx.invoke by logical name", inv_10),
         case!("ERR-01", CORE, "function error type and message", err_01),
         case!("ERR-02", CORE, "panic is a crash; next call works", err_02),
         case!("ERR-03", CORE, "timeout enforced; next call works", err_03),
@@ -920,6 +921,37 @@ async fn log_01(h: &Harness) -> Check {
 async fn call_json_invoked(h: &Harness, function: &str, input: serde_json::Value) -> Result<Invoked, Outcome> {
     let sent = input.to_string();
     call(h, InvokeRequest::new(function, json(input)), &sent).await
+}
+
+async fn inv_10(h: &Harness) -> Check {
+    // A JSON call and its reply, by the function's logical name.
+    let got = call_json(h, "call", serde_json::json!({"function": "typed", "payload": {"name": "Ada"}})).await?;
+    let want = serde_json::json!({"reply": {"message": "Hello, Ada!"}});
+    ensure!(got == want, "`call` invoked `typed` with {{\"name\":\"Ada\"}}: expected {want}, got {got}");
+    // A body that is not JSON keeps its bytes and content type both ways.
+    let got = call_json(h, "call", serde_json::json!({"function": "echo", "text": "plain ünïcode"})).await?;
+    let want = serde_json::json!({"text": "plain ünïcode", "content_type": "text/plain"});
+    ensure!(got == want, "`call` invoked `echo` with a text/plain body: expected {want}, got {got}");
+    // The callee's error reaches the caller's caller unchanged.
+    let marker = unique("inv10");
+    let sent = serde_json::json!({"function": "fail", "payload": marker});
+    let err =
+        call_err(h, InvokeRequest::new("call", json(sent.clone())), &sent.to_string(), ErrorKind::Function).await?;
+    ensure!(
+        err.error_type() == "ProbeError" && err.message() == marker,
+        "`call` invoked `fail` with {marker:?}: expected the function error ProbeError: {marker}, got {}",
+        show_error(&err)
+    );
+    // An unknown name is not found, and the error names it.
+    let sent = serde_json::json!({"function": "nosuchprobe", "payload": null});
+    let err =
+        call_err(h, InvokeRequest::new("call", json(sent.clone())), &sent.to_string(), ErrorKind::NotFound).await?;
+    ensure!(
+        err.message().contains("nosuchprobe"),
+        "the not-found error does not name `nosuchprobe`: {}",
+        show_error(&err)
+    );
+    Ok(String::new())
 }
 
 // ---------------------------------------------------------------------------------------------

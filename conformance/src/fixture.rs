@@ -25,8 +25,10 @@ pub const BIG_LIMIT: usize = 64 * 1024 * 1024;
 pub const SLEEP_LIMIT_MS: u64 = 15 * 60 * 1000;
 
 /// Names of every probe function, in declaration order.
-pub const PROBES: [&str; 13] =
-    ["echo", "typed", "fail", "panic", "sleep", "context", "counter", "big", "emit", "env", "event", "log", "collect"];
+pub const PROBES: [&str; 14] = [
+    "echo", "typed", "fail", "panic", "sleep", "context", "counter", "big", "emit", "env", "event", "log", "collect",
+    "call",
+];
 
 /// Builds the fixture app.
 ///
@@ -54,6 +56,7 @@ pub fn fixture_app() -> App {
         .function("log", log)
         .event("collect", collect)
         .subscribe("collect", EventFilter::new().event_type(EMITTED_TYPE))
+        .function("call", call)
 }
 
 /// Bytes in, the same bytes and content type out.
@@ -179,6 +182,39 @@ async fn log(cx: Context, req: Marker) -> Result<serde_json::Value, Error> {
 async fn collect(cx: Context, event: Event) -> Result<Option<Event>, Error> {
     cx.logger().info(format!("collected {}", event.id()));
     Ok(None)
+}
+
+/// What the `call` probe is asked to do: invoke `function` of the app with a JSON `payload`, or
+/// with `text` as a `text/plain` body.
+#[derive(Debug, Deserialize)]
+pub struct Call {
+    /// The logical name of the function to invoke.
+    pub function: String,
+    /// A JSON payload.
+    #[serde(default)]
+    pub payload: Option<serde_json::Value>,
+    /// A `text/plain` payload, instead of `payload`.
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+/// Invokes another function of the app by its logical name (`cx.invoke`) and returns its reply:
+/// `{"reply": <JSON>}` for a JSON reply, else `{"text": <body>, "content_type": <type>}`. An error
+/// of the callee is returned as this probe's own error, unchanged.
+async fn call(cx: Context, req: Call) -> Result<serde_json::Value, Error> {
+    let payload = match (req.text, req.payload) {
+        (Some(text), _) => Payload::new(text, Some("text/plain".to_string())),
+        (None, payload) => Payload::json(&payload.unwrap_or(serde_json::Value::Null))?,
+    };
+    let reply = cx.invoke(&req.function, payload).await?;
+    let json = reply.content_type().is_some_and(|t| t.starts_with("application/json"));
+    Ok(match serde_json::from_slice::<serde_json::Value>(reply.body()) {
+        Ok(v) if json => serde_json::json!({ "reply": v }),
+        _ => serde_json::json!({
+            "text": String::from_utf8_lossy(reply.body()),
+            "content_type": reply.content_type(),
+        }),
+    })
 }
 
 #[cfg(test)]

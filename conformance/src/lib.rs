@@ -23,6 +23,7 @@
 
 pub mod cases;
 pub mod fixture;
+mod gateway;
 pub mod harness;
 pub mod matrix;
 
@@ -101,7 +102,11 @@ pub async fn run_targets(
     let probe = tokio::task::spawn_blocking(probe_binary)
         .await
         .map_err(|e| Error::unavailable(format!("the probe build task failed: {e}")))??;
-    let setup = ConformanceSetup { fixture: Box::new(fixture_app), probe: probe.clone() };
+    let setup = ConformanceSetup {
+        fixture: Box::new(fixture_app),
+        probe: probe.clone(),
+        gateway: Box::new(|| Box::pin(gateway::start())),
+    };
     let mut columns = vec![];
     for target in backend.conformance(profile, &setup).await? {
         let capabilities = target.runner.capabilities();

@@ -115,6 +115,26 @@ pub struct ConformanceSetup {
     pub fixture: Box<dyn Fn() -> App + Send + Sync>,
     /// The fixture app built as a binary (`faas-probe`).
     pub probe: PathBuf,
+    /// Starts an event gateway of the suite's own, for a backend whose functions emit through
+    /// one (a profile's `events` key): the target points its functions at
+    /// [`ConformanceGateway::url`] and hands its runner to [`ConformanceGateway::deliver_to`],
+    /// and the gateway then delivers the events the fixture app subscribes to (ASY-01).
+    pub gateway: GatewayStarter,
+}
+
+/// Starts a [`ConformanceGateway`] (see [`ConformanceSetup::gateway`]).
+pub type GatewayStarter =
+    Box<dyn Fn() -> BoxFuture<'static, Result<Box<dyn ConformanceGateway>, Error>> + Send + Sync>;
+
+/// An event gateway the conformance suite runs for one target (see [`ConformanceSetup::gateway`]).
+pub trait ConformanceGateway: Send + Sync {
+    /// The ingress URL functions post their events to.
+    fn url(&self) -> String;
+    /// Delivers the events the fixture app's functions subscribe to, to those functions on
+    /// `runner`, from now on.
+    fn deliver_to(&self, runner: Arc<dyn Runner>);
+    /// Stops the gateway and removes its data.
+    fn stop(self: Box<Self>) -> BoxFuture<'static, ()>;
 }
 
 /// One runner the conformance suite runs its catalogue against, as one matrix column.

@@ -61,6 +61,8 @@ pub enum Capability {
     ResponseStreaming,
     /// Events a function emits (`Context::emit`) reach the functions subscribed to them.
     Emit,
+    /// A function calls another function of its app by its logical name (`Context::invoke`).
+    Invoke,
 }
 
 impl Capability {
@@ -68,10 +70,10 @@ impl Capability {
     ///
     /// ```
     /// use faas_api::Capability;
-    /// assert_eq!(Capability::ALL.len(), 9);
+    /// assert_eq!(Capability::ALL.len(), 10);
     /// assert!(Capability::ALL.contains(&Capability::Emit));
     /// ```
-    pub const ALL: [Capability; 9] = [
+    pub const ALL: [Capability; 10] = [
         Capability::WarmReuse,
         Capability::Async,
         Capability::CloudEvents,
@@ -81,6 +83,7 @@ impl Capability {
         Capability::MemoryLimit,
         Capability::ResponseStreaming,
         Capability::Emit,
+        Capability::Invoke,
     ];
 
     /// The kebab-case name used in tags (`uses:<name>`) and configuration.
@@ -101,6 +104,7 @@ impl Capability {
             Capability::MemoryLimit => "memory-limit",
             Capability::ResponseStreaming => "response-streaming",
             Capability::Emit => "emit",
+            Capability::Invoke => "invoke",
         }
     }
 

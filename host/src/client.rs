@@ -57,12 +57,23 @@ impl HttpClient {
 
     /// Sends `req` (whose URI is absolute: `http://host:port/path`) and reads the whole response
     /// body, at most `limit` bytes.
+    ///
+    /// `https://` URLs need the `tls` feature (rustls, with the system's root certificates, or
+    /// those of `SSL_CERT_FILE`/`SSL_CERT_DIR` when set); without it they fail saying so.
     pub async fn send(&self, req: Request<Full<Bytes>>, limit: usize) -> Result<(Parts, Bytes), SendError> {
         let (mut head, body) = req.into_parts();
-        let authority = match (head.uri.scheme_str(), head.uri.authority()) {
-            (Some("http"), Some(a)) => a.to_string(),
-            _ => return Err(SendError::Request(format!("`{}` is not an http://host:port URL", head.uri).into())),
+        let (tls, default_port) = match head.uri.scheme_str() {
+            Some("http") => (false, 80),
+            Some("https") => (true, 443),
+            _ => return Err(SendError::Request(format!("`{}` is not an http:// or https:// URL", head.uri).into())),
         };
+        let Some(authority) = head.uri.authority().map(|a| a.to_string()) else {
+            return Err(SendError::Request(format!("`{}` names no host", head.uri).into()));
+        };
+        let host = head.uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+        let port = head.uri.port_u16().unwrap_or(default_port);
+        // Idle connections are kept per scheme, host and port.
+        let key = format!("{}://{host}:{port}", if tls { "https" } else { "http" });
         let path = head.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         head.uri = path.parse().map_err(|e: http::uri::InvalidUri| SendError::Request(e.into()))?;
         if !head.headers.contains_key(http::header::HOST) {
@@ -71,14 +82,14 @@ impl HttpClient {
         }
         let req = Request::from_parts(head, body);
         let mut sender = loop {
-            match self.take_idle(&authority) {
+            match self.take_idle(&key) {
                 Some(mut sender) => {
                     if sender.ready().await.is_ok() {
                         break sender;
                     }
                 }
                 None => {
-                    let mut sender = connect(&authority).await?;
+                    let mut sender = connect(&host, port, tls).await?;
                     sender.ready().await.map_err(|e| SendError::Request(e.into()))?;
                     break sender;
                 }
@@ -88,7 +99,7 @@ impl HttpClient {
         let (parts, body) = resp.into_parts();
         let body = Limited::new(body, limit).collect().await.map_err(SendError::Body)?.to_bytes();
         if !sender.is_closed() {
-            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push((authority, sender));
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push((key, sender));
         }
         Ok((parts, body))
     }
@@ -102,12 +113,32 @@ impl HttpClient {
     }
 }
 
-/// Opens a connection to `authority` and drives it in its own task.
-async fn connect(authority: &str) -> Result<SendRequest<Full<Bytes>>, SendError> {
-    let stream = tokio::net::TcpStream::connect(authority).await.map_err(|e| SendError::Request(e.into()))?;
+/// Opens a connection to `host:port` (over TLS when `tls`) and drives it in its own task.
+async fn connect(host: &str, port: u16, tls: bool) -> Result<SendRequest<Full<Bytes>>, SendError> {
+    let stream = tokio::net::TcpStream::connect((host, port)).await.map_err(|e| SendError::Request(e.into()))?;
     let _ = stream.set_nodelay(true);
+    if tls {
+        #[cfg(feature = "tls")]
+        return handshake(crate::tls::connect(host, stream).await.map_err(SendError::Request)?).await;
+        #[cfg(not(feature = "tls"))]
+        return Err(SendError::Request(
+            format!(
+                "https://{host}:{port} needs TLS, which this binary was built without (the `tls` feature of faas, \
+                 on by default)"
+            )
+            .into(),
+        ));
+    }
+    handshake(stream).await
+}
+
+/// An HTTP/1.1 client connection over `io`, driven in its own task.
+async fn handshake<T>(io: T) -> Result<SendRequest<Full<Bytes>>, SendError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let (sender, conn) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| SendError::Request(e.into()))?;
+        hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(|e| SendError::Request(e.into()))?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "a client connection ended with an error");

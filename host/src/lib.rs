@@ -52,6 +52,8 @@ pub mod invoke;
 pub mod lines;
 pub mod local_child;
 pub mod logging;
+#[cfg(feature = "tls")]
+mod tls;
 pub mod trace;
 
 use std::collections::BTreeMap;

@@ -16,6 +16,8 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 use faas_api::{Error, ErrorKind};
 
 use crate::credentials::MissingCredentials;
+use crate::errors::kind_of_code;
+pub(crate) use crate::errors::one_line;
 
 /// The `errorType` of an answer that could not be read.
 pub(crate) const UNREADABLE_RESPONSE: &str = "UnreadableResponse";
@@ -23,28 +25,6 @@ pub(crate) const UNREADABLE_RESPONSE: &str = "UnreadableResponse";
 const EXCERPT: usize = 200;
 /// Most characters of an error's cause or AWS message in a message.
 const CAUSE: usize = 300;
-
-/// `text` on one line (control characters become spaces, runs of spaces one), cut to `max`
-/// characters with `…` when longer.
-pub(crate) fn one_line(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    let mut count = 0;
-    let mut last_space = true;
-    for c in text.chars() {
-        let c = if c.is_control() || c.is_whitespace() { ' ' } else { c };
-        if c == ' ' && last_space {
-            continue;
-        }
-        if count == max {
-            out.push('…');
-            return out.trim_end().to_string();
-        }
-        last_space = c == ' ';
-        out.push(c);
-        count += 1;
-    }
-    out.trim_end().to_string()
-}
 
 /// The `Display` texts of `err` and its sources, joined with `: ` (a source whose text its parent
 /// already shows is left out). Unlike `DisplayErrorContext`, no `Debug` dump of a raw response.
@@ -71,31 +51,6 @@ fn missing_credentials<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option
         next = e.source();
     }
     None
-}
-
-/// The kind an AWS error code maps to; `None` for a code this table does not know.
-fn kind_of_code(code: &str) -> Option<ErrorKind> {
-    Some(match code {
-        "ResourceNotFoundException" => ErrorKind::NotFound,
-        "TooManyRequestsException" | "ThrottlingException" | "LimitExceededException" => ErrorKind::Throttled,
-        "RequestTooLargeException" => ErrorKind::PayloadTooLarge,
-        "InvalidParameterValueException"
-        | "InvalidParameterException"
-        | "InvalidRequestContentException"
-        | "UnsupportedMediaTypeException"
-        | "ValidationException"
-        | "CodeStorageExceededException"
-        | "ResourceConflictException" => ErrorKind::BadInput,
-        "UnrecognizedClientException"
-        | "InvalidSignatureException"
-        | "AccessDeniedException"
-        | "ExpiredTokenException"
-        | "KMSAccessDeniedException" => ErrorKind::Unauthorized,
-        "ResourceNotReadyException" | "ServiceException" | "ServiceUnavailableException" | "EC2ThrottledException" => {
-            ErrorKind::BackendUnavailable
-        }
-        _ => return None,
-    })
 }
 
 /// An answer (`raw`) that came but could not be read as the answer to `op`.

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use faas_api::backend::{Artifact, Backend, BackendEnv, BuildRequest};
+use faas_api::backend::{Artifact, Backend, BackendEnv, BuildRequest, ConformanceSetup, ConformanceTarget};
 use faas_api::{AppSpec, BackendProfile, Error, ErrorKind, Progress, Runner};
 
 use crate::credentials::MISSING_CREDENTIALS;
@@ -84,6 +84,26 @@ impl Backend for LambdaBackend {
         let zip = std::fs::read(&package.artifact)
             .map_err(|e| Error::unavailable(format!("cannot read {}: {e}", package.artifact.display())))?;
         Ok(Artifact { path: package.artifact, size: package.size, digest: Some(code_sha256(&zip)) })
+    }
+
+    /// One column. Without an `events` key the suite's own event gateway is started and the
+    /// functions emit to it, so that `cx.emit` is checked too (ASY-01); with one, the profile's
+    /// gateway is used as it is.
+    async fn conformance(
+        &self,
+        profile: &BackendProfile,
+        setup: &ConformanceSetup,
+    ) -> Result<Vec<ConformanceTarget>, Error> {
+        let label = self.label(profile);
+        if profile.settings.contains_key("events") {
+            let runner: Arc<dyn Runner> = LambdaRunner::from_profile(profile).await?;
+            return Ok(vec![ConformanceTarget { label, runner, stop: None }]);
+        }
+        let gateway = (setup.gateway)().await?;
+        let runner: Arc<dyn Runner> =
+            LambdaRunner::from_profile(&profile.clone().with("events", gateway.url())).await?;
+        gateway.deliver_to(runner.clone());
+        Ok(vec![ConformanceTarget { label, runner, stop: Some(gateway.stop()) }])
     }
 
     fn hint(&self, profile: &BackendProfile, error: &Error) -> Option<String> {

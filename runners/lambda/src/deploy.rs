@@ -40,8 +40,8 @@ use aws_sdk_lambda::types::{
 use aws_sdk_lambda::Client;
 use base64::Engine;
 use faas_api::{
-    Activation, ActivationQuery, AppSpec, BackendProfile, Capabilities, Capability, DeployReport, Error, ErrorKind,
-    FunctionInfo, FunctionSpec, InvokeMode, InvokeRequest, Invoked, Package, Payload, Progress, Runner,
+    Activation, ActivationQuery, AppSpec, BackendProfile, Capabilities, Capability, DeployReport, Error, FunctionInfo,
+    FunctionSpec, InvokeMode, InvokeRequest, Invoked, Package, Payload, Progress, Runner,
 };
 
 use faas_api::backend::is_loopback_url;
@@ -237,7 +237,7 @@ impl LambdaRunner {
         progress: &dyn Progress,
     ) -> Result<Outcome, Error> {
         let name = self.lambda_name(&spec.name);
-        let desired = Desired::of(spec)?;
+        let desired = Desired::of(spec)?.with_platform_env(&self.settings);
         progress.step(&format!("checking `{name}`"));
         let Some(current) = self.get_configuration(&name).await? else {
             progress.step(&format!("creating `{name}`"));
@@ -303,33 +303,6 @@ impl LambdaRunner {
         }
         Ok(if code_changed || config_changed { Outcome::Updated } else { Outcome::Unchanged })
     }
-
-    /// Maps the error body of an invocation that failed (`X-Amz-Function-Error` set) back to the
-    /// portable error: the faas host's `kind` when present, else Lambda's platform error types.
-    fn function_error(&self, function: &str, body: &[u8]) -> Error {
-        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
-        let error_type = v.get("errorType").and_then(|t| t.as_str()).unwrap_or_default().to_string();
-        let message = v
-            .get("errorMessage")
-            .and_then(|m| m.as_str())
-            .map(str::to_string)
-            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(4096)]).trim().to_string());
-        if let Some(kind) = v.get("kind").and_then(|k| k.as_str()).and_then(ErrorKind::parse) {
-            let error = Error::new(kind, message);
-            return if error_type.is_empty() { error } else { error.with_type(error_type) };
-        }
-        let message = if message.is_empty() { format!("function `{function}` failed") } else { message };
-        match error_type.as_str() {
-            "Sandbox.Timeout" => Error::timeout(message).with_type(error_type),
-            _ if message.contains("Task timed out after") => Error::timeout(message),
-            "Function.ResponseSizeTooLarge" => Error::payload_too_large(message).with_type(error_type),
-            t if t.starts_with("Runtime.") || t.starts_with("Sandbox.") || t.starts_with("Extension.") => {
-                Error::crash(message).with_type(error_type)
-            }
-            "" => Error::function("Unhandled", message),
-            _ => Error::function(error_type, message),
-        }
-    }
 }
 
 enum Outcome {
@@ -337,6 +310,12 @@ enum Outcome {
     Updated,
     Unchanged,
 }
+
+/// The variables the runner sets on every function from the profile, for the faas host's
+/// `cx.invoke` and `cx.emit`: the name prefix (`prefix`), the Lambda endpoint (`endpoint`, as the
+/// AWS SDKs' own `AWS_ENDPOINT_URL_LAMBDA`) and the event gateway (`events`). They are not part of
+/// the function's own variables: `faas list` leaves them out.
+pub const MANAGED_ENV: [&str; 3] = ["FAAS_LAMBDA_PREFIX", "AWS_ENDPOINT_URL_LAMBDA", "FAAS_EVENTS_URL"];
 
 /// The configuration a spec asks Lambda for.
 #[derive(Debug)]
@@ -363,6 +342,22 @@ impl Desired {
             )));
         }
         Ok(Desired { timeout: timeout as i32, memory: spec.memory_mb as i32, env: spec.env.clone() })
+    }
+
+    /// Adds the variables the faas host on Lambda reads for `cx.invoke` and `cx.emit` (see
+    /// [`MANAGED_ENV`]); a variable the function's own spec sets wins.
+    fn with_platform_env(mut self, settings: &LambdaSettings) -> Desired {
+        let [prefix, endpoint, events] = MANAGED_ENV;
+        if !settings.prefix.is_empty() {
+            self.env.entry(prefix.to_string()).or_insert_with(|| settings.prefix.clone());
+        }
+        if let Some(e) = &settings.endpoint {
+            self.env.entry(endpoint.to_string()).or_insert_with(|| e.clone());
+        }
+        if let Some(e) = &settings.events {
+            self.env.entry(events.to_string()).or_insert_with(|| e.clone());
+        }
+        self
     }
 
     fn environment(&self) -> Environment {
@@ -407,7 +402,17 @@ impl Runner for LambdaRunner {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            claims: [Capability::Async, Capability::WarmReuse, Capability::CloudEvents, Capability::Logs].into(),
+            claims: [
+                Capability::Async,
+                Capability::WarmReuse,
+                Capability::CloudEvents,
+                Capability::Logs,
+                Capability::Invoke,
+            ]
+            .into_iter()
+            // `cx.emit` needs an event gateway to post to.
+            .chain(self.settings.events.is_some().then_some(Capability::Emit))
+            .collect(),
             max_sync_payload: MAX_SYNC_PAYLOAD,
             max_async_payload: MAX_ASYNC_PAYLOAD,
             max_timeout: MAX_TIMEOUT,
@@ -521,7 +526,7 @@ impl Runner for LambdaRunner {
         });
         let body = out.payload().map(|b| b.as_ref().to_vec()).unwrap_or_default();
         if out.function_error().is_some() {
-            return Err(self.function_error(&request.function, &body));
+            return Err(crate::errors::error_from_body(&request.function, &body));
         }
         let payload = match crate::envelope::unwrap(&body) {
             Some(p) => p,
@@ -683,7 +688,11 @@ impl LambdaRunner {
             spec.memory_mb = m.max(0) as u32;
         }
         if let Some(vars) = c.environment().and_then(|e| e.variables()) {
-            spec.env = vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            spec.env = vars
+                .iter()
+                .filter(|(k, _)| !MANAGED_ENV.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
         }
         let state = c.state().map(|s| s.as_str().to_string()).unwrap_or_else(|| "Unknown".into());
         let state = match c.last_update_status() {
@@ -697,6 +706,7 @@ impl LambdaRunner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use faas_api::ErrorKind;
 
     fn profile() -> BackendProfile {
         BackendProfile::new("emu", "lambda").with("region", "us-east-1").with("endpoint", "http://127.0.0.1:1")
@@ -738,26 +748,6 @@ mod tests {
         let mut f = FunctionSpec::new("t");
         f.timeout = Duration::from_millis(1500);
         assert_eq!(Desired::of(&f).unwrap().timeout, 2, "timeouts round up to whole seconds");
-    }
-
-    #[tokio::test]
-    async fn function_error_bodies_map_back_to_portable_errors() {
-        let r = LambdaRunner::from_profile(&profile()).await.unwrap();
-        let e = r.function_error("f", br#"{"errorType":"ProbeError","errorMessage":"boom","kind":"function"}"#);
-        assert_eq!((e.kind(), e.error_type(), e.message()), (ErrorKind::Function, "ProbeError", "boom"));
-        let e = r.function_error("f", br#"{"errorType":"Panic","errorMessage":"x","kind":"crash"}"#);
-        assert_eq!((e.kind(), e.error_type()), (ErrorKind::Crash, "Panic"));
-        let e = r.function_error(
-            "f",
-            br#"{"errorType":"Sandbox.Timeout","errorMessage":"Task timed out after 1.00 seconds"}"#,
-        );
-        assert_eq!(e.kind(), ErrorKind::Timeout);
-        let e = r.function_error("f", br#"{"errorType":"Runtime.ExitError","errorMessage":"exit status 3"}"#);
-        assert_eq!((e.kind(), e.error_type()), (ErrorKind::Crash, "Runtime.ExitError"));
-        let e = r.function_error("f", br#"{"errorType":"ValueError","errorMessage":"nope"}"#);
-        assert_eq!((e.kind(), e.error_type()), (ErrorKind::Function, "ValueError"));
-        let e = r.function_error("f", b"not json");
-        assert_eq!((e.kind(), e.message()), (ErrorKind::Function, "not json"));
     }
 
     #[tokio::test]

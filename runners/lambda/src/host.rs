@@ -299,7 +299,11 @@ pub async fn serve_with(app: App, env: HostEnv) -> Result<(), Error> {
             return Err(e);
         }
     };
-    let invoker = invoker.function(Some(function.clone()), ENV_HANDLER).vars(env.vars.clone());
+    let services = crate::services::LambdaServices::from_env(&faas_host::Env::from_pairs(env.vars.clone()));
+    let invoker = invoker
+        .function(Some(function.clone()), ENV_HANDLER)
+        .vars(env.vars.clone())
+        .services(std::sync::Arc::new(services));
     tracing::debug!(function = %function, api = %env.runtime_api, "serving on the Lambda Runtime API");
     loop {
         let next = api.next().await?;
@@ -357,17 +361,6 @@ fn type_word(error_type: &str) -> String {
         Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
         None => "Unknown".into(),
     }
-}
-
-/// The wire body of `/error`: Lambda's fields plus the portable `kind`.
-fn error_body(e: &Error) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "errorType": e.error_type(),
-        "errorMessage": e.message(),
-        "stackTrace": [],
-        "kind": e.kind().as_str(),
-    }))
-    .expect("an error body serialises")
 }
 
 /// The W3C trace of an X-Ray header `Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;Sampled=<0|1>`: the
@@ -510,7 +503,8 @@ impl RuntimeApi {
 
     async fn post_error(&self, path: &str, error_type_header: &str, e: &Error) -> Result<(), Error> {
         let headers = [("content-type", "application/json"), (headers::ERROR_TYPE, error_type_header)];
-        let (status, _, body) = self.send(Method::POST, path, &headers, error_body(e).into(), MAX_REPLY).await?;
+        let (status, _, body) =
+            self.send(Method::POST, path, &headers, crate::errors::error_body(e).into(), MAX_REPLY).await?;
         self.check_accepted(path, status, &body)
     }
 

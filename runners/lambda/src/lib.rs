@@ -12,8 +12,16 @@
 /// The payload envelope of JSON-only platforms (written once in `faas-host`).
 pub use faas_host::envelope;
 
+pub mod errors;
+
 #[cfg(feature = "host")]
 pub mod host;
+
+#[cfg(feature = "host")]
+pub mod services;
+
+#[cfg(feature = "host")]
+pub mod sigv4;
 
 #[cfg(feature = "deploy")]
 pub mod backend;

@@ -9,7 +9,7 @@ use crate::package::{DEFAULT_ARCH, DEFAULT_LIBC};
 /// The execution role used with an `endpoint` (the emulator) when the profile names none.
 pub const EMULATOR_ROLE: &str = "arn:aws:iam::123456789012:role/faas-lambda";
 /// Settings a `lambda` backend profile accepts.
-pub const PROFILE_KEYS: &[&str] = &["region", "endpoint", "role", "arch", "libc", "aws_profile", "prefix"];
+pub const PROFILE_KEYS: &[&str] = &["region", "endpoint", "role", "arch", "libc", "aws_profile", "prefix", "events"];
 
 /// The settings of a `lambda` backend profile, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,9 @@ pub struct LambdaSettings {
     pub aws_profile: Option<String>,
     /// Lambda function name prefix.
     pub prefix: String,
+    /// The event gateway's ingress URL that `cx.emit` posts to (`FAAS_EVENTS_URL` of every
+    /// function).
+    pub events: Option<String>,
 }
 
 impl LambdaSettings {
@@ -86,7 +89,25 @@ impl LambdaSettings {
                 format!("`{prefix}` contains `{c}`; Lambda names allow letters, digits, - and _"),
             ));
         }
-        Ok(LambdaSettings { region, endpoint, role, arch, libc, aws_profile: profile.str("aws_profile")?, prefix })
+        let events = profile.str("events")?.filter(|e| !e.trim().is_empty());
+        if let Some(e) = &events {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(key(
+                    "events",
+                    format!("`{e}` is not an http:// or https:// URL (the event gateway's ingress)"),
+                ));
+            }
+        }
+        Ok(LambdaSettings {
+            region,
+            endpoint,
+            role,
+            arch,
+            libc,
+            aws_profile: profile.str("aws_profile")?,
+            prefix,
+            events,
+        })
     }
 }
 
@@ -132,6 +153,9 @@ mod tests {
         assert!(msg(profile().with("role", "admin")).contains("not an IAM role ARN"));
         assert!(msg(profile().with("prefix", "a/b")).contains("backends.emu.prefix"));
         assert!(msg(profile().with("endpoint", "127.0.0.1:9001")).contains("not an http"));
+        assert!(msg(profile().with("events", "127.0.0.1:8090")).contains("backends.emu.events"));
+        let s = LambdaSettings::from_profile(&profile().with("events", "http://127.0.0.1:8090/")).unwrap();
+        assert_eq!(s.events.as_deref(), Some("http://127.0.0.1:8090/"));
         assert!(msg(profile().with("regoin", "x")).contains("unknown setting"));
     }
 }

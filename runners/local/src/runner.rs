@@ -524,6 +524,7 @@ impl Runner for LocalRunner {
             Capability::Logs,
             Capability::HttpRoutes,
             Capability::Emit,
+            Capability::Invoke,
         ]
         .into();
         if self.options.mode == Mode::Process {
