@@ -17,7 +17,7 @@
 //! ```
 
 use std::io::Write as _;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use faas_api::{wire, App, Error, Payload, TraceContext};
 use faas_host::invoke::Input;
@@ -116,9 +116,4 @@ impl LineProtocol for PipesLines {
         }
         line
     }
-}
-
-/// Milliseconds since the Unix epoch of `t` (0 before it).
-pub(crate) fn epoch_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
 }

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use faas_api::{
@@ -22,7 +22,6 @@ use faas_supervisor::{
 };
 use tokio::io::AsyncWriteExt as _;
 
-use crate::host::epoch_ms;
 use crate::protocol::{Answer, Body, Request, END, ENV_PIPES, MAX_LINE, MAX_PAYLOAD, VERSION};
 use crate::store::{FunctionRecord, Store};
 use crate::KIND;
@@ -168,13 +167,13 @@ impl PipesRunner {
         let mut line = serde_json::to_vec(&line).expect("a request serialises");
         line.push(b'\n');
         let stdin = child.process.stdin().expect("started with Input::Pipe");
-        let written = async { stdin.write_all(&line).await.and(stdin.flush().await) }.await;
-        let mut logs = match written {
-            Ok(()) => {
+        let write = async { stdin.write_all(&line).await.and(stdin.flush().await) };
+        let mut logs = match tokio::time::timeout_at(deadline.into(), write).await {
+            Ok(Ok(())) => {
                 let lines = child.process.lines().expect("started with Output::Lines");
                 lines.until_marker(id, deadline.saturating_duration_since(Instant::now())).await
             }
-            Err(_) => vec![],
+            Ok(Err(_)) | Err(_) => vec![],
         };
         let prefix = Answer::prefix(id);
         if let Some(at) = logs.iter().rposition(|l| l.starts_with(&prefix)) {
@@ -185,32 +184,31 @@ impl PipesRunner {
                 .and_then(Answer::into_result);
             return Outcome { result, logs, cold };
         }
-        if Instant::now() >= deadline {
+        // No answer: the deadline passed, or the output closed because the process is ending.
+        // Either way it gets until the deadline to end on its own.
+        let ended = child.process.wait_timeout(deadline.saturating_duration_since(Instant::now())).await;
+        if ended.is_none() {
             child.process.kill_and_wait().await;
-            logs.extend(child.drain().await);
-            let hint = if cold {
-                " (a new instance that never answered: is the binary served with faas::serve_with(app, \
-                 &[&faas_pipes::PipesHost])?)"
-            } else {
-                ""
-            };
-            let error = Error::timeout(format!(
-                "function `{name}` timed out after {} ms; its process was killed{hint}",
-                timeout.as_millis()
-            ));
-            return Outcome { result: Err(error), logs, cold };
         }
-        // The output closed before an answer: the process is ending.
-        let exit = match child.process.wait_timeout(Duration::from_secs(2)).await {
-            Some(exit) => exit.to_string(),
+        logs.extend(child.drain().await);
+        let error = match ended {
+            Some(exit) => {
+                let last = faas_supervisor::last_lines(&logs, 5).join("\n");
+                Error::crash(format!("function `{name}` ended without answering: {exit}; last lines:\n{last}"))
+            }
             None => {
-                child.process.kill_and_wait().await;
-                "closed its output and was killed".to_string()
+                let hint = if cold {
+                    " (a new instance that never answered: is the binary served with faas::serve_with(app, \
+                     &[&faas_pipes::PipesHost])?)"
+                } else {
+                    ""
+                };
+                Error::timeout(format!(
+                    "function `{name}` timed out after {} ms; its process was killed{hint}",
+                    timeout.as_millis()
+                ))
             }
         };
-        logs.extend(child.drain().await);
-        let last = faas_supervisor::last_lines(&logs, 5).join("\n");
-        let error = Error::crash(format!("function `{name}` ended without answering: {exit}; last lines:\n{last}"));
         Outcome { result: Err(error), logs, cold }
     }
 }
@@ -263,6 +261,7 @@ impl Runner for PipesRunner {
                 }
             }
         }
+        self.store.prune_binaries()?;
         Ok(report)
     }
 
@@ -321,4 +320,9 @@ impl Runner for PipesRunner {
     async fn activations(&self, query: ActivationQuery) -> Result<Vec<Activation>, Error> {
         Ok(self.store.activations(&query)?)
     }
+}
+
+/// Milliseconds since the Unix epoch of `t` (0 before it).
+fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
 }

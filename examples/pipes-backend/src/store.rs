@@ -127,6 +127,21 @@ impl Store {
         Ok((copy, meta.len()))
     }
 
+    /// Removes the binaries no deployed function runs any more (a running instance of one keeps
+    /// running: the file goes, the process does not).
+    pub fn prune_binaries(&self) -> Result<(), StoreError> {
+        let used: Vec<PathBuf> = self.functions()?.into_iter().map(|r| r.binary).collect();
+        let dir = self.dir.join("bin");
+        for entry in std::fs::read_dir(&dir).map_err(io("read", &dir))?.flatten() {
+            let path = entry.path();
+            let partial = path.extension().is_some_and(|e| e.to_string_lossy().starts_with("partial-"));
+            if !partial && !used.contains(&path) {
+                std::fs::remove_file(&path).map_err(io("remove", &path))?;
+            }
+        }
+        Ok(())
+    }
+
     fn record_path(&self, name: &str) -> PathBuf {
         self.dir.join("functions").join(format!("{name}.json"))
     }
