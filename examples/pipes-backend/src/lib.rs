@@ -23,6 +23,14 @@
 //! dir = ".faas/pipes"   # the state directory (the default)
 //! ```
 //!
+//! What it claims ([`PipesRunner`]'s capabilities): warm reuse (each function keeps a pool of
+//! warm instances for as long as the runner lives: the `faas` command's, the gateway's),
+//! process isolation (an instance is a process), CloudEvents (event handlers take structured
+//! events like any payload) and logs (each activation's stdout and stderr lines, kept in the
+//! state directory for `faas logs`). Not async invocation: a queue with retries would die with
+//! the `faas` command that started it. Its limits: 1 MiB requests and replies
+//! ([`protocol::MAX_PAYLOAD`]), 15-minute timeouts, `concurrency` instances per function.
+//!
 //! What a function binary for it looks like:
 //!
 //! ```no_run
