@@ -139,11 +139,11 @@ impl PipesRunner {
         Ok(Child { process })
     }
 
-    /// Runs one invocation on an instance of `pool`, killing the instance at the deadline.
+    /// Runs one invocation on an instance of `pool` (waiting at most the function's timeout for
+    /// one), killing the instance when it has not answered by the deadline.
     async fn run(&self, record: &FunctionRecord, pool: &Pool<Child>, id: &str, request: &InvokeRequest) -> Outcome {
         let name = &record.spec.name;
         let timeout = record.spec.timeout;
-        let deadline = Instant::now() + timeout;
         let fail = |result| Outcome { result: Err(result), logs: vec![], cold: false };
         let mut lease = match pool.lease(timeout).await {
             Ok(lease) => lease,
@@ -157,6 +157,7 @@ impl PipesRunner {
                 Err(e) => return fail(e),
             },
         };
+        let deadline = Instant::now() + timeout;
         let line = Request {
             id: id.to_string(),
             function: name.clone(),
@@ -177,11 +178,16 @@ impl PipesRunner {
         };
         let prefix = Answer::prefix(id);
         if let Some(at) = logs.iter().rposition(|l| l.starts_with(&prefix)) {
-            let answer = logs.remove(at);
-            lease.give_back(child);
-            let result = serde_json::from_str::<Answer>(&answer)
-                .map_err(|e| Error::crash(format!("`{name}` answered with a line that is not an answer: {e}")))
-                .and_then(Answer::into_result);
+            let result = match serde_json::from_str::<Answer>(&logs.remove(at)) {
+                Ok(answer) => {
+                    lease.give_back(child);
+                    answer.into_result()
+                }
+                Err(e) => {
+                    child.process.kill(); // out of step with the protocol: not reused
+                    Err(Error::crash(format!("`{name}` answered with a line that is not an answer: {e}")))
+                }
+            };
             return Outcome { result, logs, cold };
         }
         // No answer: the deadline passed, or the output closed because the process is ending.
