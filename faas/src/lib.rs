@@ -46,6 +46,8 @@
 //!
 //! A new backend adds its host adapter with one feature line in `Cargo.toml` and one line in
 //! [`ADAPTERS`]; the shared invocation layer and HTTP serve loop it builds on are in `faas-host`.
+//! A backend whose host adapter lives in its own crate, outside this one, needs no change here:
+//! its function binaries call [`serve_with`] with that adapter.
 #![warn(missing_docs)]
 
 pub use faas_api::*;
@@ -109,4 +111,47 @@ pub fn detect(env: &Env) -> Host {
 /// ```
 pub async fn serve(app: App) -> Result<(), Error> {
     faas_host::serve(app, ADAPTERS).await
+}
+
+/// Runs `app` like [`serve`], trying the host adapters `extra` before this build's [`ADAPTERS`]:
+/// how a function binary is served on a platform whose host adapter lives outside this crate (a
+/// vendor's runner crate, such as the vendor guide's example `faas-pipes`).
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> Result<(), faas::Error> {
+/// # mod nimbus { pub struct NimbusHost; impl faas::HostAdapter for NimbusHost {
+/// #     fn name(&self) -> &'static str { "nimbus" }
+/// #     fn detect(&self, env: &faas::Env) -> bool { env.get("NIMBUS_RUNTIME").is_some() }
+/// #     fn serve(&self, _: faas::App, _: faas::Env) -> faas::ServeFuture { Box::pin(async { Ok(()) }) } } }
+/// use faas::{App, Context, Error};
+/// async fn hello(_cx: Context, name: String) -> Result<String, Error> {
+///     Ok(format!("Hello, {name}!"))
+/// }
+/// // Nimbus's runner crate provides `NimbusHost`; the facade's own hosts still work.
+/// faas::serve_with(App::new().function("hello", hello), &[&nimbus::NimbusHost]).await
+/// # }
+/// ```
+///
+/// The extra adapters come first, so they win over `local-http`, which recognises every
+/// environment:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use faas::{App, Context, Env, Error, HostAdapter, ServeFuture};
+/// struct Everywhere;
+/// impl HostAdapter for Everywhere {
+///     fn name(&self) -> &'static str { "everywhere" }
+///     fn detect(&self, _env: &Env) -> bool { true }
+///     fn serve(&self, app: App, _env: Env) -> ServeFuture {
+///         Box::pin(async move { Err(Error::unavailable(format!("served {:?} here", app.names()))) })
+///     }
+/// }
+/// async fn hello(_cx: Context, name: String) -> Result<String, Error> { Ok(name) }
+/// let err = faas::serve_with(App::new().function("hello", hello), &[&Everywhere]).await.unwrap_err();
+/// assert_eq!(err.message(), "served [\"hello\"] here");
+/// # }
+/// ```
+pub async fn serve_with(app: App, extra: &[&dyn HostAdapter]) -> Result<(), Error> {
+    let adapters: Vec<&dyn HostAdapter> = extra.iter().copied().chain(ADAPTERS.iter().copied()).collect();
+    faas_host::serve(app, &adapters).await
 }
