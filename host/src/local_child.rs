@@ -14,7 +14,8 @@
 //!
 //! ```no_run
 //! # #[tokio::main] async fn main() -> Result<(), faas_api::Error> {
-//! use faas_api::{App, Context, Error, wire};
+//! use faas_api::{App, Context, Error};
+//! use faas_host::wire;
 //!
 //! async fn hello(_cx: Context, name: String) -> Result<String, Error> {
 //!     Ok(format!("Hello, {name}!"))
@@ -34,7 +35,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use faas_api::cloudevents::Event;
-use faas_api::wire::{self, SENTINEL};
 use faas_api::{App, Context, Error, Payload, Services};
 use http::request::Parts;
 use http::{Request, Response};
@@ -42,6 +42,7 @@ use http_body_util::Full;
 
 use crate::client::{HttpClient, SendError};
 use crate::http::{Bind, Decoded, HttpOptions, HttpProtocol, Input, Listener};
+use crate::wire::{self, SENTINEL};
 use crate::{Env, Facts, Invoker, Limits};
 
 /// Largest request body a child accepts (the pool enforces the configured limit first).

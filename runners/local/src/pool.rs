@@ -7,7 +7,7 @@
 //! `FAAS_FUNCTION=<name>`; `faas::serve` in the child serves HTTP/1.1 on that Unix socket:
 //! `POST /invoke` with the payload as body and the headers `faas-invocation-id`,
 //! `faas-deadline-ms`, `traceparent`, `content-type`. The reply is `200` with the result, or the
-//! portable error (`faas_api::wire::error_parts`). After each invocation the child writes
+//! portable error (`faas_host::wire::error_parts`). After each invocation the child writes
 //! `__FAAS_END_OF_INVOCATION__ <id>` on stdout and stderr, so every line before it belongs to that
 //! invocation. The child exits when its stdin closes, so children never outlive the pool.
 //!
@@ -17,10 +17,10 @@
 //! and the developer's `RUST_LOG` and `RUST_BACKTRACE`, and nothing else of ours: no platform's
 //! variables (`AWS_LAMBDA_RUNTIME_API`, `PORT`, ...), so it cannot take itself for another host.
 //!
-//! The names of that protocol live in [`faas_api::wire`]:
+//! The names of that protocol live in [`faas_host::wire`]:
 //!
 //! ```
-//! use faas_api::wire;
+//! use faas_host::wire;
 //! assert_eq!(wire::ENV_SOCKET, "FAAS_LOCAL_SOCKET");
 //! assert_eq!(wire::ENV_FUNCTION, "FAAS_FUNCTION");
 //! assert_eq!(wire::INVOCATION_ID, "faas-invocation-id");
@@ -36,8 +36,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use faas_api::wire::{self, SENTINEL};
 use faas_api::{Error, FunctionSpec, Payload};
+use faas_host::wire::{self, SENTINEL};
 use faas_supervisor::{
     Input, Limit, LineCapture, LineLog, NotReady, Output, Pool, PoolConfig, Process, ProcessSpec, WhenBusy,
 };
