@@ -329,8 +329,8 @@ fn describe_blocking(binary: &Path) -> Result<faas_api::Manifest, Error> {
     use std::process::{Command, Stdio};
     let spawn = || {
         Command::new(binary)
-            .env(faas_api::wire::ENV_DESCRIBE, "1")
-            .env_remove(faas_api::wire::ENV_SOCKET)
+            .env(faas_host::wire::ENV_DESCRIBE, "1")
+            .env_remove(faas_host::wire::ENV_SOCKET)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -123,8 +123,7 @@ pub struct ConformanceSetup {
 }
 
 /// Starts a [`ConformanceGateway`] (see [`ConformanceSetup::gateway`]).
-pub type GatewayStarter =
-    Box<dyn Fn() -> BoxFuture<'static, Result<Box<dyn ConformanceGateway>, Error>> + Send + Sync>;
+pub type GatewayStarter = Box<dyn Fn() -> BoxFuture<'static, Result<Box<dyn ConformanceGateway>, Error>> + Send + Sync>;
 
 /// An event gateway the conformance suite runs for one target (see [`ConformanceSetup::gateway`]).
 pub trait ConformanceGateway: Send + Sync {

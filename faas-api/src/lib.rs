@@ -37,7 +37,6 @@ pub mod handler;
 pub mod payload;
 pub mod runner;
 pub mod terminal;
-pub mod wire;
 
 pub use app::{App, EventFilter, FunctionDescription, HandlerKind, Manifest, Trigger, validate_function_name};
 pub use cloudevents;

@@ -34,8 +34,9 @@ use base64::Engine as _;
 use bytes::Bytes;
 use faas_api::{
     Activation, ActivationQuery, AppSpec, Capabilities, DeployReport, Error, FunctionInfo, InvokeMode, InvokeRequest,
-    Invoked, Package, Payload, Progress, Runner, wire,
+    Invoked, Package, Payload, Progress, Runner,
 };
+use faas_host::wire;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper_util::client::legacy::Client;
@@ -343,21 +344,21 @@ impl Runner for FrontClient {
         match request.mode {
             InvokeMode::Sync => {}
             InvokeMode::Async => {
-                headers.insert(wire::INVOKE_MODE, HeaderValue::from_static("async"));
+                headers.insert(crate::wire::INVOKE_MODE, HeaderValue::from_static("async"));
             }
             InvokeMode::DryRun => {
-                headers.insert(wire::INVOKE_MODE, HeaderValue::from_static("dry-run"));
+                headers.insert(crate::wire::INVOKE_MODE, HeaderValue::from_static("dry-run"));
             }
         }
         if request.with_logs {
-            headers.insert(wire::LOG_TYPE, HeaderValue::from_static("tail"));
+            headers.insert(crate::wire::LOG_TYPE, HeaderValue::from_static("tail"));
         }
         let path = format!("/functions/{}", request.function);
         let reply = self.send(Method::POST, &path, headers, request.payload.into_body(), false).await?;
-        let activation_id = wire::header(&reply.headers, wire::ACTIVATION_ID).unwrap_or_default().to_string();
+        let activation_id = wire::header(&reply.headers, crate::wire::ACTIVATION_ID).unwrap_or_default().to_string();
         match reply.status {
             StatusCode::OK => {
-                let logs = match wire::header(&reply.headers, wire::LOG_RESULT) {
+                let logs = match wire::header(&reply.headers, crate::wire::LOG_RESULT) {
                     Some(encoded) if request.with_logs => {
                         let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|e| {
                             Error::unavailable(format!("the faas dev server sent an unreadable log result: {e}"))

@@ -7,7 +7,8 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use faas_api::cloudevents::Event;
-use faas_api::{Error, FunctionSpec, InvokeMode, InvokeRequest, wire};
+use faas_api::{Error, FunctionSpec, InvokeMode, InvokeRequest};
+use faas_host::wire;
 use http::StatusCode;
 use serde::Serialize;
 

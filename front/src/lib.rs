@@ -62,6 +62,7 @@ mod events;
 mod routes;
 mod server;
 pub mod target;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
-use faas_api::{ActivationQuery, Error, InvokeMode, InvokeRequest, NoProgress, Package, Runner, wire};
+use faas_api::{ActivationQuery, Error, InvokeMode, InvokeRequest, NoProgress, Package, Runner};
+use faas_host::wire;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::Deserialize;
 
@@ -21,7 +22,7 @@ use crate::body::read_limited;
 use crate::routes::RouteTable;
 
 /// The activation id header, parsed once (every reply carries it).
-static ACTIVATION_ID: HeaderName = HeaderName::from_static(wire::ACTIVATION_ID);
+static ACTIVATION_ID: HeaderName = HeaderName::from_static(crate::wire::ACTIVATION_ID);
 /// At most this many bytes of log lines go into `faas-log-result` (as Lambda's 4 KB tail).
 const LOG_TAIL: usize = 4 * 1024;
 /// The most activations one query may ask for.
@@ -176,7 +177,7 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
 }
 
 fn invoke_mode(headers: &HeaderMap) -> Result<InvokeMode, Error> {
-    let Some(value) = headers.get(wire::INVOKE_MODE) else { return Ok(InvokeMode::Sync) };
+    let Some(value) = headers.get(crate::wire::INVOKE_MODE) else { return Ok(InvokeMode::Sync) };
     let text = value.to_str().unwrap_or("").trim();
     if text.eq_ignore_ascii_case("async") {
         Ok(InvokeMode::Async)
@@ -187,14 +188,14 @@ fn invoke_mode(headers: &HeaderMap) -> Result<InvokeMode, Error> {
     } else {
         Err(Error::bad_input(format!(
             "header `{}` has value `{}`; use `async`, `dry-run` or `sync` (or leave it out)",
-            wire::INVOKE_MODE,
+            crate::wire::INVOKE_MODE,
             String::from_utf8_lossy(value.as_bytes())
         )))
     }
 }
 
 fn with_logs(headers: &HeaderMap) -> Result<bool, Error> {
-    let Some(value) = headers.get(wire::LOG_TYPE) else { return Ok(false) };
+    let Some(value) = headers.get(crate::wire::LOG_TYPE) else { return Ok(false) };
     let text = value.to_str().unwrap_or("").trim();
     if text.eq_ignore_ascii_case("tail") {
         Ok(true)
@@ -203,7 +204,7 @@ fn with_logs(headers: &HeaderMap) -> Result<bool, Error> {
     } else {
         Err(Error::bad_input(format!(
             "header `{}` has value `{}`; use `tail` or `none`",
-            wire::LOG_TYPE,
+            crate::wire::LOG_TYPE,
             String::from_utf8_lossy(value.as_bytes())
         )))
     }
@@ -263,7 +264,7 @@ async fn invoke_inner(shared: &Shared, function: String, headers: HeaderMap, bod
                 set_header(resp.headers_mut(), http::header::CONTENT_TYPE, &ct);
             }
             if let (true, Some(lines)) = (with_logs, &invoked.logs) {
-                set_header(resp.headers_mut(), HeaderName::from_static(wire::LOG_RESULT), &log_result(lines));
+                set_header(resp.headers_mut(), HeaderName::from_static(crate::wire::LOG_RESULT), &log_result(lines));
             }
             resp
         }
@@ -489,11 +490,11 @@ mod tests {
     fn invoke_mode_header_values() {
         let mut h = HeaderMap::new();
         assert_eq!(invoke_mode(&h).unwrap(), InvokeMode::Sync);
-        h.insert(wire::INVOKE_MODE, "async".parse().unwrap());
+        h.insert(crate::wire::INVOKE_MODE, "async".parse().unwrap());
         assert_eq!(invoke_mode(&h).unwrap(), InvokeMode::Async);
-        h.insert(wire::INVOKE_MODE, "Dry-Run".parse().unwrap());
+        h.insert(crate::wire::INVOKE_MODE, "Dry-Run".parse().unwrap());
         assert_eq!(invoke_mode(&h).unwrap(), InvokeMode::DryRun);
-        h.insert(wire::INVOKE_MODE, "later".parse().unwrap());
+        h.insert(crate::wire::INVOKE_MODE, "later".parse().unwrap());
         let err = invoke_mode(&h).unwrap_err();
         assert!(err.message().contains("faas-invoke-mode") && err.message().contains("`later`"), "{}", err.message());
     }
@@ -502,9 +503,9 @@ mod tests {
     fn log_type_header_values() {
         let mut h = HeaderMap::new();
         assert!(!with_logs(&h).unwrap());
-        h.insert(wire::LOG_TYPE, "Tail".parse().unwrap());
+        h.insert(crate::wire::LOG_TYPE, "Tail".parse().unwrap());
         assert!(with_logs(&h).unwrap());
-        h.insert(wire::LOG_TYPE, "all".parse().unwrap());
+        h.insert(crate::wire::LOG_TYPE, "all".parse().unwrap());
         assert!(with_logs(&h).unwrap_err().message().contains("faas-log-type"));
     }
 

@@ -9,7 +9,11 @@
 //! 3. runs the handler in its own task, so a panic becomes a crash error and the handler can be
 //!    aborted: when [`Limits::abort_before`] is set, the handler is stopped that long before its
 //!    deadline and the invocation fails with a [`faas_api::ErrorKind::Timeout`] error, which the
-//!    host reports in its platform's format before the platform ends the instance;
+//!    host reports in its platform's format before the platform ends the instance. The timeout
+//!    is answered once the handler has stopped: a handler stops at its next `.await`, so one stuck
+//!    in blocking code (a busy loop, `std::thread::sleep`) is never answered for, and the
+//!    platform's own limit (Lambda's timeout, the local pool's kill) ends the instance instead of
+//!    the host carrying on beside a runaway thread;
 //! 4. refuses a reply over [`Limits::max_reply`].
 //!
 //! [`Invoker::invoke_json_only`] does the same for platforms whose payloads must be JSON
@@ -411,6 +415,9 @@ impl Invoker {
             Err(_) => {
                 task.abort();
                 let ran = started.elapsed();
+                // Stopped at its next await point; a handler stuck in blocking code never gets
+                // there, and then nothing is answered (see the module docs).
+                let _ = task.await;
                 tracing::warn!(function, ran_ms = ran.as_millis() as u64, "stopped a function at its deadline");
                 Err(Error::timeout(format!(
                     "function `{function}` timed out after {} ms: the host stopped it at its deadline{}",
@@ -517,6 +524,29 @@ mod tests {
         let unlimited = Invoker::new(app(), "example");
         let facts = Facts { function: Some("sleep".into()), ..Facts::default() };
         assert!(unlimited.invoke(facts, Payload::bytes("10")).await.is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handler_stuck_in_blocking_code_is_answered_for_only_once_it_has_stopped() {
+        async fn blocks(_cx: Context, p: Payload) -> Result<Payload, Error> {
+            let ms: u64 = std::str::from_utf8(p.body()).unwrap().parse().unwrap();
+            std::thread::sleep(Duration::from_millis(ms)); // no await point: abort cannot stop it
+            Ok(Payload::bytes("woke up"))
+        }
+        let invoker = Invoker::new(App::new().raw("blocks", blocks), "example");
+        let started = Instant::now();
+        let facts = Facts { deadline: in_ms(50), ..Facts::default() };
+        let err = invoker.invoke(facts, Payload::bytes("600")).await.unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+        // Not at the deadline (50 ms): only when the blocking call returned and the task ended.
+        assert!(took >= Duration::from_millis(600), "answered after {took:?}, while the handler still ran");
+        // A handler at an await point is stopped at once.
+        let facts = Facts { function: None, deadline: in_ms(50), ..Facts::default() };
+        let sleeper = Invoker::new(App::new().raw("sleep", sleep), "example");
+        let started = Instant::now();
+        assert_eq!(sleeper.invoke(facts, Payload::bytes("5000")).await.unwrap_err().kind(), ErrorKind::Timeout);
+        assert!(started.elapsed() < Duration::from_millis(1000), "took {:?}", started.elapsed());
     }
 
     #[tokio::test]

@@ -17,7 +17,9 @@
 //!   requests on stdin, answers on fd 3), with the platform's format as a [`lines::LineProtocol`];
 //! - [`client`]: the one HTTP client of the function side (platform APIs, services);
 //! - [`trace`]: W3C trace context from headers or from the event;
-//! - [`logging`]: the tracing subscriber every host installs, writing where its platform reads logs.
+//! - [`logging`]: the tracing subscriber every host installs, writing where its platform reads logs;
+//! - [`wire`]: the names and helpers of the local wire protocols (the child protocol, the portable
+//!   error on HTTP that the local front shares).
 //!
 //! Two local modes are always compiled in and detected before any platform: `FAAS_DESCRIBE`
 //! (print the app's manifest, see [`describe`]) and the child process of the local backend's
@@ -55,12 +57,13 @@ pub mod logging;
 #[cfg(feature = "tls")]
 mod tls;
 pub mod trace;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use faas_api::{App, Error, wire};
+use faas_api::{App, Error};
 
 pub use invoke::{Facts, Invoker, Limits, choose_function};
 

@@ -6,15 +6,18 @@
 //! The child protocol is an instance of the shared [HTTP loop](crate::http) over a Unix socket:
 //! `POST /invoke[/{name}]` with `faas-invocation-id`, `faas-deadline-ms`, `traceparent` and
 //! `content-type`; the reply is `200` with the result, or the portable error
-//! ([`wire::error_parts`]). After each invocation the child writes [`SENTINEL`] and the
-//! invocation id to stdout and stderr, so the pool can attribute the lines before it.
+//! ([`wire::error_parts`]). A handler still running at `faas-deadline-ms` is aborted by the shared
+//! [`Invoker`] and answered with a timeout error, and the process serves the next call. After
+//! each invocation the child writes [`SENTINEL`] and the invocation id to stdout and stderr, so
+//! the pool can attribute the lines before it.
 //!
 //! What `faas::serve` does in a child process (it serves until the pool closes the child's
 //! stdin, then exits the process, so this is not run here):
 //!
 //! ```no_run
 //! # #[tokio::main] async fn main() -> Result<(), faas_api::Error> {
-//! use faas_api::{App, Context, Error, wire};
+//! use faas_api::{App, Context, Error};
+//! use faas_host::wire;
 //!
 //! async fn hello(_cx: Context, name: String) -> Result<String, Error> {
 //!     Ok(format!("Hello, {name}!"))
@@ -34,7 +37,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use faas_api::cloudevents::Event;
-use faas_api::wire::{self, SENTINEL};
 use faas_api::{App, Context, Error, Payload, Services};
 use http::request::Parts;
 use http::{Request, Response};
@@ -42,6 +44,7 @@ use http_body_util::Full;
 
 use crate::client::{HttpClient, SendError};
 use crate::http::{Bind, Decoded, HttpOptions, HttpProtocol, Input, Listener};
+use crate::wire::{self, SENTINEL};
 use crate::{Env, Facts, Invoker, Limits};
 
 /// Largest request body a child accepts (the pool enforces the configured limit first).
@@ -100,8 +103,10 @@ pub async fn serve_with(app: App, socket: &Path, function: Option<String>, env: 
         .await
 }
 
-/// The invoker of a child: backend `local`; the pool enforces the deadline by killing the
-/// process and reports the timeout in its own words, so the child does not abort handlers.
+/// The invoker of a child: backend `local`, handlers aborted at the deadline the pool sends
+/// (`faas-deadline-ms`) with a timeout error, so the process stays warm for the next call. The
+/// pool kills the process only when no answer comes shortly after the deadline (a handler stuck
+/// in blocking code, which the invoker cannot stop).
 fn invoker(app: App, function: Option<String>, env: &Env) -> Invoker {
     let services: Arc<dyn Services> = match (env.get(wire::ENV_SERVICES), env.get(wire::ENV_EVENTS)) {
         (None, None) => Arc::new(faas_api::context::NoServices),
@@ -109,10 +114,7 @@ fn invoker(app: App, function: Option<String>, env: &Env) -> Invoker {
             Arc::new(HttpServices { events: events.map(str::to_string), ..HttpServices::new(base.unwrap_or_default()) })
         }
     };
-    Invoker::new(app, "local")
-        .function(function, NAMED_BY)
-        .services(services)
-        .limits(Limits { abort_before: None, ..Limits::new("the local pool") })
+    Invoker::new(app, "local").function(function, NAMED_BY).services(services).limits(Limits::new("the local pool"))
 }
 
 /// The child protocol on the shared HTTP loop.

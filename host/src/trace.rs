@@ -21,7 +21,7 @@ use faas_api::TraceContext;
 /// assert_eq!(faas_host::trace::from_headers(&headers).unwrap().traceparent(), tp);
 /// ```
 pub fn from_headers(headers: &http::HeaderMap) -> Option<TraceContext> {
-    headers.get(faas_api::wire::TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(TraceContext::parse)
+    headers.get(crate::wire::TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(TraceContext::parse)
 }
 
 /// A W3C `traceparent` carried by the event itself: a structured CloudEvent's `traceparent`

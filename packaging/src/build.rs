@@ -215,8 +215,8 @@ pub async fn build_for_target(
 /// ```
 pub async fn describe(binary: &Path) -> Result<Manifest, Error> {
     let mut cmd = Command::new(binary);
-    cmd.env(faas_api::wire::ENV_DESCRIBE, "1")
-        .env_remove(faas_api::wire::ENV_SOCKET)
+    cmd.env(faas_host::wire::ENV_DESCRIBE, "1")
+        .env_remove(faas_host::wire::ENV_SOCKET)
         .stdin(Stdio::null())
         .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(10), cmd.output())

@@ -19,10 +19,11 @@
 use std::io::Write as _;
 use std::time::{Duration, UNIX_EPOCH};
 
-use faas_api::{wire, App, Error, Payload, TraceContext};
+use faas_api::{App, Error, Payload, TraceContext};
 use faas_host::invoke::Input;
 use faas_host::lines::{self, LineProtocol};
 use faas_host::logging::{self, LogStyle};
+use faas_host::wire;
 use faas_host::{Env, Facts, HostAdapter, Invoker, Limits, ServeFuture};
 
 use crate::protocol::{Answer, Request, END, ENV_PIPES, MAX_LINE, MAX_PAYLOAD};

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use faas_api::{
-    wire, Activation, ActivationQuery, ActivationStatus, AppSpec, Capabilities, Capability, DeployReport, Error,
+    Activation, ActivationQuery, ActivationStatus, AppSpec, Capabilities, Capability, DeployReport, Error,
     FunctionInfo, InvokeMode, InvokeRequest, Invoked, Package, Payload, Progress, Runner,
 };
+use faas_host::wire;
 use faas_supervisor::{
     GateError, Input, Instance, LineCapture, Output, Pool, PoolConfig, Process, ProcessSpec, WhenBusy,
 };

@@ -54,7 +54,7 @@ pub const ENV_ENDPOINT: &str = "AWS_ENDPOINT_URL_LAMBDA";
 /// The AWS SDKs' endpoint override for every service.
 pub const ENV_ENDPOINT_ALL: &str = "AWS_ENDPOINT_URL";
 /// Env var with the event gateway's ingress URL (`cx.emit`).
-pub const ENV_EVENTS: &str = faas_api::wire::ENV_EVENTS;
+pub const ENV_EVENTS: &str = faas_host::wire::ENV_EVENTS;
 
 /// The [`Services`] of a function running on Lambda (see the [module docs](self)).
 pub struct LambdaServices {

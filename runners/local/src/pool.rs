@@ -1,13 +1,19 @@
 //! The process pool: the app binary runs as child processes, one invocation at a time each, like
 //! a FaaS invoker. Per function: warm instances are reused and expire when idle, a concurrency
-//! limit queues extra calls, the deadline is enforced by killing the process, a crash is isolated
-//! to its instance, and stdout/stderr are captured per invocation.
+//! limit queues extra calls, the deadline is enforced in the child (and by killing the process
+//! when the child cannot stop its handler), a crash is isolated to its instance, and
+//! stdout/stderr are captured per invocation.
 //!
 //! The child protocol: the pool starts the binary with `FAAS_LOCAL_SOCKET=<path>` and
 //! `FAAS_FUNCTION=<name>`; `faas::serve` in the child serves HTTP/1.1 on that Unix socket:
 //! `POST /invoke` with the payload as body and the headers `faas-invocation-id`,
 //! `faas-deadline-ms`, `traceparent`, `content-type`. The reply is `200` with the result, or the
-//! portable error (`faas_api::wire::error_parts`). After each invocation the child writes
+//! portable error (`faas_host::wire::error_parts`).
+//!
+//! Deadlines: the child aborts a handler still running at `faas-deadline-ms` and answers with a
+//! timeout error, and its process stays warm. A handler stuck in blocking code cannot be aborted,
+//! so the child gives no answer; [`KILL_GRACE`] after the deadline the pool kills the process
+//! (its whole group). Either way the caller gets the same `timeout` error. After each invocation the child writes
 //! `__FAAS_END_OF_INVOCATION__ <id>` on stdout and stderr, so every line before it belongs to that
 //! invocation. The child exits when its stdin closes, so children never outlive the pool.
 //!
@@ -17,10 +23,10 @@
 //! and the developer's `RUST_LOG` and `RUST_BACKTRACE`, and nothing else of ours: no platform's
 //! variables (`AWS_LAMBDA_RUNTIME_API`, `PORT`, ...), so it cannot take itself for another host.
 //!
-//! The names of that protocol live in [`faas_api::wire`]:
+//! The names of that protocol live in [`faas_host::wire`]:
 //!
 //! ```
-//! use faas_api::wire;
+//! use faas_host::wire;
 //! assert_eq!(wire::ENV_SOCKET, "FAAS_LOCAL_SOCKET");
 //! assert_eq!(wire::ENV_FUNCTION, "FAAS_FUNCTION");
 //! assert_eq!(wire::INVOCATION_ID, "faas-invocation-id");
@@ -36,8 +42,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use faas_api::wire::{self, SENTINEL};
-use faas_api::{Error, FunctionSpec, Payload};
+use faas_api::{Error, ErrorKind, FunctionSpec, Payload};
+use faas_host::wire::{self, SENTINEL};
 use faas_supervisor::{
     Input, Limit, LineCapture, LineLog, NotReady, Output, Pool, PoolConfig, Process, ProcessSpec, WhenBusy,
 };
@@ -53,6 +59,13 @@ use crate::exec::{Outcome, gate_error, human, until};
 /// assert_eq!(faas_runner_local::pool::START_TIMEOUT, std::time::Duration::from_secs(10));
 /// ```
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long after an invocation's deadline the pool waits for the child's own timeout answer
+/// before it kills the process: the backstop for a handler the child cannot stop.
+///
+/// ```
+/// assert_eq!(faas_runner_local::pool::KILL_GRACE, std::time::Duration::from_millis(500));
+/// ```
+pub const KILL_GRACE: Duration = Duration::from_millis(500);
 /// Longest log line kept, in bytes; longer lines are cut.
 ///
 /// ```
@@ -325,9 +338,11 @@ impl FunctionPool {
     }
 
     /// Runs one invocation on a warm instance, or a new one (then the outcome is `cold`), waiting
-    /// for a free slot under the function's concurrency limit. The instance is killed when
-    /// `deadline` passes (a timeout error); a process that dies is a crash error with its exit
-    /// status and last log lines, and the next call gets a new process.
+    /// for a free slot under the function's concurrency limit. At `deadline` the child stops the
+    /// handler and the call fails with a timeout error, the instance staying warm; when the child
+    /// has not answered [`KILL_GRACE`] later, the instance is killed (the same timeout error). A
+    /// process that dies is a crash error with its exit status and last log lines, and the next
+    /// call gets a new process.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -367,8 +382,10 @@ impl FunctionPool {
                 Err(e) => return Outcome { result: Err(e), logs: vec![], cold: true },
             },
         };
-        let wait = until(deadline);
+        let wait = until(deadline) + KILL_GRACE;
         let deadline_ms = deadline.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis();
+        // The deadline as the child reads it (whole milliseconds).
+        let child_deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms as u64);
         let mut req = hyper::Request::post("/invoke")
             .header(wire::INVOCATION_ID, id)
             .header(wire::DEADLINE_MS, deadline_ms.to_string())
@@ -398,13 +415,9 @@ impl FunctionPool {
         };
         match tokio::time::timeout(wait, exchange).await {
             Err(_) => {
+                tracing::warn!(function = %self.spec.name, instance = instance.number, "no answer after the deadline; killing the instance");
                 let logs = self.kill_and_drain(instance).await;
-                let error = Error::timeout(format!(
-                    "function `{}` timed out after {}",
-                    self.spec.name,
-                    human(self.spec.timeout)
-                ));
-                Outcome { result: Err(error), logs, cold }
+                Outcome { result: Err(self.timed_out()), logs, cold }
             }
             Ok(Err(_transport)) => {
                 let (status, logs) = self.crashed(instance).await;
@@ -427,12 +440,25 @@ impl FunctionPool {
                 let result = if parts.status == http::StatusCode::OK {
                     Ok(Payload::new(body, wire::content_type(&parts.headers)))
                 } else {
-                    Err(wire::error_from_response(parts.status, &parts.headers, &body))
+                    match wire::error_from_response(parts.status, &parts.headers, &body) {
+                        // The child stopped the handler at its deadline: reported in the pool's
+                        // words, as when it kills a process (a handler's own timeout error
+                        // before the deadline is passed on as it is).
+                        e if e.kind() == ErrorKind::Timeout && SystemTime::now() >= child_deadline => {
+                            Err(self.timed_out())
+                        }
+                        e => Err(e),
+                    }
                 };
                 lease.give_back(instance);
                 Outcome { result, logs, cold }
             }
         }
+    }
+
+    /// The timeout error of a call that ran to its deadline.
+    fn timed_out(&self) -> Error {
+        Error::timeout(format!("function `{}` timed out after {}", self.spec.name, human(self.spec.timeout)))
     }
 
     /// Kills the instance (its whole process group) and returns what it wrote until it was gone.

@@ -47,7 +47,7 @@ async fn warm_instances_are_reused_and_cold_starts_are_recorded() {
 }
 
 #[tokio::test]
-async fn timeout_kills_the_process_within_the_deadline_and_the_pool_recovers() {
+async fn timeout_answers_within_the_deadline_and_the_pool_recovers() {
     let runner = runner_with(LocalOptions::default(), |f| f.timeout = Duration::from_millis(500)).await;
     let first = call(&runner, "counter", json!({})).await.unwrap();
     let started = Instant::now();
@@ -56,11 +56,53 @@ async fn timeout_kills_the_process_within_the_deadline_and_the_pool_recovers() {
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(err.message().contains("timed out after 500ms"), "{err}");
     assert!(took < Duration::from_millis(500 + 1000), "took {took:?}");
-    // The timed-out process was killed; `counter` runs in its own pool and is unaffected.
+    // `counter` runs in its own pool and is unaffected.
     let again = call(&runner, "counter", json!({})).await.unwrap();
     assert_eq!(again["pid"], first["pid"]);
-    // `sleep` works again, on a fresh process.
+    // `sleep` works again.
     assert_eq!(call(&runner, "sleep", json!({"ms": 1})).await.unwrap(), json!({"slept": 1}));
+    runner.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_handler_past_its_deadline_is_stopped_in_the_child_and_the_process_stays_warm() {
+    let runner = runner_with(LocalOptions::default(), |f| f.timeout = Duration::from_millis(500)).await;
+    let before = call(&runner, "nap", json!({"ms": 1})).await.unwrap();
+    let started = Instant::now();
+    let err = call(&runner, "nap", json!({"ms": 10_000})).await.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert_eq!(err.message(), "function `nap` timed out after 500ms");
+    // The child answered at the deadline, before the pool's kill would have.
+    assert!(took < Duration::from_millis(500) + faas_runner_local::pool::KILL_GRACE, "took {took:?}");
+    // The same process serves the next call, warm.
+    let after = call(&runner, "nap", json!({"ms": 1})).await.unwrap();
+    assert_eq!(after["pid"], before["pid"], "the timed-out process was not reused");
+    let acts =
+        runner.activations(ActivationQuery { function: Some("nap".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(acts.iter().map(|a| a.cold).collect::<Vec<_>>(), [false, false, true], "newest first: {acts:?}");
+    // The child's log of the abort is the timed-out invocation's.
+    let timed_out = &acts[1];
+    assert!(timed_out.logs.iter().any(|l| l.contains("stopped a function at its deadline")), "{:?}", timed_out.logs);
+    runner.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_handler_stuck_in_blocking_code_is_killed_after_the_grace() {
+    let runner = runner_with(LocalOptions::default(), |f| f.timeout = Duration::from_millis(500)).await;
+    let before = call(&runner, "spin", json!({"ms": 0})).await.unwrap();
+    let started = Instant::now();
+    let err = call(&runner, "spin", json!({"ms": 10_000})).await.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert_eq!(err.message(), "function `spin` timed out after 500ms");
+    // No answer came from the child: the pool killed it once the grace had passed.
+    let grace = faas_runner_local::pool::KILL_GRACE;
+    assert!(took >= Duration::from_millis(500) + grace, "took {took:?}");
+    assert!(took < Duration::from_millis(500) + grace + Duration::from_millis(1000), "took {took:?}");
+    // The next call gets a fresh process.
+    let after = call(&runner, "spin", json!({"ms": 0})).await.unwrap();
+    assert_ne!(after["pid"], before["pid"], "the stuck process was reused");
     runner.shutdown().await;
 }
 

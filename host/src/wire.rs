@@ -1,8 +1,12 @@
-//! Header names and helpers shared by the local wire protocols: the child-process protocol (pool
-//! ↔ function process) and the HTTP front of `faas dev` (callers ↔ local backend).
+//! The names and helpers of faas's local wire protocols: the child-process protocol (the local
+//! backend's pool ↔ a function process, see [`crate::local_child`]), the `FAAS_DESCRIBE` mode, and
+//! what the HTTP front of `faas dev` shares with them (the portable error on HTTP, the trace
+//! header), which a child speaks as the front's client for `cx.invoke` and `cx.emit`. The front's
+//! own headers (invoke mode, log tail, activation id) live in `faas-front`.
 //!
 //! ```
-//! use faas_api::{Error, ErrorKind, wire};
+//! use faas_api::{Error, ErrorKind};
+//! use faas_host::wire;
 //! // A host answers with an error…
 //! let (status, headers, body) = wire::error_parts(&Error::timeout("ran past 3s"));
 //! assert_eq!(status.as_u16(), 504);
@@ -12,31 +16,23 @@
 //! assert_eq!(back.message(), "ran past 3s");
 //! ```
 
-use crate::{Error, ErrorKind, Payload};
+use faas_api::{Error, ErrorKind, Payload};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
-/// Invocation id, set on requests to children and on every front response.
+/// Invocation id, set on every request to a child.
 ///
 /// ```
-/// use faas_api::wire;
+/// use faas_host::wire;
 /// let mut h = http::HeaderMap::new();
 /// h.insert(wire::INVOCATION_ID, http::HeaderValue::from_static("0f3c2a"));
 /// assert_eq!(wire::header(&h, "faas-invocation-id"), Some("0f3c2a"));
 /// ```
 pub const INVOCATION_ID: &str = "faas-invocation-id";
-/// Activation id returned by the front (same value as the invocation id).
-///
-/// ```
-/// use faas_api::wire;
-/// let mut h = http::HeaderMap::new();
-/// h.insert(wire::ACTIVATION_ID, http::HeaderValue::from_static("0f3c2a"));
-/// assert_eq!(wire::header(&h, "faas-activation-id"), Some("0f3c2a"));
-/// ```
-pub const ACTIVATION_ID: &str = "faas-activation-id";
 /// Absolute deadline, Unix epoch milliseconds.
 ///
 /// ```
-/// use faas_api::{Context, wire};
+/// use faas_api::Context;
+/// use faas_host::wire;
 /// let mut h = http::HeaderMap::new();
 /// h.insert(wire::DEADLINE_MS, http::HeaderValue::from_static("1700000000000"));
 /// let ms: u64 = wire::header(&h, "faas-deadline-ms").unwrap().parse().unwrap();
@@ -46,7 +42,8 @@ pub const DEADLINE_MS: &str = "faas-deadline-ms";
 /// The error kind of an error response (`function`, `timeout`, ...).
 ///
 /// ```
-/// use faas_api::{Error, wire};
+/// use faas_api::Error;
+/// use faas_host::wire;
 /// let (_, headers, _) = wire::error_parts(&Error::not_found("no such function"));
 /// assert_eq!(wire::header(&headers, wire::ERROR_KIND), Some("not_found"));
 /// assert_eq!(wire::ERROR_KIND, "faas-error");
@@ -55,7 +52,8 @@ pub const ERROR_KIND: &str = "faas-error";
 /// W3C trace context.
 ///
 /// ```
-/// use faas_api::{Context, wire};
+/// use faas_api::Context;
+/// use faas_host::wire;
 /// let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 /// let mut h = http::HeaderMap::new();
 /// h.insert(wire::TRACEPARENT, http::HeaderValue::from_static(tp));
@@ -63,45 +61,12 @@ pub const ERROR_KIND: &str = "faas-error";
 /// assert_eq!(cx.trace().traceparent(), tp);
 /// ```
 pub const TRACEPARENT: &str = "traceparent";
-/// Request header: `async` to invoke asynchronously, `dry-run` to only validate.
-///
-/// ```
-/// use faas_api::wire;
-/// let mut h = http::HeaderMap::new();
-/// h.insert(wire::INVOKE_MODE, http::HeaderValue::from_static("async"));
-/// assert_eq!(wire::header(&h, "faas-invoke-mode"), Some("async"));
-/// ```
-pub const INVOKE_MODE: &str = "faas-invoke-mode";
-/// Request header: `tail` to get the invocation's log lines back in [`LOG_RESULT`].
-///
-/// ```
-/// use faas_api::wire;
-/// let mut h = http::HeaderMap::new();
-/// h.insert(wire::LOG_TYPE, http::HeaderValue::from_static("tail"));
-/// assert_eq!(wire::header(&h, "faas-log-type"), Some("tail"));
-/// ```
-pub const LOG_TYPE: &str = "faas-log-type";
-/// Response header: base64 of the invocation's log lines joined by `\n`.
-///
-/// ```
-/// use base64::Engine as _;
-/// use faas_api::wire;
-/// let lines = "INFO one\nINFO two";
-/// let mut h = http::HeaderMap::new();
-/// let encoded = base64::engine::general_purpose::STANDARD.encode(lines);
-/// h.insert(wire::LOG_RESULT, http::HeaderValue::from_str(&encoded).unwrap());
-/// let raw = wire::header(&h, "faas-log-result").unwrap();
-/// let decoded = base64::engine::general_purpose::STANDARD.decode(raw).unwrap();
-/// assert_eq!(String::from_utf8(decoded).unwrap().lines().collect::<Vec<_>>(), ["INFO one", "INFO two"]);
-/// ```
-pub const LOG_RESULT: &str = "faas-log-result";
-
 /// Env var holding the Unix socket path a child process serves the child protocol on.
 ///
 /// ```
 /// use std::ffi::OsStr;
 /// let mut child = std::process::Command::new("./app");
-/// child.env(faas_api::wire::ENV_SOCKET, "/tmp/faas/hello-1.sock");
+/// child.env(faas_host::wire::ENV_SOCKET, "/tmp/faas/hello-1.sock");
 /// let set: Vec<_> = child.get_envs().collect();
 /// assert_eq!(set, [(OsStr::new("FAAS_LOCAL_SOCKET"), Some(OsStr::new("/tmp/faas/hello-1.sock")))]);
 /// ```
@@ -111,7 +76,7 @@ pub const ENV_SOCKET: &str = "FAAS_LOCAL_SOCKET";
 /// ```
 /// use std::ffi::OsStr;
 /// let mut child = std::process::Command::new("./app");
-/// child.env(faas_api::wire::ENV_FUNCTION, "hello");
+/// child.env(faas_host::wire::ENV_FUNCTION, "hello");
 /// let set: Vec<_> = child.get_envs().collect();
 /// assert_eq!(set, [(OsStr::new("FAAS_FUNCTION"), Some(OsStr::new("hello")))]);
 /// ```
@@ -119,14 +84,14 @@ pub const ENV_FUNCTION: &str = "FAAS_FUNCTION";
 /// Env var holding the base URL of the front, for `Context::invoke` / `Context::emit` in children.
 ///
 /// ```
-/// assert_eq!(faas_api::wire::ENV_SERVICES, "FAAS_LOCAL_SERVICES");
+/// assert_eq!(faas_host::wire::ENV_SERVICES, "FAAS_LOCAL_SERVICES");
 /// ```
 pub const ENV_SERVICES: &str = "FAAS_LOCAL_SERVICES";
 /// Env var holding the URL `Context::emit` posts events to (a CloudEvents gateway's ingress) instead of
 /// the local front's `/events`.
 ///
 /// ```
-/// assert_eq!(faas_api::wire::ENV_EVENTS, "FAAS_EVENTS_URL");
+/// assert_eq!(faas_host::wire::ENV_EVENTS, "FAAS_EVENTS_URL");
 /// ```
 pub const ENV_EVENTS: &str = "FAAS_EVENTS_URL";
 /// Env var that makes `faas::serve` print the app manifest as JSON and exit.
@@ -137,7 +102,7 @@ pub const ENV_EVENTS: &str = "FAAS_EVENTS_URL";
 /// let app = App::new().raw("echo", |_cx, p: Payload| async move { Ok::<_, Error>(p) });
 /// let printed = serde_json::to_string(&app.manifest()).unwrap();
 /// assert!(printed.contains(r#""name":"echo""#));
-/// assert_eq!(faas_api::wire::ENV_DESCRIBE, "FAAS_DESCRIBE");
+/// assert_eq!(faas_host::wire::ENV_DESCRIBE, "FAAS_DESCRIBE");
 /// ```
 pub const ENV_DESCRIBE: &str = "FAAS_DESCRIBE";
 
@@ -147,7 +112,7 @@ pub const ENV_DESCRIBE: &str = "FAAS_DESCRIBE";
 /// https://github.com/apache/openwhisk/blob/master/docs/actions-actionloop.md).
 ///
 /// ```
-/// use faas_api::wire::SENTINEL;
+/// use faas_host::wire::SENTINEL;
 /// // The function printed "last words" without a newline; the child then wrote the sentinel.
 /// let line = format!("last words{SENTINEL} inv-42");
 /// let at = line.find(SENTINEL).unwrap();
@@ -159,7 +124,7 @@ pub const SENTINEL: &str = "__FAAS_END_OF_INVOCATION__";
 /// The `Content-Type` header, if present and valid text.
 ///
 /// ```
-/// use faas_api::wire;
+/// use faas_host::wire;
 /// let mut h = http::HeaderMap::new();
 /// assert_eq!(wire::content_type(&h), None);
 /// h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
@@ -172,7 +137,7 @@ pub fn content_type(headers: &HeaderMap) -> Option<String> {
 /// A header as a string, if present and valid text (names are case-insensitive).
 ///
 /// ```
-/// use faas_api::wire;
+/// use faas_host::wire;
 /// let mut h = http::HeaderMap::new();
 /// h.insert("faas-start", http::HeaderValue::from_static("warm"));
 /// h.insert("x-binary", http::HeaderValue::from_bytes(&[0xff]).unwrap());
@@ -188,7 +153,8 @@ pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// the JSON wire body.
 ///
 /// ```
-/// use faas_api::{Error, wire};
+/// use faas_api::Error;
+/// use faas_host::wire;
 /// let (status, headers, body) = wire::error_parts(&Error::function("ProbeError", "boom"));
 /// assert_eq!(status, http::StatusCode::INTERNAL_SERVER_ERROR);
 /// assert_eq!(wire::content_type(&headers).as_deref(), Some("application/json"));
@@ -208,7 +174,8 @@ pub fn error_parts(err: &Error) -> (StatusCode, HeaderMap, Vec<u8>) {
 /// [`ERROR_KIND`] header, else the status's kind; the body becomes the message.
 ///
 /// ```
-/// use faas_api::{ErrorKind, wire};
+/// use faas_api::ErrorKind;
+/// use faas_host::wire;
 /// use http::{HeaderMap, HeaderValue, StatusCode};
 /// // Our JSON wire form wins.
 /// let body = br#"{"kind":"function","errorType":"ProbeError","errorMessage":"boom"}"#;
@@ -236,7 +203,7 @@ pub fn error_from_response(status: StatusCode, headers: &HeaderMap, body: &[u8])
 /// A payload from a body and its headers (the content type is taken from `Content-Type`).
 ///
 /// ```
-/// use faas_api::wire;
+/// use faas_host::wire;
 /// let mut h = http::HeaderMap::new();
 /// h.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
 /// let p = wire::payload(&h, bytes::Bytes::from_static(b"hi"));
