@@ -18,7 +18,7 @@ pub fn all() -> Backends {
     Backends::new()
         .with(faas_front::backend::LocalBackend)
         .with_emulator(faas_runner_lambda::LambdaBackend, faas_emulator_lambda::emulate::LocalLambda)
-        .planned("openwhisk")
+        .with(faas_runner_openwhisk::backend::OpenWhiskBackend)
         .planned("gcf")
         .planned("azure")
 }

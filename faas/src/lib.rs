@@ -32,6 +32,7 @@
 //! | `FAAS_DESCRIBE` set | prints the app [`Manifest`] as JSON and returns (used by `faas dev`/`deploy`) |
 //! | `FAAS_LOCAL_SOCKET` set | serves the process-mode child protocol of the local backend on that socket |
 //! | `AWS_LAMBDA_RUNTIME_API` set (feature `lambda`) | runs the AWS Lambda Runtime API loop, serving the function `_HANDLER` names |
+//! | `__OW_*` set by an OpenWhisk proxy or container (feature `openwhisk`) | serves the action under ActionLoop, dockerskeleton or as a Docker action's `/init` + `/run` server, whichever started it |
 //! | none of the above (feature `local-http`) | serves the app in-process over HTTP on `127.0.0.1:$PORT` (default 8080) |
 //!
 //! The two local modes are always compiled in and come first. Each platform host is a
@@ -65,13 +66,15 @@ pub use local_http::{DEFAULT_PORT, LocalHttp, serve_http};
 /// ```
 /// use faas::{ADAPTERS, Env, Host};
 /// let names: Vec<&str> = ADAPTERS.iter().map(|a| a.name()).collect();
-/// assert_eq!(names, ["lambda", "local-http"]); // the default features
+/// assert_eq!(names, ["lambda", "openwhisk", "local-http"]); // the default features
 /// let lambda = Env::from_pairs([("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"), ("PORT", "9000")]);
 /// assert_eq!(Host::detect(&lambda, ADAPTERS), Host::Platform("lambda"));
 /// ```
 pub const ADAPTERS: &[&dyn HostAdapter] = &[
     #[cfg(feature = "lambda")]
     &faas_runner_lambda::host::LambdaHost,
+    #[cfg(feature = "openwhisk")]
+    &faas_runner_openwhisk::host::OpenWhiskHost,
     #[cfg(feature = "local-http")]
     &LocalHttp,
 ];

@@ -25,6 +25,9 @@ struct Inner {
     content_type: Option<String>,
     #[serde(rename = "bodyBase64")]
     body_base64: String,
+    /// The caller's W3C `traceparent`, on platforms with no other place for it (OpenWhisk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    traceparent: Option<String>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -58,10 +61,26 @@ pub fn needs_envelope(payload: &Payload) -> bool {
 /// assert_eq!(wrapped, br#"{"faas:payload":{"contentType":"application/octet-stream","bodyBase64":"AAEC"}}"#);
 /// ```
 pub fn wrap(payload: &Payload) -> Vec<u8> {
+    wrap_traced(payload, None)
+}
+
+/// The envelope around `payload`, carrying the caller's `traceparent` too: for platforms whose
+/// invocations have no place for it but the payload (OpenWhisk's parameters).
+///
+/// ```
+/// use faas_api::Payload;
+/// use faas_host::envelope::{unwrap_traced, wrap_traced};
+/// let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+/// let wrapped = wrap_traced(&Payload::bytes("hi"), Some(tp));
+/// let (payload, trace) = unwrap_traced(&wrapped).unwrap();
+/// assert_eq!((payload.body().as_ref(), trace.as_deref()), (&b"hi"[..], Some(tp)));
+/// ```
+pub fn wrap_traced(payload: &Payload, traceparent: Option<&str>) -> Vec<u8> {
     let env = Envelope {
         payload: Inner {
             content_type: payload.content_type().map(str::to_string),
             body_base64: base64::engine::general_purpose::STANDARD.encode(payload.body()),
+            traceparent: traceparent.map(str::to_string),
         },
     };
     serde_json::to_vec(&env).expect("an envelope serialises")
@@ -77,10 +96,16 @@ pub fn wrap(payload: &Payload) -> Vec<u8> {
 /// assert_eq!(unwrap(br#"{"name":"Ada"}"#), None);
 /// ```
 pub fn unwrap(body: &[u8]) -> Option<Payload> {
+    unwrap_traced(body).map(|(payload, _)| payload)
+}
+
+/// The payload inside `body` and the `traceparent` it carries, when `body` is an envelope
+/// written by [`wrap`] or [`wrap_traced`].
+pub fn unwrap_traced(body: &[u8]) -> Option<(Payload, Option<String>)> {
     if !body.starts_with(PREFIX.as_bytes()) {
         return None;
     }
     let env: Envelope = serde_json::from_slice(body).ok()?;
     let bytes = base64::engine::general_purpose::STANDARD.decode(env.payload.body_base64).ok()?;
-    Some(Payload::new(bytes, env.payload.content_type))
+    Some((Payload::new(bytes, env.payload.content_type), env.payload.traceparent))
 }

@@ -26,29 +26,31 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_lambda::operation::RequestId;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
-    Architecture, Environment, FunctionCode, FunctionConfiguration, InvocationType, LastUpdateStatus, LogType, Runtime,
-    State,
+    Architecture, Environment, FunctionCode, FunctionConfiguration, LastUpdateStatus, Runtime, State,
 };
 use aws_sdk_lambda::Client;
-use base64::Engine;
 use faas_api::{
     Activation, ActivationQuery, AppSpec, BackendProfile, Capabilities, Capability, DeployReport, Error, FunctionInfo,
-    FunctionSpec, InvokeMode, InvokeRequest, Invoked, Package, Payload, Progress, Runner,
+    FunctionSpec, InvokeRequest, Invoked, Package, Progress, Runner,
 };
 
 use faas_api::backend::is_loopback_url;
 use faas_packaging::{check_arch, code_sha256, strip_debug_copy, Arch};
 
 use crate::package::package_zip;
+
+mod activations;
+mod invoke;
+
 pub use crate::settings::{LambdaSettings, EMULATOR_ROLE, PROFILE_KEYS};
+pub use activations::{LOGS_ID_WINDOW, LOGS_WINDOW};
 
 /// Lambda's synchronous payload limit (request and response): 6 MB = 6,291,456 bytes.
 pub const MAX_SYNC_PAYLOAD: usize = 6_291_456;
@@ -366,34 +368,6 @@ impl Desired {
     }
 }
 
-/// Reads the `Content-Type` of the Invoke response, which the SDK's output does not expose.
-#[derive(Debug, Clone, Default)]
-struct ContentTypeTap(Arc<Mutex<Option<String>>>);
-
-impl aws_smithy_runtime_api::client::interceptors::Intercept for ContentTypeTap {
-    fn name(&self) -> &'static str {
-        "faas-content-type-tap"
-    }
-
-    fn read_before_deserialization(
-        &self,
-        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextRef<'_>,
-        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
-        _: &mut aws_sdk_lambda::config::ConfigBag,
-    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        let ct = context.response().headers().get("content-type").map(str::to_string);
-        *self.0.lock().expect("content type tap") = ct;
-        Ok(())
-    }
-}
-
-/// The X-Ray trace header of a W3C `traceparent`: `Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;Sampled=<0|1>`.
-fn xray_header(traceparent: &str) -> Option<String> {
-    let t = faas_api::TraceContext::parse(traceparent)?;
-    let (epoch, unique) = t.trace_id().split_at(8);
-    Some(format!("Root=1-{epoch}-{unique};Parent={};Sampled={}", t.parent_id(), u8::from(t.sampled())))
-}
-
 #[async_trait]
 impl Runner for LambdaRunner {
     fn kind(&self) -> &str {
@@ -472,70 +446,7 @@ impl Runner for LambdaRunner {
     }
 
     async fn invoke(&self, request: InvokeRequest) -> Result<Invoked, Error> {
-        let name = self.lambda_name(&request.function);
-        let (invocation_type, limit) = match request.mode {
-            InvokeMode::Sync => (InvocationType::RequestResponse, MAX_SYNC_PAYLOAD),
-            InvokeMode::Async => (InvocationType::Event, MAX_ASYNC_PAYLOAD),
-            InvokeMode::DryRun => (InvocationType::DryRun, MAX_SYNC_PAYLOAD),
-        };
-        if request.payload.len() > limit {
-            return Err(Error::payload_too_large(format!(
-                "the request to `{}` is {} bytes; Lambda's {} limit is {limit} bytes",
-                request.function,
-                request.payload.len(),
-                if request.mode == InvokeMode::Async { "asynchronous" } else { "synchronous" }
-            )));
-        }
-        let body = if crate::envelope::needs_envelope(&request.payload) {
-            crate::envelope::wrap(&request.payload)
-        } else {
-            request.payload.body().to_vec()
-        };
-        let mut call =
-            self.client.invoke().function_name(&name).invocation_type(invocation_type).payload(Blob::new(body));
-        let sync = request.mode == InvokeMode::Sync;
-        if sync && request.with_logs {
-            call = call.log_type(LogType::Tail);
-        }
-        if let (true, Some(tp)) = (sync, &request.traceparent) {
-            // The caller's trace rides in the client context's `custom` map, which the faas host
-            // reads (Lambda forwards it as `Lambda-Runtime-Client-Context`; sync invocations only).
-            let cc = serde_json::json!({"custom": {"traceparent": tp}}).to_string();
-            call = call.client_context(base64::engine::general_purpose::STANDARD.encode(cc));
-        }
-        let tap = ContentTypeTap::default();
-        let xray = request.traceparent.as_deref().and_then(xray_header);
-        let mut custom = call
-            .customize()
-            // An invocation is not retried by the client: throttling and errors reach the caller.
-            .config_override(
-                aws_sdk_lambda::config::Builder::new()
-                    .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled()),
-            )
-            .interceptor(tap.clone());
-        if let Some(x) = xray {
-            custom = custom.mutate_request(move |req| {
-                req.headers_mut().insert("X-Amzn-Trace-Id", x.clone());
-            });
-        }
-        let out = custom.send().await.map_err(|e| self.sdk_error("Invoke", &name, e))?;
-        let activation_id = out.request_id().unwrap_or_default().to_string();
-        let logs = out.log_result().map(|l| {
-            let text = base64::engine::general_purpose::STANDARD.decode(l).unwrap_or_default();
-            String::from_utf8_lossy(&text).lines().map(str::to_string).collect::<Vec<_>>()
-        });
-        let body = out.payload().map(|b| b.as_ref().to_vec()).unwrap_or_default();
-        if out.function_error().is_some() {
-            return Err(crate::errors::error_from_body(&request.function, &body));
-        }
-        let payload = match crate::envelope::unwrap(&body) {
-            Some(p) => p,
-            None => {
-                let content_type = if body.is_empty() { None } else { tap.0.lock().expect("content type tap").clone() };
-                Payload::new(body, content_type)
-            }
-        };
-        Ok(Invoked { activation_id, payload, logs })
+        self.invoke_function(request).await
     }
 
     async fn list(&self) -> Result<Vec<FunctionInfo>, Error> {
@@ -577,100 +488,13 @@ impl Runner for LambdaRunner {
         }
     }
 
-    /// Activation records read from CloudWatch Logs (`/aws/lambda/<function>`, FilterLogEvents), see
-    /// [`crate::logs`]. Without an id, the last [`LOGS_WINDOW`] is read; with an id, every attempt of that
-    /// request id in the last [`LOGS_ID_WINDOW`].
+    /// Activation records read from CloudWatch Logs, see [`crate::activations`].
     async fn activations(&self, query: ActivationQuery) -> Result<Vec<Activation>, Error> {
-        let functions = match &query.function {
-            Some(f) => vec![f.clone()],
-            None => self.list().await?.into_iter().map(|f| f.spec.name).collect(),
-        };
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let mut all = Vec::new();
-        for function in functions {
-            let group = format!("/aws/lambda/{}", self.lambda_name(&function));
-            let events = match &query.id {
-                Some(id) => {
-                    let since = now.saturating_sub(LOGS_ID_WINDOW).as_millis() as i64;
-                    let starts =
-                        self.log_events(&group, since, &[], Some(format!("\"START RequestId: {id}\""))).await?;
-                    let Some(first) = starts.iter().map(|e| e.timestamp_ms).min() else { continue };
-                    let mut streams: Vec<String> = starts.into_iter().map(|e| e.stream).collect();
-                    streams.sort();
-                    streams.dedup();
-                    self.log_events(&group, first as i64, &streams, None).await?
-                }
-                None => {
-                    let since = now.saturating_sub(LOGS_WINDOW).as_millis() as i64;
-                    self.log_events(&group, since, &[], None).await?
-                }
-            };
-            all.extend(
-                crate::logs::parse(&function, events)
-                    .into_iter()
-                    .filter(|a| query.id.as_ref().is_none_or(|id| &a.id == id)),
-            );
-        }
-        all.sort_by(|a, b| b.start_ms.cmp(&a.start_ms).then(b.attempt.cmp(&a.attempt)));
-        all.truncate(query.limit.unwrap_or(50));
-        Ok(all)
+        self.activations_from_logs(query).await
     }
 }
 
-/// How far back `activations` looks when listing.
-pub const LOGS_WINDOW: Duration = Duration::from_secs(3600);
-/// How far back `activations` looks for one request id (async retries can span hours).
-pub const LOGS_ID_WINDOW: Duration = Duration::from_secs(24 * 3600);
-/// Most log events read for one query; the newest are kept.
-const MAX_LOG_EVENTS: usize = 20_000;
-
 impl LambdaRunner {
-    /// Log events of `group` since `since_ms` (epoch ms), in the given streams (all when empty),
-    /// matching `pattern`; the newest [`MAX_LOG_EVENTS`]. A group that does not exist yet (a function
-    /// never invoked) has no events.
-    async fn log_events(
-        &self,
-        group: &str,
-        since_ms: i64,
-        streams: &[String],
-        pattern: Option<String>,
-    ) -> Result<Vec<crate::logs::LogEvent>, Error> {
-        let mut out = std::collections::VecDeque::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut call = self
-                .logs
-                .filter_log_events()
-                .log_group_name(group)
-                .start_time(since_ms)
-                .set_filter_pattern(pattern.clone())
-                .set_next_token(token.take());
-            if !streams.is_empty() {
-                call = call.set_log_stream_names(Some(streams.to_vec()));
-            }
-            let page = match call.send().await {
-                Ok(p) => p,
-                Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(vec![]),
-                Err(e) => return Err(self.sdk_error("CloudWatch Logs FilterLogEvents", group, e)),
-            };
-            for e in page.events() {
-                out.push_back(crate::logs::LogEvent {
-                    stream: e.log_stream_name().unwrap_or_default().to_string(),
-                    timestamp_ms: e.timestamp().unwrap_or(0).max(0) as u64,
-                    message: e.message().unwrap_or_default().to_string(),
-                });
-                if out.len() > MAX_LOG_EVENTS {
-                    out.pop_front();
-                }
-            }
-            match page.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => break,
-            }
-        }
-        Ok(out.into())
-    }
-
     /// A listed Lambda function as a faas function, if it is one of ours: a `provided.*` runtime,
     /// our prefix, and a `Handler` equal to the rest of the name.
     fn info_of(&self, c: &FunctionConfiguration) -> Option<FunctionInfo> {
@@ -735,9 +559,9 @@ mod tests {
 
     #[test]
     fn xray_and_traceparent_map_both_ways() {
-        let x = xray_header("00-5bef4de7ad49b0e87f6ef6c87fc2e700-9a9197af755a6419-01").unwrap();
+        let x = invoke::xray_header("00-5bef4de7ad49b0e87f6ef6c87fc2e700-9a9197af755a6419-01").unwrap();
         assert_eq!(x, "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1");
-        assert!(xray_header("nope").is_none());
+        assert!(invoke::xray_header("nope").is_none());
     }
 
     #[test]

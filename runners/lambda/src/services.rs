@@ -180,9 +180,9 @@ impl Services for LambdaServices {
     async fn invoke(&self, caller: &Context, name: &str, payload: Payload) -> Result<Payload, Error> {
         faas_api::validate_function_name(name)?;
         let body = if faas_host::envelope::needs_envelope(&payload) {
-            faas_host::envelope::wrap(&payload)
+            Bytes::from(faas_host::envelope::wrap(&payload))
         } else {
-            payload.body().to_vec()
+            payload.into_body()
         };
         if body.len() > MAX_PAYLOAD {
             return Err(Error::payload_too_large(format!(
@@ -197,7 +197,7 @@ impl Services for LambdaServices {
             .header("x-amz-invocation-type", "RequestResponse")
             .header("x-amz-client-context", base64::engine::general_purpose::STANDARD.encode(cc))
             .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body.clone())))
+            .body(Full::new(body.clone()))
             .map_err(|e| Error::bad_input(format!("cannot build the Invoke request to {url}: {e}")))?;
         self.sign(&mut req, &body)?;
         let (parts, reply) = self.client.send(req, MAX_PAYLOAD + 1024).await.map_err(|e| match e {
