@@ -7,7 +7,8 @@
 //!   caller sets, plus [`BASE_ENV`] when asked), resource [`Limit`]s, in **its own process
 //!   group**; killing it kills the group, so what the function started dies with it (also when
 //!   the instance's own process exits); a **readiness** check with a timeout; its [`Exit`]
-//!   described in words ([`Wording`]);
+//!   described in words ([`Wording`]); extra [`Pipe`]s on chosen descriptors (a result
+//!   channel on fd 3, stdout apart from stderr, a stdin we can close);
 //! - log capture: lines from pipes split per invocation by a marker line ([`LineLog`]), or one
 //!   output file read from the last offset on ([`FileLog`]); bounded tails ([`last_lines`],
 //!   [`tail_str`]);
@@ -43,4 +44,4 @@ pub use exit::{Exit, Wording, signal_name};
 pub use gate::{Gate, GateError, WhenBusy};
 pub use logs::{FileCapture, FileLog, LineCapture, LineLog, last_lines, tail_str};
 pub use pool::{Instance, Lease, Pool, PoolConfig};
-pub use process::{BASE_ENV, ExitWatch, Input, Limit, NotReady, Output, Process, ProcessSpec, SpawnError};
+pub use process::{BASE_ENV, ExitWatch, Input, Limit, NotReady, Output, Pipe, Process, ProcessSpec, SpawnError};

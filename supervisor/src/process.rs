@@ -3,11 +3,13 @@
 
 use std::ffi::{OsStr, OsString};
 use std::future::Future;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use tokio::net::unix::pipe;
 use tokio::process::ChildStdin;
 use tokio::sync::watch;
 
@@ -77,6 +79,48 @@ pub enum Output {
     Lines(LineCapture),
     /// Appended to a file ([`Process::output_file`]).
     File(FileCapture),
+}
+
+/// An extra pipe between us and the child, on a file descriptor number the child expects it on
+/// ([`ProcessSpec::pipe`]). A protocol that talks over more than stdin and stdout uses one (the
+/// OpenWhisk ActionLoop child writes its results on fd 3); on fd 0, 1 or 2 a pipe takes that
+/// stream's place, whatever [`Input`] or [`Output`] say for it (the other streams stay as they
+/// say), which gives a child's stdout apart from its stderr, or a stdin the parent can close.
+///
+/// ```
+/// use faas_supervisor::Pipe;
+/// assert_eq!(Pipe::FromChild(3).fd(), 3);
+/// assert_eq!(Pipe::ToChild(0).fd(), 0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pipe {
+    /// The child writes on this descriptor; we read ([`Process::take_reader`]).
+    FromChild(RawFd),
+    /// The child reads on this descriptor; we write ([`Process::take_writer`]), and dropping our
+    /// end is the child's end of file.
+    ToChild(RawFd),
+}
+
+impl Pipe {
+    /// The child's descriptor number.
+    pub fn fd(self) -> RawFd {
+        match self {
+            Pipe::FromChild(fd) | Pipe::ToChild(fd) => fd,
+        }
+    }
+}
+
+/// A new pipe, both ends close-on-exec (so no other child inherits them): (read, write).
+fn cloexec_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2(2) writes two descriptors into the array we own; on success we are their
+    // only owner.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])))
+    }
 }
 
 /// Why a process could not be started.
@@ -173,6 +217,7 @@ pub struct ProcessSpec {
     limits: Vec<(Limit, u64)>,
     input: Input,
     output: Output,
+    pipes: Vec<Pipe>,
 }
 
 impl ProcessSpec {
@@ -186,6 +231,7 @@ impl ProcessSpec {
             limits: Vec::new(),
             input: Input::Null,
             output: Output::Null,
+            pipes: Vec::new(),
         }
     }
 
@@ -274,6 +320,34 @@ impl ProcessSpec {
         self
     }
 
+    /// Adds a pipe on one of the child's file descriptors (see [`Pipe`]); a later pipe on the
+    /// same descriptor replaces an earlier one. A negative descriptor is refused by
+    /// [`ProcessSpec::spawn`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// use faas_supervisor::{Pipe, ProcessSpec};
+    ///
+    /// // The child reads a line on stdin and answers on fd 3; its stdout stays on /dev/null.
+    /// let script = "read line; echo \"got $line\" >&3; echo chatter";
+    /// let spec = ProcessSpec::new("/bin/sh").args(["-c", script]).pipe(Pipe::ToChild(0)).pipe(Pipe::FromChild(3));
+    /// let mut process = spec.spawn().unwrap();
+    /// let mut stdin = process.take_writer(0).unwrap();
+    /// stdin.write_all(b"hello\n").await.unwrap();
+    /// drop(stdin); // end of file for the child
+    /// let mut answer = String::new();
+    /// process.take_reader(3).unwrap().read_to_string(&mut answer).await.unwrap();
+    /// assert_eq!(answer, "got hello\n");
+    /// assert!(process.wait().await.success());
+    /// # }
+    /// ```
+    pub fn pipe(mut self, pipe: Pipe) -> ProcessSpec {
+        self.pipes.retain(|p| p.fd() != pipe.fd());
+        self.pipes.push(pipe);
+        self
+    }
+
     /// Starts the process in a new process group of its own. Needs a tokio runtime (a task reaps
     /// the process and records its [`Exit`]).
     pub fn spawn(self) -> Result<Process, SpawnError> {
@@ -325,8 +399,69 @@ impl ProcessSpec {
                 });
             }
         }
-        let mut child =
-            command.spawn().map_err(|source| SpawnError::Start { program: self.program.clone(), source })?;
+        let start_error = |source| SpawnError::Start { program: self.program.clone(), source };
+        // Extra pipes: our ends stay here, the child's ends are placed on their descriptors
+        // between fork and exec.
+        let mut ours: Vec<(Pipe, OwnedFd)> = Vec::with_capacity(self.pipes.len());
+        let mut theirs: Vec<OwnedFd> = Vec::with_capacity(self.pipes.len());
+        for pipe in &self.pipes {
+            if pipe.fd() < 0 {
+                let message = format!("cannot give the child a pipe on descriptor {}", pipe.fd());
+                return Err(start_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, message)));
+            }
+            let (read, write) = cloexec_pipe().map_err(start_error)?;
+            match pipe {
+                Pipe::FromChild(_) => {
+                    ours.push((*pipe, read));
+                    theirs.push(write);
+                }
+                Pipe::ToChild(_) => {
+                    ours.push((*pipe, write));
+                    theirs.push(read);
+                }
+            }
+        }
+        if !theirs.is_empty() {
+            // (child end, target descriptor); the first is rewritten in the child.
+            let mut placements: Vec<(RawFd, RawFd)> =
+                theirs.iter().zip(&self.pipes).map(|(fd, pipe)| (fd.as_raw_fd(), pipe.fd())).collect();
+            let floor = placements.iter().map(|(_, target)| *target).max().unwrap_or(2).max(2) + 1;
+            // SAFETY: the closure runs in the child between fork and exec, after the standard
+            // streams are set up; it only calls fcntl(2) and dup2(2), which are
+            // async-signal-safe, and writes into memory allocated before the fork.
+            unsafe {
+                command.pre_exec(move || {
+                    // First move every child end above all targets, so that placing one end
+                    // cannot close another that happens to sit on its target.
+                    for (fd, _) in placements.iter_mut() {
+                        let high = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, floor);
+                        if high < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        *fd = high;
+                    }
+                    // dup2 leaves the target without close-on-exec: it survives the exec.
+                    for (fd, target) in placements.iter() {
+                        if libc::dup2(*fd, *target) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command.spawn().map_err(start_error)?;
+        // The child has its copies now; ours of its ends must close, or a reader never sees
+        // the end of file.
+        drop(theirs);
+        let mut readers = Vec::new();
+        let mut writers = Vec::new();
+        for (pipe, fd) in ours {
+            match pipe {
+                Pipe::FromChild(n) => readers.push((n, pipe::Receiver::from_owned_fd(fd).map_err(start_error)?)),
+                Pipe::ToChild(n) => writers.push((n, pipe::Sender::from_owned_fd(fd).map_err(start_error)?)),
+            }
+        }
         let pid = child.id().unwrap_or(0);
         let stdin = child.stdin.take();
         let (lines, file) = match self.output {
@@ -357,7 +492,7 @@ impl ProcessSpec {
             let _ = exit_tx.send(Some(exit));
         });
         tracing::debug!(pid, program = %self.program.display(), "process started");
-        Ok(Process { pid, exit: exit_rx, stdin, lines, file, group_killed, started: Instant::now() })
+        Ok(Process { pid, exit: exit_rx, stdin, lines, file, readers, writers, group_killed, started: Instant::now() })
     }
 }
 
@@ -392,6 +527,8 @@ pub struct Process {
     stdin: Option<ChildStdin>,
     lines: Option<LineLog>,
     file: Option<FileLog>,
+    readers: Vec<(RawFd, pipe::Receiver)>,
+    writers: Vec<(RawFd, pipe::Sender)>,
     group_killed: std::sync::Arc<AtomicBool>,
     started: Instant,
 }
@@ -520,6 +657,20 @@ impl Process {
         self.lines.as_mut()
     }
 
+    /// Our end of the [`Pipe::FromChild`] pipe on descriptor `fd`, once (later calls: `None`).
+    /// It reads the end of file when every process holding the child's end has closed it.
+    pub fn take_reader(&mut self, fd: RawFd) -> Option<pipe::Receiver> {
+        let at = self.readers.iter().position(|(n, _)| *n == fd)?;
+        Some(self.readers.swap_remove(at).1)
+    }
+
+    /// Our end of the [`Pipe::ToChild`] pipe on descriptor `fd`, once (later calls: `None`).
+    /// Dropping it closes the pipe: the child reads the end of file.
+    pub fn take_writer(&mut self, fd: RawFd) -> Option<pipe::Sender> {
+        let at = self.writers.iter().position(|(n, _)| *n == fd)?;
+        Some(self.writers.swap_remove(at).1)
+    }
+
     /// The output file, with [`Output::File`].
     pub fn output_file(&self) -> Option<&FileLog> {
         self.file.as_ref()
@@ -564,5 +715,63 @@ impl ExitWatch {
     /// How it ended, once it has.
     pub fn get(&self) -> Option<Exit> {
         *self.0.borrow()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn read_all(mut reader: pipe::Receiver) -> String {
+        let mut text = String::new();
+        reader.read_to_string(&mut text).await.unwrap();
+        text
+    }
+
+    #[tokio::test]
+    async fn pipes_on_stdin_stdout_and_fd_3_keep_stderr_apart() {
+        let script = "cat; echo out; echo err >&2; echo result >&3";
+        let spec = ProcessSpec::new("/bin/sh")
+            .args(["-c", script])
+            .inherit_base()
+            .pipe(Pipe::ToChild(0))
+            .pipe(Pipe::FromChild(1))
+            .pipe(Pipe::FromChild(3))
+            .output(Output::Lines(LineCapture::default()));
+        let mut process = spec.spawn().unwrap();
+        let mut stdin = process.take_writer(0).unwrap();
+        assert!(process.take_writer(0).is_none(), "taken once");
+        stdin.write_all(b"echoed\n").await.unwrap();
+        drop(stdin);
+        let (stdout, fd3) = (process.take_reader(1).unwrap(), process.take_reader(3).unwrap());
+        let (stdout, fd3) = tokio::join!(read_all(stdout), read_all(fd3));
+        assert_eq!(stdout, "echoed\nout\n");
+        assert_eq!(fd3, "result\n");
+        let stderr = process.lines().unwrap().until_closed(Duration::from_secs(5)).await;
+        assert_eq!(stderr, ["err"], "only stderr is left to the line capture");
+        assert!(process.wait().await.success());
+    }
+
+    #[tokio::test]
+    async fn a_child_end_on_a_low_descriptor_is_not_clobbered_and_bad_descriptors_are_refused() {
+        // Several pipes at once, whichever descriptors their ends get here: each arrives where asked.
+        let script = "echo four >&4; echo three >&3; echo five >&5";
+        let spec = ProcessSpec::new("/bin/sh")
+            .args(["-c", script])
+            .pipe(Pipe::FromChild(5))
+            .pipe(Pipe::FromChild(3))
+            .pipe(Pipe::FromChild(4));
+        let mut process = spec.spawn().unwrap();
+        let (a, b, c) =
+            (process.take_reader(3).unwrap(), process.take_reader(4).unwrap(), process.take_reader(5).unwrap());
+        assert_eq!(
+            tokio::join!(read_all(a), read_all(b), read_all(c)),
+            ("three\n".into(), "four\n".into(), "five\n".into())
+        );
+        assert!(process.wait().await.success());
+
+        let err = ProcessSpec::new("/bin/true").pipe(Pipe::FromChild(-1)).spawn().unwrap_err();
+        assert_eq!(err.io().kind(), std::io::ErrorKind::InvalidInput);
     }
 }
