@@ -7,7 +7,7 @@
 //! ```
 //! let backends = faas_backends::all();
 //! assert_eq!(backends.kinds(), ["azure", "gcf", "lambda", "local", "openwhisk"]);
-//! assert_eq!(backends.emulator_names(), ["lambda"]);
+//! assert_eq!(backends.emulator_names(), ["lambda", "openwhisk"]);
 //! ```
 #![warn(missing_docs)]
 
@@ -18,7 +18,10 @@ pub fn all() -> Backends {
     Backends::new()
         .with(faas_front::backend::LocalBackend)
         .with_emulator(faas_runner_lambda::LambdaBackend, faas_emulator_lambda::emulate::LocalLambda)
-        .with(faas_runner_openwhisk::backend::OpenWhiskBackend)
+        .with_emulator(
+            faas_runner_openwhisk::backend::OpenWhiskBackend,
+            faas_emulator_openwhisk::emulate::LocalOpenWhisk,
+        )
         .planned("gcf")
         .planned("azure")
 }

@@ -65,7 +65,7 @@ impl RunningEmulator for crate::Emulator {
         BackendProfile::new("emulator", "openwhisk")
             .with("endpoint", crate::Emulator::url(self))
             .with("namespace", self.namespace().to_string())
-            .with("auth", self.auth().to_string())
+            .with("auth", format!("file:{}", self.auth_file().display()))
     }
 
     fn empty_banner(&self) -> Vec<String> {

@@ -212,6 +212,17 @@ impl Action {
         key_values(&self.parameters)
     }
 
+    /// The names of the parameters marked `"init": true`: the invoker passes them to the
+    /// container's `/init` as its environment and leaves them out of each run's parameters
+    /// (ContainerProxy.scala `partitionArguments`, PrimitiveActions.scala `initParameters`).
+    pub fn init_parameter_names(&self) -> std::collections::BTreeSet<String> {
+        self.parameters
+            .iter()
+            .filter(|p| p.get("init").and_then(Value::as_bool) == Some(true))
+            .filter_map(|p| p.get("key").and_then(Value::as_str).map(str::to_string))
+            .collect()
+    }
+
     /// Whether `provide-api-key` asks for the key (a missing annotation does, as ContainerProxy.scala reads it).
     pub fn provides_api_key(&self) -> bool {
         self.annotation("provide-api-key").is_none_or(truthy)
@@ -261,9 +272,16 @@ pub(crate) fn check_key_values(value: &Value, field: &str) -> Result<Vec<Value>,
     if size > MAX_PARAMETERS {
         return Err(ApiError::too_big(field, size, MAX_PARAMETERS));
     }
+    // `init` marks a parameter for the container's `/init` (Parameter.scala `ParameterValue.init`).
     Ok(list
         .iter()
-        .map(|kv| json!({ "key": kv["key"], "value": kv.get("value").cloned().unwrap_or(Value::Null) }))
+        .map(|kv| {
+            let mut entry = json!({ "key": kv["key"], "value": kv.get("value").cloned().unwrap_or(Value::Null) });
+            if kv.get("init").and_then(Value::as_bool) == Some(true) {
+                entry["init"] = Value::Bool(true);
+            }
+            entry
+        })
         .collect())
 }
 

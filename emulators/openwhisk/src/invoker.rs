@@ -266,6 +266,7 @@ async fn run_native(shared: &Arc<Shared>, action: &Action, params: Value, id: St
         unreachable!("run_native is called for native actions")
     };
     let ns = shared.options.namespace.clone();
+    let (init_env, params) = partition_init(params, &action.init_parameter_names());
     let accepted = Instant::now();
     let timeout = Duration::from_millis(action.limits.timeout);
     let caused_by_sequence = cause.is_some();
@@ -302,7 +303,7 @@ async fn run_native(shared: &Arc<Shared>, action: &Action, params: Value, id: St
         Some(c) => (c, None),
         None => {
             let init_start = Instant::now();
-            match start_container(shared, action, *protocol, dir, &env(), timeout).await {
+            match start_container(shared, action, *protocol, dir, &env(), &init_env, timeout).await {
                 Ok((c, mut init_logs)) => {
                     logs.append(&mut init_logs);
                     (c, Some(init_start.elapsed()))
@@ -371,6 +372,7 @@ async fn start_container(
     protocol: Protocol,
     dir: &std::path::Path,
     env: &RunEnv,
+    init_env: &BTreeMap<String, String>,
     timeout: Duration,
 ) -> Result<(Container, Vec<LogLine>), InitFailure> {
     let exec = dir.join("exec");
@@ -388,7 +390,8 @@ async fn start_container(
             }
             Ok((Container::Skeleton { dir: dir.to_path_buf() }, vec![]))
         }
-        Protocol::ActionLoop => start_loop(shared, action, dir, env, timeout).await,
+        // actionproxy.py ignores the /init env; the ActionLoop proxy makes it the process's.
+        Protocol::ActionLoop => start_loop(shared, action, dir, env, init_env, timeout).await,
     }
 }
 
@@ -400,12 +403,14 @@ async fn start_loop(
     action: &Action,
     dir: &std::path::Path,
     env: &RunEnv,
+    init_env: &BTreeMap<String, String>,
     timeout: Duration,
 ) -> Result<(Container, Vec<LogLine>), InitFailure> {
     let log_path = shared.state_dir.join("logs").join(format!("{}.log", uuid::Uuid::new_v4().simple()));
     let keep = (action.limits.logs as usize * 1024 * 1024).max(64 * 1024);
     // actionProxy.go `SetEnv`: the child gets only these (no PATH), init env first.
-    let mut vars: BTreeMap<String, String> = env.variables().into_iter().collect();
+    let mut vars: BTreeMap<String, String> = init_env.clone();
+    vars.extend(env.variables());
     vars.insert("__OW_API_HOST".into(), shared.base_url.clone());
     vars.insert("__OW_WAIT_FOR_ACK".into(), "1".into());
     vars.insert("__OW_PROXY_VERSION".into(), PROXY_VERSION.into());
@@ -704,6 +709,25 @@ async fn run_sequence(
     list.push(json!({ "key": "waitTime", "value": 0 }));
     r.annotations = list;
     r
+}
+
+/// Splits the `init` parameters out of an activation's parameters, as the invoker does: they
+/// become the container's `/init` environment, as strings (ContainerProxy.scala: strings as
+/// they are, null as empty, anything else as compact JSON), and the run gets the rest.
+fn partition_init(params: Value, names: &std::collections::BTreeSet<String>) -> (BTreeMap<String, String>, Value) {
+    let Value::Object(mut fields) = params else { return (BTreeMap::new(), params) };
+    let mut env = BTreeMap::new();
+    for name in names {
+        if let Some(v) = fields.remove(name) {
+            let text = match v {
+                Value::String(s) => s,
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            env.insert(name.clone(), text);
+        }
+    }
+    (env, Value::Object(fields))
 }
 
 /// The parameters an activation gets: the action's (and its package's, merged in by the

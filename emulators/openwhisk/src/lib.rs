@@ -140,6 +140,22 @@ impl Default for EmulatorOptions {
     }
 }
 
+/// The file in the state directory holding the accepted key (mode 0600).
+pub const AUTH_FILE: &str = "auth";
+
+fn write_key_file(path: &std::path::Path, key: &str) -> Result<(), faas_api::Error> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(key.as_bytes()))
+        .map_err(|e| faas_api::Error::unavailable(format!("cannot write {}: {e}", path.display())))
+}
+
 /// State shared by the controller, the invoker and the web actions.
 pub(crate) struct Shared {
     pub options: EmulatorOptions,
@@ -204,6 +220,9 @@ pub async fn start(options: EmulatorOptions) -> Result<Emulator, faas_api::Error
             faas_api::Error::unavailable(format!("cannot create state directory {}: {e}", state_dir.display()))
         })?;
     }
+    // The key as a file the emulator's backend profile references (`auth = "file:..."`): backend
+    // profiles take secrets only as references, never inline.
+    write_key_file(&state_dir.join(AUTH_FILE), &options.auth)?;
     let listener = tokio::net::TcpListener::bind(options.addr)
         .await
         .map_err(|e| faas_api::Error::unavailable(format!("cannot listen on {}: {e}", options.addr)))?;
@@ -242,6 +261,12 @@ impl Emulator {
     /// The accepted credential, `uuid:key`.
     pub fn auth(&self) -> &str {
         &self.shared.options.auth
+    }
+
+    /// The file holding the accepted credential (mode 0600), which [`emulate`]'s backend
+    /// profile references.
+    pub fn auth_file(&self) -> PathBuf {
+        self.shared.state_dir.join(AUTH_FILE)
     }
 
     /// The namespace of the credential.

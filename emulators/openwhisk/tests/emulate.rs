@@ -30,7 +30,9 @@ async fn local_openwhisk_through_the_emulator_trait() {
     assert_eq!((profile.name.as_str(), profile.kind.as_str()), ("emulator", "openwhisk"));
     assert_eq!(profile.str("endpoint").unwrap(), Some(url.clone()));
     assert_eq!(profile.str("namespace").unwrap(), Some("guest".into()));
-    let auth = profile.str("auth").unwrap().unwrap();
+    // The key is referenced, never inline: profiles take secrets only as env:/file: references.
+    let reference = profile.str("auth").unwrap().unwrap();
+    let auth = std::fs::read_to_string(reference.strip_prefix("file:").expect("a file reference")).unwrap();
     assert_eq!(auth, faas_emulator_openwhisk::GUEST_AUTH);
     let banner = running.empty_banner().join("\n");
     assert!(banner.contains(&format!("wsk property set --apihost {url} --auth {auth}")), "{banner}");

@@ -14,6 +14,10 @@
 //! - `annotations`: `faas:app`, `faas:function` and `faas:digest` (a digest of all of the above,
 //!   so a deploy that would change nothing reports the function unchanged and sends nothing).
 //!
+//! The runner does not claim `async`: OpenWhisk runs a non-blocking invoke once and never
+//! retries it, and the capability promises retries (`faas invoke --async` is refused for that
+//! reason until the capability model tells the two apart).
+//!
 //! Invocations are blocking invokes (`?blocking=true`); OpenWhisk answers 202 when an activation
 //! outlives its blocking wait (60 s by default), and the runner then polls the activation until
 //! the function's timeout has passed. Asynchronous invocations are non-blocking invokes. OpenWhisk
@@ -48,6 +52,10 @@ pub const TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_millis(100), Dur
 pub const MEMORY_RANGE: (u32, u32) = (128, 512);
 /// OpenWhisk's largest action code (`codeSize`): 48 MB.
 pub const MAX_CODE: u64 = 48 * 1024 * 1024;
+/// The largest payload that fits OpenWhisk's 1 MB limit whatever its shape: a reply that is not
+/// a JSON object travels base64-encoded in the envelope (4/3 of its size, plus the envelope).
+/// JSON objects up to 1 MB travel as they are.
+pub const MAX_CARRIED: usize = (wire::MAX_PAYLOAD - 256) / 4 * 3;
 /// The annotation marking an action as a faas function; its value is the function's name.
 pub const FUNCTION_ANNOTATION: &str = "faas:function";
 /// The annotation with the app's name.
@@ -225,7 +233,6 @@ impl Runner for OpenWhiskRunner {
     fn capabilities(&self) -> Capabilities {
         let mut claims: std::collections::BTreeSet<Capability> = [
             Capability::WarmReuse,
-            Capability::Async,
             Capability::CloudEvents,
             Capability::Logs,
             Capability::ProcessIsolation,
@@ -237,8 +244,8 @@ impl Runner for OpenWhiskRunner {
         }
         Capabilities {
             claims,
-            max_sync_payload: wire::MAX_PAYLOAD,
-            max_async_payload: wire::MAX_PAYLOAD,
+            max_sync_payload: MAX_CARRIED,
+            max_async_payload: MAX_CARRIED,
             max_timeout: TIMEOUT_RANGE.1,
         }
     }
@@ -319,10 +326,12 @@ impl Runner for OpenWhiskRunner {
     async fn invoke(&self, request: InvokeRequest) -> Result<Invoked, Error> {
         let function = request.function.clone();
         let params = wire::params_of_traced(&request.payload, request.traceparent.as_deref());
-        if params.len() > wire::MAX_PAYLOAD {
+        let enveloped = params.as_slice() != request.payload.body().as_ref();
+        if params.len() > wire::MAX_PAYLOAD || (enveloped && request.payload.len() > MAX_CARRIED) {
             return Err(Error::payload_too_large(format!(
-                "the request to `{function}` is {} bytes; OpenWhisk's limit is {} bytes",
-                params.len(),
+                "the request to `{function}` is {} bytes; OpenWhisk's limit is {} bytes ({MAX_CARRIED} for a \
+                 payload that is not a JSON object, which travels base64-encoded)",
+                request.payload.len(),
                 wire::MAX_PAYLOAD
             )));
         }
