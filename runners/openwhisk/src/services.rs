@@ -83,22 +83,6 @@ impl OpenWhiskServices {
     }
 }
 
-/// The API host as a base URL: OpenWhisk's `__OW_API_HOST` may lack the scheme (`wsk` then
-/// uses https).
-fn base_url(api_host: &str) -> String {
-    let host = api_host.trim_end_matches('/');
-    if host.starts_with("http://") || host.starts_with("https://") {
-        host.to_string()
-    } else {
-        format!("https://{host}")
-    }
-}
-
-fn segment(s: &str) -> String {
-    // Names are validated; `@` and spaces may appear in namespaces (`user@example.com_dev`).
-    s.replace('%', "%25").replace(' ', "%20").replace('@', "%40")
-}
-
 /// The portable result of a finished activation record.
 fn result_of_record(name: &str, record: &[u8]) -> Result<Payload, Error> {
     let v: serde_json::Value = serde_json::from_slice(record)
@@ -136,9 +120,9 @@ impl Services for OpenWhiskServices {
             )));
         }
         let namespace = if ow.namespace.is_empty() { "_".to_string() } else { ow.namespace.clone() };
-        let base = format!("{}/api/v1/namespaces/{}", base_url(&api_host), segment(&namespace));
+        let base = format!("{}/api/v1/namespaces/{}", wire::api_base_url(&api_host), wire::url_path(&namespace));
         let action = match ow.package() {
-            Some(p) => format!("{}/{name}", segment(p)),
+            Some(p) => format!("{}/{name}", wire::url_path(p)),
             None => name.to_string(),
         };
         let url = format!("{base}/actions/{action}?blocking=true&result=true");

@@ -96,16 +96,6 @@ fn wskprops_path(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
         .or_else(|| env("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".wskprops")))
 }
 
-/// An API host as a URL: `wsk` takes a bare host name and uses https.
-fn api_url(host: &str) -> String {
-    let host = host.trim().trim_end_matches('/');
-    if host.starts_with("http://") || host.starts_with("https://") {
-        host.to_string()
-    } else {
-        format!("https://{host}")
-    }
-}
-
 fn valid_name(s: &str) -> bool {
     // OpenWhisk entity names: letters, digits, `_`, `@`, `.`, `-`, spaces inside; not starting
     // with a space; at most 256 characters (apache/openwhisk `docs/reference.md`).
@@ -155,7 +145,7 @@ impl OpenWhiskSettings {
             Some(e) if e.starts_with("http://") || e.starts_with("https://") => e.trim_end_matches('/').to_string(),
             Some(e) => return Err(key("endpoint", format!("`{e}` is not an http:// or https:// URL"))),
             None => match props.get("APIHOST") {
-                Some(host) => api_url(host),
+                Some(host) => crate::wire::api_base_url(host),
                 None => {
                     return Err(key(
                         "endpoint",
@@ -242,7 +232,7 @@ impl OpenWhiskSettings {
 
     /// `<endpoint>/api/v1/namespaces/<namespace>`.
     pub fn namespace_url(&self) -> String {
-        format!("{}/api/v1/namespaces/{}", self.endpoint, self.namespace.replace('@', "%40").replace(' ', "%20"))
+        format!("{}/api/v1/namespaces/{}", self.endpoint, crate::wire::url_path(&self.namespace))
     }
 }
 

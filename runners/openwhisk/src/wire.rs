@@ -131,6 +131,33 @@ impl RunBody {
     }
 }
 
+/// The base URL of an OpenWhisk API host: `wsk` takes a bare host name and then uses https
+/// (and so does `__OW_API_HOST` in some deployments).
+///
+/// ```
+/// use faas_runner_openwhisk::wire::api_base_url;
+/// assert_eq!(api_base_url("ow.example.com/"), "https://ow.example.com");
+/// assert_eq!(api_base_url("http://127.0.0.1:3233"), "http://127.0.0.1:3233");
+/// ```
+pub fn api_base_url(host: &str) -> String {
+    let host = host.trim().trim_end_matches('/');
+    if host.starts_with("http://") || host.starts_with("https://") {
+        host.to_string()
+    } else {
+        format!("https://{host}")
+    }
+}
+
+/// An entity path (`shop/hello`, a namespace like `me@example.com_dev`) escaped for a URL
+/// path: each `/`-separated segment percent-encodes `%`, spaces and `@`.
+///
+/// ```
+/// assert_eq!(faas_runner_openwhisk::wire::url_path("a b/me@x"), "a%20b/me%40x");
+/// ```
+pub fn url_path(name: &str) -> String {
+    name.split('/').map(|s| s.replace('%', "%25").replace(' ', "%20").replace('@', "%40")).collect::<Vec<_>>().join("/")
+}
+
 /// The faas function an OpenWhisk action name stands for: its last segment
 /// (`/guest/shop/hello` → `hello`).
 ///
@@ -229,13 +256,16 @@ pub fn error_result(e: &Error) -> Vec<u8> {
 
 /// Whether `body` is a JSON object that is not an envelope and has no top-level key `without`.
 fn is_object_without(body: &[u8], without: Option<&str>) -> bool {
+    object_keys(body).is_some_and(|keys| without.is_none_or(|k| !keys.contains_key(k)))
+}
+
+/// The top-level keys of `body` when it is a JSON object that is not an envelope (values are
+/// checked, not kept).
+fn object_keys(body: &[u8]) -> Option<std::collections::BTreeMap<String, serde::de::IgnoredAny>> {
     if body.starts_with(b"{\"faas:payload\":") {
-        return false;
+        return None;
     }
-    match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body) {
-        Ok(map) => without.is_none_or(|k| !map.contains_key(k)),
-        Err(_) => false,
-    }
+    serde_json::from_slice(body).ok()
 }
 
 fn is_array(body: &[u8]) -> bool {
@@ -249,7 +279,7 @@ pub fn payload_of_result(result: &[u8]) -> Option<Payload> {
     if let Some(p) = faas_host::envelope::unwrap(result) {
         return Some(p);
     }
-    if is_object_without(result, None) && !is_object_without(result, Some("error")) {
+    if object_keys(result).is_some_and(|keys| keys.contains_key("error")) {
         return None;
     }
     Some(Payload::new(result.to_vec(), Some(faas_api::payload::JSON.to_string())))

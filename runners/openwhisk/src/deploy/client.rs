@@ -112,8 +112,3 @@ fn without_url(e: &reqwest::Error) -> String {
     }
     text
 }
-
-/// A path segment of an entity name (`shop/hello` keeps its `/`).
-pub(crate) fn path_of(name: &str) -> String {
-    name.split('/').map(|s| s.replace('%', "%25").replace(' ', "%20")).collect::<Vec<_>>().join("/")
-}

@@ -44,7 +44,7 @@ pub use records::log_message;
 
 use crate::settings::OpenWhiskSettings;
 use crate::wire;
-use client::{path_of, Client};
+use client::Client;
 
 /// OpenWhisk's shortest and longest action timeouts (`docs/reference.md`).
 pub const TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(300));
@@ -97,7 +97,7 @@ impl OpenWhiskRunner {
     }
 
     fn action_path(&self, function: &str) -> String {
-        format!("actions/{}", path_of(&self.settings().action_name(function)))
+        format!("actions/{}", wire::url_path(&self.settings().action_name(function)))
     }
 
     fn not_found(&self, function: &str) -> Error {
@@ -112,7 +112,7 @@ impl OpenWhiskRunner {
     /// The package the app's actions live in exists (created when missing).
     async fn ensure_package(&self) -> Result<(), Error> {
         let Some(package) = &self.settings().package else { return Ok(()) };
-        let path = format!("packages/{}", path_of(package));
+        let path = format!("packages/{}", wire::url_path(package));
         let answer = self.client.call(Method::GET, &path, None, Duration::from_secs(30)).await?;
         if answer.status == StatusCode::OK {
             return Ok(());
@@ -446,7 +446,7 @@ impl Runner for OpenWhiskRunner {
         };
         let mut all = Vec::new();
         for function in functions {
-            let name = path_of(&self.settings().action_name(&function));
+            let name = wire::url_path(&self.settings().action_name(&function));
             let answer = self
                 .client
                 .expect(
