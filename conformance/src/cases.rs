@@ -81,7 +81,7 @@ impl Case {
     /// let cases = faas_conformance::cases::catalogue();
     /// assert_eq!(cases[0].tag(), "core");
     /// let asy02 = cases.iter().find(|c| c.id == "ASY-02").unwrap();
-    /// assert_eq!(asy02.tag(), "uses:async+logs");
+    /// assert_eq!(asy02.tag(), "uses:async+async-retry+logs");
     /// ```
     pub fn tag(&self) -> String {
         if self.needs.is_empty() {
@@ -125,7 +125,7 @@ macro_rules! ensure {
     };
 }
 
-use Capability::{Async, CloudEvents, Emit, Invoke, Logs, WarmReuse};
+use Capability::{Async, AsyncRetry, CloudEvents, Emit, Invoke, Logs, WarmReuse};
 
 /// The needs of a case that must pass on every backend.
 const CORE: &[Capability] = &[];
@@ -162,7 +162,7 @@ pub fn catalogue() -> Vec<Case> {
         case!("LIF-04", CORE, "removed function is not found", lif_04),
         case!("LIF-05", &[WarmReuse], "warm instance reused", lif_05),
         case!("ASY-01", &[Async, CloudEvents, Emit, Logs], "async emit observed", asy_01),
-        case!("ASY-02", &[Async, Logs], "async failure retried and visible", asy_02),
+        case!("ASY-02", &[Async, AsyncRetry, Logs], "async failure retried and visible", asy_02),
         case!("EVT-01", &[CloudEvents], "binary-mode event answered", evt_01),
         case!("EVT-02", &[CloudEvents], "structured-mode event answered", evt_02),
         case!("EVT-03", &[CloudEvents], "extensions and data_base64 preserved", evt_03),

@@ -44,8 +44,11 @@ use crate::{Error, Payload};
 pub enum Capability {
     /// A warm instance is reused across invocations (process-global state survives).
     WarmReuse,
-    /// Asynchronous (fire-and-forget) invocation with retries.
+    /// Asynchronous (fire-and-forget) invocation: accepted with an activation id, run later.
     Async,
+    /// A failed asynchronous invocation is retried by the platform (Lambda's two retries, the
+    /// local backend's queue); without it an asynchronous invocation runs once.
+    AsyncRetry,
     /// CloudEvent handlers and event triggers.
     #[serde(rename = "cloudevents")]
     CloudEvents,
@@ -70,12 +73,13 @@ impl Capability {
     ///
     /// ```
     /// use faas_api::Capability;
-    /// assert_eq!(Capability::ALL.len(), 10);
+    /// assert_eq!(Capability::ALL.len(), 11);
     /// assert!(Capability::ALL.contains(&Capability::Emit));
     /// ```
-    pub const ALL: [Capability; 10] = [
+    pub const ALL: [Capability; 11] = [
         Capability::WarmReuse,
         Capability::Async,
+        Capability::AsyncRetry,
         Capability::CloudEvents,
         Capability::Logs,
         Capability::HttpRoutes,
@@ -97,6 +101,7 @@ impl Capability {
         match self {
             Capability::WarmReuse => "warm-reuse",
             Capability::Async => "async",
+            Capability::AsyncRetry => "async-retry",
             Capability::CloudEvents => "cloudevents",
             Capability::Logs => "logs",
             Capability::HttpRoutes => "http-routes",

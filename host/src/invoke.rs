@@ -120,6 +120,9 @@ pub enum Input {
     /// A JSON-only platform's body: a faas envelope is unwrapped and the reply wrapped
     /// ([`Invoker::invoke_json_only`]).
     JsonOnly(Bytes),
+    /// A request the host refuses before any handler runs (a web call with a method its route
+    /// does not take, say): the error is the result.
+    Refused(Error),
 }
 
 /// A host's limits and deadline policy.
@@ -370,6 +373,7 @@ impl Invoker {
         match input {
             Input::Payload(payload) => self.invoke(facts, payload).await,
             Input::JsonOnly(body) => self.invoke_json_only(facts, body).await,
+            Input::Refused(error) => Err(error),
         }
     }
 

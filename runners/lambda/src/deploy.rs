@@ -378,6 +378,7 @@ impl Runner for LambdaRunner {
         Capabilities {
             claims: [
                 Capability::Async,
+                Capability::AsyncRetry,
                 Capability::WarmReuse,
                 Capability::CloudEvents,
                 Capability::Logs,

@@ -520,6 +520,7 @@ impl Runner for LocalRunner {
         let mut claims: std::collections::BTreeSet<Capability> = [
             Capability::WarmReuse,
             Capability::Async,
+            Capability::AsyncRetry,
             Capability::CloudEvents,
             Capability::Logs,
             Capability::HttpRoutes,

@@ -36,7 +36,10 @@ pub fn package_dir(binary: &Path) -> PathBuf {
 /// ```
 pub fn package_app(binary: &Path, arch: Arch, out: &Path) -> Result<ZipInfo, Error> {
     check_arch(binary, arch)?;
-    let stripped = out.with_extension(format!("exec.{}", std::process::id()));
+    // A name of its own for each packaging, also between threads of one process.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let stripped = out.with_extension(format!("exec.{}-{seq}", std::process::id()));
     if !strip_debug_copy(binary, &stripped)? {
         tracing::warn!("`strip` is not installed; packaging the binary with its debug info");
     }

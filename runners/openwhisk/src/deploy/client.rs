@@ -99,6 +99,31 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Every entity of `collection` (`actions`, `triggers`, `rules`), page by page (OpenWhisk
+    /// lists at most 200 at a time).
+    pub(crate) async fn list_all(&self, collection: &str) -> Result<Vec<serde_json::Value>, Error> {
+        const PAGE: usize = 200;
+        let mut all = Vec::new();
+        for skip in (0..).step_by(PAGE) {
+            let what =
+                format!("listing {collection} on {} (namespace {})", self.settings.endpoint, self.settings.namespace);
+            let answer =
+                self.expect(Method::GET, &format!("{collection}?limit={PAGE}&skip={skip}"), None, &what).await?;
+            let page = match answer.json() {
+                serde_json::Value::Array(page) => page,
+                _ => vec![],
+            };
+            let last = page.len() < PAGE;
+            all.extend(page);
+            if last {
+                break;
+            }
+        }
+        Ok(all)
+    }
+}
+
 /// A reqwest error's text without the URL (which the caller names already).
 fn without_url(e: &reqwest::Error) -> String {
     let mut text = e.to_string();

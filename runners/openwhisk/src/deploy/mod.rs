@@ -13,10 +13,13 @@
 //!   `FAAS_EVENTS_URL` from the profile's `events`;
 //! - `annotations`: `faas:app`, `faas:function` and `faas:digest` (a digest of all of the above,
 //!   so a deploy that would change nothing reports the function unchanged and sends nothing).
+//! - a function with declared HTTP routes is a raw web action (`web-export`, `raw-http`,
+//!   `final`) with the routes' methods in `FAAS_WEB_METHODS` ([`crate::host::web`]);
+//! - the app's CloudEvent subscriptions become triggers and rules ([`trigger_name`]; a deploy
+//!   makes the namespace hold exactly the app's, and never takes over an entity of another).
 //!
-//! The runner does not claim `async`: OpenWhisk runs a non-blocking invoke once and never
-//! retries it, and the capability promises retries (`faas invoke --async` is refused for that
-//! reason until the capability model tells the two apart).
+//! The runner claims `async` (a non-blocking invoke answers 202 with the activation id) but not
+//! `async-retry`: OpenWhisk runs a non-blocking invoke once and never retries it.
 //!
 //! Invocations are blocking invokes (`?blocking=true`); OpenWhisk answers 202 when an activation
 //! outlives its blocking wait (60 s by default), and the runner then polls the activation until
@@ -26,6 +29,7 @@
 
 mod client;
 mod records;
+mod triggers;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,6 +45,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 pub use records::log_message;
+pub use triggers::{trigger_name, FILTER_ANNOTATION};
 
 use crate::settings::OpenWhiskSettings;
 use crate::wire;
@@ -63,7 +68,7 @@ pub const APP_ANNOTATION: &str = "faas:app";
 /// The annotation with the digest of what was deployed.
 pub const DIGEST_ANNOTATION: &str = "faas:digest";
 /// Variables the runner itself sets on every action, left out of `list`.
-pub const MANAGED_ENV: [&str; 1] = [crate::services::ENV_EVENTS];
+pub const MANAGED_ENV: [&str; 2] = [crate::services::ENV_EVENTS, crate::host::web::ENV_WEB_METHODS];
 
 /// The Apache OpenWhisk backend (see the [module docs](self)).
 pub struct OpenWhiskRunner {
@@ -150,12 +155,30 @@ impl OpenWhiskRunner {
         if let Some(events) = &self.settings().events {
             env.insert(crate::services::ENV_EVENTS.to_string(), events.clone());
         }
+        let methods: Vec<Option<&str>> = spec
+            .triggers
+            .iter()
+            .filter_map(|t| match t {
+                faas_api::Trigger::Http { method, .. } => Some(method.as_deref()),
+                faas_api::Trigger::Event { .. } => None,
+            })
+            .collect();
+        let web = !methods.is_empty();
+        if web {
+            let any = methods.contains(&None);
+            let mut named: Vec<&str> = methods.into_iter().flatten().collect();
+            named.sort_unstable();
+            named.dedup();
+            let value = if any { "*".to_string() } else { named.join(",") };
+            env.insert(crate::host::web::ENV_WEB_METHODS.to_string(), value);
+        }
         let parameters: Vec<Value> = env.iter().map(|(k, v)| json!({"key": k, "value": v, "init": true})).collect();
         let limits = json!({"timeout": spec.timeout.as_millis() as u64, "memory": spec.memory_mb, "concurrency": 1});
         let image = &self.settings().image;
-        let digest_input = json!({"code": code_digest, "image": image, "limits": limits, "parameters": parameters});
+        let digest_input =
+            json!({"code": code_digest, "image": image, "limits": limits, "parameters": parameters, "web": web});
         let digest = faas_packaging::sha256_hex(digest_input.to_string().as_bytes());
-        let body = json!({
+        let mut body = json!({
             "namespace": self.settings().namespace,
             "name": spec.name,
             "exec": {"kind": "blackbox", "image": image, "binary": true, "code": code},
@@ -169,6 +192,14 @@ impl OpenWhiskRunner {
             ],
             "publish": false,
         });
+        if web {
+            // Declared routes: a raw web action (the body as it came), whose parameters a request
+            // cannot override (`final`).
+            let annotations = body["annotations"].as_array_mut().expect("an array");
+            for key in ["web-export", "raw-http", "final"] {
+                annotations.push(json!({"key": key, "value": true}));
+            }
+        }
         Ok((body, digest))
     }
 
@@ -233,8 +264,10 @@ impl Runner for OpenWhiskRunner {
     fn capabilities(&self) -> Capabilities {
         let mut claims: std::collections::BTreeSet<Capability> = [
             Capability::WarmReuse,
+            Capability::Async,
             Capability::CloudEvents,
             Capability::Logs,
+            Capability::HttpRoutes,
             Capability::ProcessIsolation,
             Capability::Invoke,
         ]
@@ -275,6 +308,9 @@ impl Runner for OpenWhiskRunner {
         for spec in &package.functions {
             bodies.push((spec, self.action_body(&package.app, spec, &code, &code_digest)?));
         }
+        let declared = triggers::Declared::of(&package.app, &package.functions);
+        let existing = triggers::Existing::read(&self.client).await?;
+        existing.check(&package.app, &declared)?;
         self.ensure_package().await?;
         let mut report = DeployReport { created: vec![], updated: vec![], unchanged: vec![] };
         for (spec, (body, digest)) in bodies {
@@ -320,6 +356,7 @@ impl Runner for OpenWhiskRunner {
                 report.updated.push(spec.name.clone())
             }
         }
+        triggers::sync(&self.client, &package.app, &declared, &existing, progress).await?;
         Ok(report)
     }
 
@@ -386,25 +423,13 @@ impl Runner for OpenWhiskRunner {
     }
 
     async fn list(&self) -> Result<Vec<FunctionInfo>, Error> {
-        let mut found = Vec::new();
-        let page = 200;
-        for skip in (0..).step_by(page) {
-            let answer = self
-                .client
-                .expect(
-                    Method::GET,
-                    &format!("actions?limit={page}&skip={skip}"),
-                    None,
-                    &format!("listing actions on {}", self.where_()),
-                )
-                .await?;
-            let actions = answer.json();
-            let actions = actions.as_array().cloned().unwrap_or_default();
-            found.extend(actions.iter().filter_map(|a| self.info_of(a)));
-            if actions.len() < page {
-                break;
-            }
-        }
+        // The actions of the package, as `wsk action list PACKAGE` lists them (`actions/{package}/`).
+        let collection = match &self.settings().package {
+            Some(p) => format!("actions/{}/", wire::url_path(p)),
+            None => "actions".to_string(),
+        };
+        let actions = self.client.list_all(&collection).await?;
+        let mut found: Vec<FunctionInfo> = actions.iter().filter_map(|a| self.info_of(a)).collect();
         found.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
         found.dedup_by(|a, b| a.spec.name == b.spec.name);
         Ok(found)
@@ -414,7 +439,7 @@ impl Runner for OpenWhiskRunner {
         let answer =
             self.client.call(Method::DELETE, &self.action_path(function), None, Duration::from_secs(30)).await?;
         match answer.status {
-            s if s.is_success() => Ok(()),
+            s if s.is_success() => triggers::remove_function(&self.client, function).await,
             StatusCode::NOT_FOUND => Err(self.not_found(function)),
             s => {
                 Err(wire::api_error(&format!("removing `{function}` from {}", self.where_()), s.as_u16(), &answer.body))

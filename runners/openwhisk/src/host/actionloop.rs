@@ -40,28 +40,27 @@ impl ActionLoopLines {
 }
 
 impl LineProtocol for ActionLoopLines {
-    type Pending = ();
+    type Pending = super::Reply;
 
-    fn decode(&self, line: &[u8]) -> Result<(Facts, Input, ()), Error> {
+    fn decode(&self, line: &[u8]) -> Result<(Facts, Input, super::Reply), Error> {
         let run = RunBody::parse(line)?;
-        let (facts, payload) = super::activation(&self.app, &run, &self.env, Default::default());
-        Ok((facts, Input::Payload(payload), ()))
+        Ok(super::activation(&self.app, &run, &self.env, Default::default()))
     }
 
-    fn encode(&self, _: Option<()>, result: Result<Payload, Error>) -> Vec<u8> {
-        bounded(wire::result_of(result))
+    fn encode(&self, reply: Option<super::Reply>, result: Result<Payload, Error>) -> Vec<u8> {
+        super::answer(&reply.unwrap_or(super::Reply::Result), result)
     }
+}
+
+/// The error for a result of `size` bytes, over OpenWhisk's limit.
+pub(crate) fn too_large(size: usize) -> Error {
+    Error::payload_too_large(format!("the result is {size} bytes; OpenWhisk's limit is {} bytes", wire::MAX_PAYLOAD))
 }
 
 /// A result over OpenWhisk's limit becomes the error saying so.
 pub(crate) fn bounded(result: Vec<u8>) -> Vec<u8> {
     if result.len() > wire::MAX_PAYLOAD {
-        let e = Error::payload_too_large(format!(
-            "the result is {} bytes; OpenWhisk's limit is {} bytes",
-            result.len(),
-            wire::MAX_PAYLOAD
-        ));
-        wire::error_result(&e)
+        wire::error_result(&too_large(result.len()))
     } else {
         result
     }

@@ -22,16 +22,20 @@
 //!   level;
 //! - `cx.invoke` calls the app's other actions through the controller's REST API with the
 //!   activation's own API key, and `cx.emit` posts to `FAAS_EVENTS_URL` ([`crate::services`]).
+//! - an activation of a web action (its parameters carry `__ow_method`) is the HTTP request of a
+//!   declared route and is answered with an HTTP response ([`web`]).
 
 pub mod actionloop;
 pub mod proxy;
 pub mod skeleton;
+pub mod web;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use faas_api::{App, Error};
+use faas_host::invoke::Input;
 use faas_host::{Env, Facts, Invoker, Limits};
 
 use crate::wire::{self, RunBody};
@@ -216,16 +220,56 @@ pub(crate) fn invoker(app: App, env: &Env) -> Invoker {
         .services(Arc::new(crate::services::OpenWhiskServices::from_env(env)))
 }
 
-/// The facts and the payload of one activation. The function comes from the action name only
-/// when the app has several (a single-function app serves whatever the action is called); the
-/// caller's trace from the envelope, when one carried it.
+/// How an activation is answered: what the hosts' protocols keep between reading a request and
+/// writing its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// As an action's result ([`wire::result_of`]).
+    Result,
+    /// As a web action's HTTP response ([`web::response_of`]).
+    Web(web::Methods),
+}
+
+/// The result text for `result`, answered as `reply` says, within OpenWhisk's result limit.
+pub(crate) fn answer(reply: &Reply, result: Result<faas_api::Payload, Error>) -> Vec<u8> {
+    match reply {
+        Reply::Result => actionloop::bounded(wire::result_of(result)),
+        Reply::Web(methods) => {
+            let body = web::response_of(result, methods);
+            if body.len() > wire::MAX_PAYLOAD {
+                web::response_of(Err(actionloop::too_large(body.len())), methods)
+            } else {
+                body
+            }
+        }
+    }
+}
+
+/// The facts, the input and the way to answer of one activation. The function comes from the
+/// action name only when the app has several (a single-function app serves whatever the action
+/// is called); the caller's trace from the envelope, or from a web call's `traceparent` header.
 pub(crate) fn activation(
     app: &App,
     run: &RunBody,
     env: &Env,
     init_env: BTreeMap<String, String>,
-) -> (Facts, faas_api::Payload) {
-    let (payload, trace) = wire::traced_payload_of_value(run.value());
+) -> (Facts, Input, Reply) {
+    let (input, trace, reply) = match web::request_of(run.value()) {
+        None => {
+            let (payload, trace) = wire::traced_payload_of_value(run.value());
+            (Input::Payload(payload), trace, Reply::Result)
+        }
+        Some(request) => {
+            let methods = web::Methods::parse(
+                init_env.get(web::ENV_WEB_METHODS).map(String::as_str).or(env.get(web::ENV_WEB_METHODS)),
+            );
+            let (input, trace) = match request.and_then(|r| web::admit(&r, &methods).map(|()| r)) {
+                Ok(r) => (Input::Payload(r.payload), r.traceparent.as_deref().and_then(faas_api::TraceContext::parse)),
+                Err(e) => (Input::Refused(e), None),
+            };
+            (input, trace, Reply::Web(methods))
+        }
+    };
     let action_name = run.action_name.clone().unwrap_or_default();
     let function = (app.names().len() > 1 && !action_name.is_empty())
         .then(|| wire::function_of_action(&action_name).to_string())
@@ -250,7 +294,7 @@ pub(crate) fn activation(
         trace,
         extensions,
     };
-    (facts, payload)
+    (facts, input, reply)
 }
 
 #[cfg(test)]

@@ -23,13 +23,13 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 use faas_api::{App, Error, Payload};
-use faas_host::http::{Bind, Decoded, HttpOptions, HttpProtocol, Input, Listener};
+use faas_host::http::{Bind, Decoded, HttpOptions, HttpProtocol, Listener};
 use faas_host::Env;
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
 use http_body_util::Full;
 
-use crate::wire::{self, RunBody, SENTINEL};
+use crate::wire::{RunBody, SENTINEL};
 
 /// The Docker action's `/init` + `/run` protocol.
 pub struct ProxyProtocol {
@@ -84,9 +84,9 @@ fn sentinel() {
 }
 
 impl HttpProtocol for ProxyProtocol {
-    type Pending = ();
+    type Pending = super::Reply;
 
-    fn decode(&self, head: &Parts, body: Bytes) -> Result<Decoded<()>, Error> {
+    fn decode(&self, head: &Parts, body: Bytes) -> Result<Decoded<super::Reply>, Error> {
         match (&head.method, head.uri.path()) {
             (&Method::POST, "/init") => Ok(Decoded::Answer(self.init(&body))),
             (&Method::POST, "/run") => {
@@ -98,8 +98,8 @@ impl HttpProtocol for ProxyProtocol {
                     )));
                 };
                 let run = RunBody::parse(&body)?;
-                let (facts, payload) = super::activation(&self.app, &run, &self.env, init_env);
-                Ok(Decoded::Invoke { facts, input: Input::Payload(payload), pending: () })
+                let (facts, input, pending) = super::activation(&self.app, &run, &self.env, init_env);
+                Ok(Decoded::Invoke { facts, input, pending })
             }
             (method, path) => Ok(Decoded::Answer(json(
                 StatusCode::NOT_FOUND,
@@ -108,8 +108,8 @@ impl HttpProtocol for ProxyProtocol {
         }
     }
 
-    fn encode(&self, _: (), result: Result<Payload, Error>) -> Response<Full<Bytes>> {
-        let body = super::actionloop::bounded(wire::result_of(result));
+    fn encode(&self, reply: super::Reply, result: Result<Payload, Error>) -> Response<Full<Bytes>> {
+        let body = super::answer(&reply, result);
         sentinel();
         json(StatusCode::OK, &body)
     }

@@ -81,7 +81,7 @@ pub async fn answer(app: App, env: &Env, parameters: &[u8]) -> Vec<u8> {
         Err(e) => return wire::error_result(&e),
     };
     let invoker = super::invoker(app.clone(), env);
-    let (facts, payload) = super::activation(&app, &run, env, Default::default());
-    let result = invoker.invoke(facts, payload).await;
-    super::actionloop::bounded(wire::result_of(result))
+    let (facts, input, reply) = super::activation(&app, &run, env, Default::default());
+    let result = invoker.invoke_input(facts, input).await;
+    super::answer(&reply, result)
 }
