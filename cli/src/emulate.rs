@@ -1,9 +1,3 @@
-//! `faas dev --emulate lambda`: the app inside a local AWS Lambda. The emulator serves the Lambda
-//! API that the AWS SDKs and `aws lambda` call; the project (if there is one) is built, packaged
-//! as a `bootstrap` zip and deployed to it through the same runner `faas deploy` uses, and
-//! redeployed on every change. With no project in the directory, the emulator starts empty and
-//! anything can be deployed to it.
-
 //! `faas dev --emulate NAME`: the app inside a local stand-in for a platform (an emulator from the
 //! list of backends, e.g. `lambda`). The emulator serves the platform's API that its own SDKs and
 //! CLI call; the project (if there is one) is built and deployed to it through the same runner
@@ -89,6 +83,7 @@ async fn serve_project(
     let app = deploy(&runner, &profile, &project, release, &spinner).await?;
     spinner.finish();
     let names: Vec<&str> = app.functions.iter().map(|f| f.name.as_str()).collect();
+    out.json_line(json!({"event": "deployed", "app": app.app, "functions": names, "profile": profile.settings}));
     out.note(format!("faas dev: `{}` runs in a local {} at {url}", app.app, platform));
     for n in &names {
         out.note(format!("  {n:<16} {}", emulator.invoke_hint(n)));

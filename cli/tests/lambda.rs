@@ -9,46 +9,17 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Runs `cmd` (a `faas` command in an empty directory) as `faas dev --emulate lambda` on a free
-/// port; returns it, with its URL, once the port answers.
-fn start_emulator(mut cmd: Command) -> (Kill, String) {
-    let port = free_port();
-    let child = cmd
-        .args(["dev", "--emulate", "lambda", "--port", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start faas dev --emulate lambda");
-    let mut emulator = Kill(child);
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(emulator.0.try_wait().unwrap().is_none(), "the emulator exited");
-        assert!(started.elapsed() < Duration::from_secs(60), "the emulator did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (emulator, format!("http://127.0.0.1:{port}"))
-}
 
 #[test]
 fn an_app_is_built_deployed_invoked_and_removed_on_the_local_lambda() {
     let tmp = tempfile::tempdir().unwrap();
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let (_emulator, url) = start_emulator(faas_cmd(&empty, &[]));
+    let (_emulator, url) = start_emulator(faas_cmd(&empty, &[]), "lambda");
 
     let o = faas(tmp.path(), &["new", "greeter"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -222,7 +193,7 @@ impl Bare {
     fn emulator_project(&self) -> (Kill, PathBuf) {
         let empty = self.tmp.path().join("empty");
         std::fs::create_dir_all(&empty).unwrap();
-        let (emulator, url) = start_emulator(self.faas(&empty, &[]));
+        let (emulator, url) = start_emulator(self.faas(&empty, &[]), "lambda");
         let backend = format!("[backends.emu]\nkind = \"lambda\"\nregion = \"us-east-1\"\nendpoint = \"{url}\"\n");
         (emulator, project(self.tmp.path(), &backend))
     }

@@ -79,6 +79,14 @@ pub enum Output {
     Lines(LineCapture),
     /// Appended to a file ([`Process::output_file`]).
     File(FileCapture),
+    /// stdout appended to one file ([`Process::output_file`]), stderr to another
+    /// ([`Process::error_file`]): the streams apart, with no race between output and reply.
+    Files {
+        /// Where stdout goes.
+        stdout: FileCapture,
+        /// Where stderr goes.
+        stderr: FileCapture,
+    },
 }
 
 /// An extra pipe between us and the child, on a file descriptor number the child expects it on
@@ -381,6 +389,9 @@ impl ProcessSpec {
                     file.try_clone().map_err(|source| SpawnError::OutputFile { path: capture.path.clone(), source })?;
                 command.stdout(Stdio::from(copy)).stderr(Stdio::from(file));
             }
+            Output::Files { stdout, stderr } => {
+                command.stdout(Stdio::from(output_file(stdout)?)).stderr(Stdio::from(output_file(stderr)?));
+            }
         }
         if !self.limits.is_empty() {
             let limits: Vec<(libc::__rlimit_resource_t, libc::rlim_t)> =
@@ -464,13 +475,14 @@ impl ProcessSpec {
         }
         let pid = child.id().unwrap_or(0);
         let stdin = child.stdin.take();
-        let (lines, file) = match self.output {
-            Output::Null => (None, None),
+        let (lines, file, error_file) = match self.output {
+            Output::Null => (None, None, None),
             Output::Lines(capture) => match (child.stdout.take(), child.stderr.take()) {
-                (Some(out), Some(err)) => (Some(LineLog::start(out, err, capture)), None),
-                _ => (None, None),
+                (Some(out), Some(err)) => (Some(LineLog::start(out, err, capture)), None, None),
+                _ => (None, None, None),
             },
-            Output::File(capture) => (None, Some(FileLog::new(capture))),
+            Output::File(capture) => (None, Some(FileLog::new(capture)), None),
+            Output::Files { stdout, stderr } => (None, Some(FileLog::new(stdout)), Some(FileLog::new(stderr))),
         };
         let (exit_tx, exit_rx) = watch::channel(None);
         let group_killed = std::sync::Arc::new(AtomicBool::new(false));
@@ -492,7 +504,18 @@ impl ProcessSpec {
             let _ = exit_tx.send(Some(exit));
         });
         tracing::debug!(pid, program = %self.program.display(), "process started");
-        Ok(Process { pid, exit: exit_rx, stdin, lines, file, readers, writers, group_killed, started: Instant::now() })
+        Ok(Process {
+            pid,
+            exit: exit_rx,
+            stdin,
+            lines,
+            file,
+            error_file,
+            readers,
+            writers,
+            group_killed,
+            started: Instant::now(),
+        })
     }
 }
 
@@ -527,6 +550,7 @@ pub struct Process {
     stdin: Option<ChildStdin>,
     lines: Option<LineLog>,
     file: Option<FileLog>,
+    error_file: Option<FileLog>,
     readers: Vec<(RawFd, pipe::Receiver)>,
     writers: Vec<(RawFd, pipe::Sender)>,
     group_killed: std::sync::Arc<AtomicBool>,
@@ -671,9 +695,29 @@ impl Process {
         Some(self.writers.swap_remove(at).1)
     }
 
-    /// The output file, with [`Output::File`].
+    /// The output file, with [`Output::File`]; the stdout file, with [`Output::Files`].
     pub fn output_file(&self) -> Option<&FileLog> {
         self.file.as_ref()
+    }
+
+    /// The stderr file, with [`Output::Files`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use faas_supervisor::{FileCapture, Output, ProcessSpec};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let files = Output::Files {
+    ///     stdout: FileCapture::new(dir.path().join("out.log")),
+    ///     stderr: FileCapture::new(dir.path().join("err.log")),
+    /// };
+    /// let process = ProcessSpec::new("/bin/sh").args(["-c", "echo out; echo err >&2"]).output(files).spawn().unwrap();
+    /// process.wait().await;
+    /// assert_eq!(process.output_file().unwrap().take(), "out\n");
+    /// assert_eq!(process.error_file().unwrap().take(), "err\n");
+    /// # }
+    /// ```
+    pub fn error_file(&self) -> Option<&FileLog> {
+        self.error_file.as_ref()
     }
 
     /// Peak resident memory so far, in KiB (`VmHWM` of `/proc/<pid>/status`); `None` once the

@@ -168,3 +168,33 @@ pub fn script_cmd(dir: &Path) -> Command {
     test_env(&mut cmd, dir);
     cmd
 }
+
+/// A child process killed when dropped.
+pub struct Kill(pub std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `cmd` (a `faas` command in an empty directory) as `faas dev --emulate KIND` on a free
+/// port; returns it, with its URL, once the port answers.
+pub fn start_emulator(mut cmd: Command, kind: &str) -> (Kill, String) {
+    let port = free_port();
+    let child = cmd
+        .args(["dev", "--emulate", kind, "--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start faas dev --emulate");
+    let mut emulator = Kill(child);
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(emulator.0.try_wait().unwrap().is_none(), "the emulator exited");
+        assert!(started.elapsed() < Duration::from_secs(60), "the emulator did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (emulator, format!("http://127.0.0.1:{port}"))
+}

@@ -120,6 +120,14 @@ struct Outcome {
 }
 
 /// The run's output split into lines, all stamped now.
+/// What an ActionLoop child wrote since the last read: its stdout lines, then its stderr lines.
+fn loop_logs(process: &Process) -> Vec<LogLine> {
+    let take = |f: Option<&faas_supervisor::FileLog>| f.map(|f| f.take()).unwrap_or_default();
+    let mut logs = lines_of(&take(process.output_file()), "stdout");
+    logs.extend(lines_of(&take(process.error_file()), "stderr"));
+    logs
+}
+
 fn lines_of(text: &str, stream: &'static str) -> Vec<LogLine> {
     let now = chrono::Utc::now();
     text.lines().map(|l| (now, stream, l.to_string())).collect()
@@ -420,7 +428,12 @@ async fn start_loop(
         .limit(Limit::Data, action.limits.memory << 20)
         .pipe(Pipe::ToChild(0))
         .pipe(Pipe::FromChild(3))
-        .output(Output::File(FileCapture { path: log_path, keep, truncate_at: 8 * keep as u64 }));
+        // The proxy copies the child's stdout and stderr to its own, and the invoker reads them
+        // as two streams (`DockerContainer.logs`: each line tagged with its stream).
+        .output(Output::Files {
+            stderr: FileCapture { path: log_path.with_extension("stderr"), keep, truncate_at: 8 * keep as u64 },
+            stdout: FileCapture { path: log_path, keep, truncate_at: 8 * keep as u64 },
+        });
     let cannot_start = "Cannot start action. Check logs for details.";
     let mut process = match spec.spawn() {
         Ok(p) => p,
@@ -434,7 +447,6 @@ async fn start_loop(
         return Err(init_failure(proxy_error(cannot_start), vec![]));
     };
     let mut results = BufReader::new(results);
-    let output = |process: &Process| process.output_file().map(|f| f.take()).unwrap_or_default();
     let ack = async {
         let mut line = Vec::new();
         match (&mut results).take(64 * 1024).read_until(b'\n', &mut line).await {
@@ -452,12 +464,12 @@ async fn start_loop(
         _ = exited => Err("Command exited abruptly during initialization."),
         _ = tokio::time::sleep(timeout) => {
             process.kill();
-            let mut logs = lines_of(&output(&process), "stdout");
+            let mut logs = loop_logs(&process);
             logs.push((chrono::Utc::now(), "stderr", LOG_WARNING.to_string()));
             return Err(InitFailure { response: timed_out(timeout, true), logs, timed_out: true });
         }
     };
-    let mut logs = lines_of(&output(&process), "stdout");
+    let mut logs = loop_logs(&process);
     match outcome {
         Ok(()) => Ok((Container::Loop(Box::new(LoopContainer { process, stdin, results, broken: false })), logs)),
         Err(reason) => {
@@ -506,7 +518,6 @@ async fn run_loop(c: &mut LoopContainer, params: &Value, env: &RunEnv, timeout: 
     // Compact JSON has no raw newlines (runHandler.go strips them anyway).
     let mut line = serde_json::to_vec(&Value::Object(body)).unwrap_or_default();
     line.push(b'\n');
-    let output = |p: &Process| p.output_file().map(|f| f.take()).unwrap_or_default();
     let LoopContainer { process, stdin, results, broken } = c;
     let exchange = async {
         stdin.write_all(&line).await?;
@@ -529,11 +540,11 @@ async fn run_loop(c: &mut LoopContainer, params: &Value, env: &RunEnv, timeout: 
         // ContainerProxy destroys the container.
         process.kill();
         *broken = true;
-        let mut logs = lines_of(&output(process), "stdout");
+        let mut logs = loop_logs(process);
         logs.push((chrono::Utc::now(), "stderr", LOG_WARNING.to_string()));
         return Outcome { response: timed_out(limit, false), logs, keep: false };
     }
-    let mut logs = lines_of(&output(process), "stdout");
+    let mut logs = loop_logs(process);
     match answer {
         Answer::Line(Ok(Some((line, length)))) => {
             // runHandler.go: anything but a JSON object or array is a 502.

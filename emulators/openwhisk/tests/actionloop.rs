@@ -43,7 +43,8 @@ async fn the_same_process_takes_warm_activations_with_the_run_facts() {
     let logs = first["logs"].as_array().unwrap();
     assert_eq!(logs.len(), 2, "{logs:?}");
     assert!(logs.iter().any(|l| l.as_str().unwrap().ends_with("stdout: log line 1 to stdout")), "{logs:?}");
-    assert!(logs.iter().any(|l| l.as_str().unwrap().ends_with("log line 1 to stderr")), "{logs:?}");
+    // Each line tagged with the stream it was written to.
+    assert!(logs.iter().any(|l| l.as_str().unwrap().ends_with("stderr: log line 1 to stderr")), "{logs:?}");
 
     let (status, second) = api.invoke("loop", &json!({"n": 2})).await;
     assert_eq!(status, 200);
