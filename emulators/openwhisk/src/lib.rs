@@ -51,9 +51,8 @@
 //!   feeds, API gateway routes and the `count` of lists are not emulated.
 //! - `limits.concurrency` above 1 is accepted (up to 500) and reported, but every container
 //!   still takes one activation at a time (more containers are started instead).
-//! - Logs carry the time they were read, not the time each line was written; an ActionLoop
-//!   container's stdout and stderr go into one file so their order is kept, and all of its
-//!   lines are labelled `stdout` (a dockerskeleton activation's streams stay apart).
+//! - Logs carry the time they were read, not the time each line was written, so within one
+//!   activation the stdout lines come before the stderr lines (each labelled with its stream).
 //! - Activations are kept in memory, the newest [`EmulatorOptions::max_activations`] (10,000 by
 //!   default); entities live as long as the emulator runs (nothing is persisted; the state
 //!   directory holds only the unpacked code).

@@ -199,6 +199,13 @@ async fn a_declared_route_is_a_web_action() {
         http.post(&url).header("content-type", "application/octet-stream").body(bytes.clone()).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(resp.bytes().await.unwrap().as_ref(), &bytes[..]);
+    // JSON both ways: OpenWhisk passes a raw `application/json` body base64-encoded.
+    let resp = http.post(&url).header("content-type", "application/json").body(r#"{"a":[1,2]}"#).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"a": [1, 2]}));
+    let resp = http.post(&url).header("content-type", "application/json").body("null").send().await.unwrap();
+    assert_eq!(resp.text().await.unwrap(), "null");
     // A method the route does not take: 405 naming the one it does, the function not run.
     let before = runner.activations(ActivationQuery { function: Some("echo".into()), ..Default::default() });
     let before = before.await.unwrap().len();

@@ -6,7 +6,7 @@
 //! - `__ow_method` (lower case), `__ow_headers` (lower-case names), `__ow_path` (what follows the
 //!   action name) and, for a raw action, `__ow_query` (the query string as it came) and
 //!   `__ow_body`: the body as a string, base64-encoded when its media type is binary (anything
-//!   but text, JSON, XML, JavaScript and form data);
+//!   but text, JSON, XML, JavaScript and form data) or exactly `application/json`;
 //! - for an action that is not raw, a JSON object body and the query are merged into the
 //!   parameters instead, and `__ow_body` only carries other bodies.
 //!
@@ -87,6 +87,29 @@ fn is_text(media: &str) -> bool {
         || media == "application/x-www-form-urlencoded"
 }
 
+fn is_json(media: &str) -> bool {
+    media == "application/json" || media.ends_with("+json")
+}
+
+/// The `body` of a JSON reply, as `interpretHttpResponse` reads it back byte for byte: an
+/// object, array, number or boolean as the JSON value itself; other text as a string, unless it
+/// looks like base64 (`null`, say), which the transcoder would decode ("for legacy"), so it
+/// travels base64-encoded on purpose.
+fn json_body(bytes: &[u8]) -> Value {
+    let looks_base64 = |t: &str| {
+        !t.trim().is_empty()
+            && t.trim().len().is_multiple_of(4)
+            && t.trim().bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+    };
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(v @ (Value::Object(_) | Value::Array(_) | Value::Number(_) | Value::Bool(_))) => v,
+        _ => match std::str::from_utf8(bytes) {
+            Ok(text) if !looks_base64(text) => Value::String(text.to_string()),
+            _ => Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        },
+    }
+}
+
 fn media_of(content_type: &str) -> String {
     content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
 }
@@ -107,7 +130,9 @@ pub fn request_of(params: &[u8]) -> Option<Result<WebRequest, Error>> {
     params.retain(|k, _| !k.starts_with("__ow_"));
     let payload = match body {
         Some(Value::String(text)) => {
-            let binary = content_type.as_deref().is_none_or(|ct| !is_text(&media_of(ct)));
+            // `extractEntityAndProcessRequest`: a binary body is base64, and so, "for legacy", is
+            // exactly `application/json` (other JSON types come as text).
+            let binary = content_type.as_deref().map(media_of).is_none_or(|m| !is_text(&m) || m == "application/json");
             let bytes = if binary {
                 match base64::engine::general_purpose::STANDARD.decode(text.as_bytes()) {
                     Ok(b) => b,
@@ -148,6 +173,8 @@ pub(crate) fn admit(request: &WebRequest, methods: &Methods) -> Result<(), Error
 /// use faas_runner_openwhisk::host::web::{response_of, Methods};
 /// let ok: serde_json::Value = serde_json::from_slice(&response_of(Ok(Payload::json(&"hi").unwrap()), &Methods::parse(None))).unwrap();
 /// assert_eq!(ok, serde_json::json!({"statusCode": 200, "headers": {"content-type": "application/json"}, "body": "\"hi\""}));
+/// let object: serde_json::Value = serde_json::from_slice(&response_of(Ok(Payload::json(&serde_json::json!({"a": 1})).unwrap()), &Methods::parse(None))).unwrap();
+/// assert_eq!(object["body"], serde_json::json!({"a": 1}));
 /// let bytes: serde_json::Value = serde_json::from_slice(&response_of(Ok(Payload::bytes(vec![0u8, 255])), &Methods::parse(None))).unwrap();
 /// assert_eq!(bytes["body"], "AP8=");
 /// let e: serde_json::Value = serde_json::from_slice(&response_of(Err(Error::not_found("gone")), &Methods::parse(None))).unwrap();
@@ -157,7 +184,10 @@ pub fn response_of(result: Result<Payload, Error>, methods: &Methods) -> Vec<u8>
     let reply = match result {
         Ok(payload) => {
             let content_type = payload.content_type().unwrap_or("application/octet-stream").to_string();
-            let body = if is_text(&media_of(&content_type)) {
+            let media = media_of(&content_type);
+            let body = if is_json(&media) {
+                json_body(payload.body())
+            } else if is_text(&media) {
                 Value::String(String::from_utf8_lossy(payload.body()).into_owned())
             } else {
                 Value::String(base64::engine::general_purpose::STANDARD.encode(payload.body()))
@@ -190,9 +220,22 @@ mod tests {
         assert_eq!(web.traceparent.as_deref(), Some("00-x"));
         let bad = br#"{"__ow_method":"put","__ow_headers":{"content-type":"image/png"},"__ow_body":"%%"}"#;
         assert!(request_of(bad).unwrap().unwrap_err().message().contains("not base64"));
+        // Exactly application/json is base64 too; other JSON types are text.
         let json =
-            br#"{"__ow_method":"post","__ow_headers":{"content-type":"application/json"},"__ow_body":"{\"a\":1}"}"#;
+            br#"{"__ow_method":"post","__ow_headers":{"content-type":"application/json"},"__ow_body":"eyJhIjoxfQ=="}"#;
         assert_eq!(request_of(json).unwrap().unwrap().payload.body().as_ref(), br#"{"a":1}"#);
+        let ld =
+            br#"{"__ow_method":"post","__ow_headers":{"content-type":"application/ld+json"},"__ow_body":"{\"a\":1}"}"#;
+        assert_eq!(request_of(ld).unwrap().unwrap().payload.body().as_ref(), br#"{"a":1}"#);
+    }
+
+    #[test]
+    fn a_json_reply_survives_the_transcoder() {
+        let body = |text: &str| json_body(text.as_bytes());
+        assert_eq!(body(r#"{"a":1}"#), json!({"a": 1}));
+        assert_eq!(body("42"), json!(42));
+        assert_eq!(body(r#""text""#), json!("\"text\""));
+        assert_eq!(body("null"), json!("bnVsbA=="), "would be taken for base64");
     }
 
     #[test]
