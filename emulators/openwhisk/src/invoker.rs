@@ -23,6 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,25 +52,62 @@ const NOT_A_DICTIONARY: &str = "The action did not return a dictionary or array.
 /// `PATH` of the dockerskeleton image (its actionproxy passes its own environment on).
 const SKELETON_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// A warm container of one action.
-pub(crate) enum Container {
+/// A warm container of one action: a handle, shared by the activations running in it at once.
+/// OpenWhisk sends a container up to the action's `concurrency` limit of activations at a time
+/// (ContainerPool.scala, `ContainerData.activeActivationCount` against `maxConcurrent`): while
+/// it has room, a handle stays on the pool's shelf for the next activation to join.
+#[derive(Clone)]
+pub(crate) struct Container(Arc<ContainerState>);
+
+struct ContainerState {
+    kind: Kind,
+    /// Activations running in it now.
+    running: AtomicUsize,
+    /// Whether a handle of it is on the pool's shelf (at most one is).
+    shelved: AtomicBool,
+}
+
+enum Kind {
     Skeleton { dir: PathBuf },
     Loop(Box<LoopContainer>),
 }
 
-/// A running ActionLoop `exec`.
+/// A running ActionLoop `exec`. The proxy hands it one activation at a time (executor.go
+/// `Interact` under the proxy's lock), so activations sharing the container take turns on its
+/// pipes.
 pub(crate) struct LoopContainer {
     process: Process,
-    stdin: pipe::Sender,
-    results: BufReader<pipe::Receiver>,
-    broken: bool,
+    pipes: tokio::sync::Mutex<(pipe::Sender, BufReader<pipe::Receiver>)>,
+    broken: AtomicBool,
+}
+
+impl Container {
+    fn new(kind: Kind) -> Container {
+        Container(Arc::new(ContainerState { kind, running: AtomicUsize::new(0), shelved: AtomicBool::new(false) }))
+    }
+
+    /// An activation starts in it (just taken from the shelf, or new); returns how many run now.
+    fn join(&self) -> usize {
+        self.0.shelved.store(false, Ordering::SeqCst);
+        self.0.running.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// An activation ended in it.
+    fn leave(&self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Claims the one place on the shelf: `false` when a handle is there already.
+    fn claim_shelf(&self) -> bool {
+        !self.0.shelved.swap(true, Ordering::SeqCst)
+    }
 }
 
 impl Instance for Container {
     fn usable(&self) -> bool {
-        match self {
-            Container::Skeleton { dir } => dir.join("exec").is_file(),
-            Container::Loop(c) => !c.broken && c.process.is_running(),
+        match &self.0.kind {
+            Kind::Skeleton { dir } => dir.join("exec").is_file(),
+            Kind::Loop(c) => !c.broken.load(Ordering::SeqCst) && c.process.is_running(),
         }
     }
 }
@@ -334,25 +372,25 @@ async fn run_native(shared: &Arc<Shared>, action: &Action, params: Value, id: St
             }
         }
     };
+    // Room for more: the next activation may join this one in the container.
+    if container.join() < action.limits.concurrency as usize && container.claim_shelf() {
+        pool.add_idle(container.clone());
+    }
     // The run's time limit is what is left of the action's timeout after the init
     // (ContainerProxy.scala passes one actionTimeout to both).
     let run_timeout = timeout.saturating_sub(init.unwrap_or_default()).max(Duration::from_millis(1));
     let run_env = env();
-    let (container, mut outcome) = match container {
-        Container::Skeleton { dir } => {
-            let outcome = run_skeleton(shared, action, &dir, &params, &run_env, run_timeout, timeout).await;
-            (Container::Skeleton { dir }, outcome)
-        }
-        Container::Loop(mut c) => {
-            let outcome = run_loop(&mut c, &params, &run_env, run_timeout, timeout).await;
-            (Container::Loop(c), outcome)
-        }
+    let mut outcome = match &container.0.kind {
+        Kind::Skeleton { dir } => run_skeleton(shared, action, dir, &params, &run_env, run_timeout, timeout).await,
+        Kind::Loop(c) => run_loop(c, &params, &run_env, run_timeout, timeout).await,
     };
+    container.leave();
     logs.append(&mut outcome.logs);
     let timed_out_now = outcome.response == timed_out(timeout, false);
-    if outcome.keep {
+    if outcome.keep && container.claim_shelf() {
         lease.give_back(container);
     } else {
+        // Broken (a shelved handle of it is found unusable and dropped), or already on the shelf.
         drop(container);
     }
     let end = chrono::Utc::now().timestamp_millis();
@@ -396,7 +434,7 @@ async fn start_container(
                     vec![],
                 ));
             }
-            Ok((Container::Skeleton { dir: dir.to_path_buf() }, vec![]))
+            Ok((Container::new(Kind::Skeleton { dir: dir.to_path_buf() }), vec![]))
         }
         // actionproxy.py ignores the /init env; the ActionLoop proxy makes it the process's.
         Protocol::ActionLoop => start_loop(shared, action, dir, env, init_env, timeout).await,
@@ -471,7 +509,13 @@ async fn start_loop(
     };
     let mut logs = loop_logs(&process);
     match outcome {
-        Ok(()) => Ok((Container::Loop(Box::new(LoopContainer { process, stdin, results, broken: false })), logs)),
+        Ok(()) => {
+            let pipes = tokio::sync::Mutex::new((stdin, results));
+            Ok((
+                Container::new(Kind::Loop(Box::new(LoopContainer { process, pipes, broken: AtomicBool::new(false) }))),
+                logs,
+            ))
+        }
         Err(reason) => {
             process.kill();
             logs.push((chrono::Utc::now(), "stderr", reason.to_string()));
@@ -509,7 +553,7 @@ async fn read_line_limited(
 }
 
 /// One activation on an ActionLoop container (executor.go `Interact`, runHandler.go).
-async fn run_loop(c: &mut LoopContainer, params: &Value, env: &RunEnv, timeout: Duration, limit: Duration) -> Outcome {
+async fn run_loop(c: &LoopContainer, params: &Value, env: &RunEnv, timeout: Duration, limit: Duration) -> Outcome {
     let mut body = Map::new();
     body.insert("value".into(), params.clone());
     for (k, v) in env.fields() {
@@ -518,7 +562,21 @@ async fn run_loop(c: &mut LoopContainer, params: &Value, env: &RunEnv, timeout: 
     // Compact JSON has no raw newlines (runHandler.go strips them anyway).
     let mut line = serde_json::to_vec(&Value::Object(body)).unwrap_or_default();
     line.push(b'\n');
-    let LoopContainer { process, stdin, results, broken } = c;
+    let started = Instant::now();
+    let process = &c.process;
+    // The turn on the pipes counts against the activation's time limit, as waiting in the
+    // proxy does.
+    let mut pipes = match tokio::time::timeout(timeout, c.pipes.lock()).await {
+        Ok(pipes) => pipes,
+        Err(_) => {
+            process.kill();
+            c.broken.store(true, Ordering::SeqCst);
+            let logs = vec![(chrono::Utc::now(), "stderr", LOG_WARNING.to_string())];
+            return Outcome { response: timed_out(limit, false), logs, keep: false };
+        }
+    };
+    let timeout = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+    let (stdin, results) = &mut *pipes;
     let exchange = async {
         stdin.write_all(&line).await?;
         read_line_limited(results, MAX_RESULT).await
@@ -539,7 +597,7 @@ async fn run_loop(c: &mut LoopContainer, params: &Value, env: &RunEnv, timeout: 
         // Container.scala: a run that takes the whole timeout is a developer error, and
         // ContainerProxy destroys the container.
         process.kill();
-        *broken = true;
+        c.broken.store(true, Ordering::SeqCst);
         let mut logs = loop_logs(process);
         logs.push((chrono::Utc::now(), "stderr", LOG_WARNING.to_string()));
         return Outcome { response: timed_out(limit, false), logs, keep: false };
@@ -558,7 +616,7 @@ async fn run_loop(c: &mut LoopContainer, params: &Value, env: &RunEnv, timeout: 
         }
         _ => {
             // The child exited (or closed fd 3): runHandler.go answers 400 "command exited".
-            *broken = true;
+            c.broken.store(true, Ordering::SeqCst);
             process.kill();
             logs.push((chrono::Utc::now(), "stderr", LOG_WARNING.to_string()));
             Outcome { response: proxy_error("command exited"), logs, keep: false }

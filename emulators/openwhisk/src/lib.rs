@@ -49,8 +49,10 @@
 //!   not be invoked.
 //! - One namespace (the key's); entities of other namespaces answer 403. Package bindings,
 //!   feeds, API gateway routes and the `count` of lists are not emulated.
-//! - `limits.concurrency` above 1 is accepted (up to 500) and reported, but every container
-//!   still takes one activation at a time (more containers are started instead).
+//! - `limits.concurrency` (1 to 500) is how many activations share a warm container at once;
+//!   an ActionLoop container takes them in turn, as its proxy does. Activations that arrive
+//!   while a container is still starting start containers of their own (OpenWhisk also queues
+//!   them on a starting container).
 //! - Logs carry the time they were read, not the time each line was written, so within one
 //!   activation the stdout lines come before the stderr lines (each labelled with its stream).
 //! - Activations are kept in memory, the newest [`EmulatorOptions::max_activations`] (10,000 by

@@ -172,3 +172,40 @@ async fn go_and_rust_kinds_run_a_prebuilt_exec_and_refuse_source() {
     assert!(body["error"].as_str().unwrap().contains("compiles no source code"), "{body}");
     emulator.shutdown().await;
 }
+
+/// Concurrent activations of a warm action with `concurrency` 1 need a container each; with a
+/// higher limit they share the warm one, which the ActionLoop proxy hands one activation at a
+/// time. (Activations that arrive while a container is still starting start their own: this
+/// emulator offers a container to others only once it is up.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_concurrency_limit_lets_activations_share_a_container() {
+    let emulator = emulator().await;
+    let api = Api::new(&emulator);
+    let zip = exec_zip(&actionloop_script());
+    let run = |name: &'static str| {
+        let api = &api;
+        async move {
+            let params = json!({"op": "sleep", "seconds": 0.3});
+            // Started 50 ms apart, so they overlap in the container (each sleeps 300 ms) without
+            // racing for the shelf.
+            let params = &params;
+            let calls = (0..3u64).map(|i| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(50 * i)).await;
+                api.invoke(name, params).await
+            });
+            let records = futures::future::join_all(calls).await;
+            let pids: std::collections::BTreeSet<String> =
+                records.iter().map(|(_, r)| r["response"]["result"]["pid"].to_string()).collect();
+            let cold = records.iter().filter(|(_, r)| annotation(r, "initTime").is_some()).count();
+            assert!(records.iter().all(|(s, _)| *s == 200), "{records:?}");
+            (pids.len(), cold)
+        }
+    };
+    api.actionloop("single", &zip, json!({"timeout": 10000, "concurrency": 1})).await;
+    api.invoke("single", &json!({})).await;
+    assert_eq!(run("single").await, (3, 2), "the warm container and two more");
+    api.actionloop("shared", &zip, json!({"timeout": 10000, "concurrency": 3})).await;
+    api.invoke("shared", &json!({})).await;
+    assert_eq!(run("shared").await, (1, 0), "the warm container for all three");
+    emulator.shutdown().await;
+}
