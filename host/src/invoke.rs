@@ -183,6 +183,7 @@ pub struct Invoker {
     services: Option<Arc<dyn Services>>,
     vars: Arc<BTreeMap<String, String>>,
     limits: Limits,
+    log_sink: Option<Arc<dyn faas_api::LogSink>>,
 }
 
 impl std::fmt::Debug for Invoker {
@@ -213,6 +214,7 @@ impl Invoker {
             services: None,
             vars: Arc::new(BTreeMap::new()),
             limits: Limits::new(backend),
+            log_sink: None,
         }
     }
 
@@ -255,6 +257,20 @@ impl Invoker {
     /// ```
     pub fn vars(mut self, vars: BTreeMap<String, String>) -> Invoker {
         self.vars = Arc::new(vars);
+        self
+    }
+
+    /// Where the lines of `cx.logger()` go (standard output as `LEVEL line` by default): a
+    /// platform that reads structured logs, or returns them with the answer, gives its own.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let invoker = faas_host::Invoker::new(faas_api::App::new(), "gcf")
+    ///     .log_sink(Arc::new(faas_api::context::StdoutSink));
+    /// # let _ = invoker;
+    /// ```
+    pub fn log_sink(mut self, sink: Arc<dyn faas_api::LogSink>) -> Invoker {
+        self.log_sink = Some(sink);
         self
     }
 
@@ -396,6 +412,9 @@ impl Invoker {
         }
         if let Some(services) = &self.services {
             cx = cx.services(services.clone());
+        }
+        if let Some(sink) = &self.log_sink {
+            cx = cx.log_sink(sink.clone());
         }
         cx.build()
     }

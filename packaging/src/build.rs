@@ -76,6 +76,35 @@ pub async fn cargo_build(
     cargo_build_for(dir, bin, None, release, progress).await
 }
 
+/// Builds the example `example` of the package `package` (a debug build, with the cargo that runs
+/// the caller, in the workspace of `dir`) and returns its executable: how integration tests get a
+/// fixture app whose `main` is `faas::serve` (an example, since it depends on the crate under
+/// test). Blocking.
+///
+/// ```
+/// let err = faas_packaging::build::build_example(std::path::Path::new("/"), "no-such-package", "x").unwrap_err();
+/// assert!(err.message().contains("cargo build -p no-such-package --example x failed"), "{}", err.message());
+/// ```
+pub fn build_example(dir: &Path, package: &str, example: &str) -> Result<PathBuf, Error> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let what = format!("cargo build -p {package} --example {example}");
+    let out = std::process::Command::new(cargo)
+        .args(["build", "-p", package, "--example", example, "--message-format=json"])
+        .current_dir(dir)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| Error::unavailable(format!("{what}: cannot run cargo: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::bad_input(format!("{what} failed ({}) in {}", out.status, dir.display())));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == example)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .ok_or_else(|| Error::bad_input(format!("{what} reported no executable")))
+}
+
 /// [`cargo_build`] for a target triple (`--target`), or for this machine when `target` is `None`.
 ///
 /// ```

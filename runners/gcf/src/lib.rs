@@ -3,8 +3,12 @@
 //! Google Cloud Functions (2nd gen) for faas. This first part is the piece of the Functions
 //! Framework contract every other part needs: [`legacy`], the conversion of 1st-gen background
 //! events (and raw Pub/Sub pushes) to CloudEvents, as the reference Functions Framework does it.
-//! The function-side host (feature `host`), the deploy side (feature `deploy`) and the local
-//! Cloud Functions come next (issue 11).
+//! Feature `host`: [`host::GcfHost`], the `faas` facade's `gcf` host adapter, which serves the
+//! Functions Framework contract itself. The deploy side (feature `deploy`) and the local Cloud
+//! Functions come next (issue 11).
 #![warn(missing_docs)]
 
 pub mod legacy;
+
+#[cfg(feature = "host")]
+pub mod host;

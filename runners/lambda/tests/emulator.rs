@@ -19,20 +19,9 @@ use serde_json::{json, Value};
 fn fixture() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = std::process::Command::new(cargo)
-            .args(["build", "-p", "faas-runner-lambda", "--example", "faas-lambda-fixture", "--message-format=json"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .expect("cargo runs");
-        assert!(out.status.success(), "building the fixture failed");
-        let built = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "faas-lambda-fixture")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reports the fixture executable");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let built = faas_packaging::build::build_example(dir, "faas-runner-lambda", "faas-lambda-fixture")
+            .expect("the fixture builds");
         // A debug build carries hundreds of MB of debug info, over Lambda's 50 MB upload limit;
         // deploy it stripped, as a release build would be.
         let stripped = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("faas-lambda-fixture");
