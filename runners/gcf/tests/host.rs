@@ -4,68 +4,14 @@
 //! functions, CloudEvent functions in binary and structured mode and from legacy events, the
 //! paths that are never the function's, errors, the deadline, the concurrency limit and the logs.
 
-use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{fixture, start};
+
 use serde_json::{json, Value};
-
-/// Builds the fixture app once (an example target of this crate) and returns its path.
-fn fixture() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        faas_packaging::build::build_example(dir, "faas-runner-gcf", "faas-gcf-fixture").expect("the fixture builds")
-    })
-    .clone()
-}
-
-/// The fixture serving `target` as Cloud Run starts it, with its stdout lines collected.
-struct Function {
-    child: Child,
-    url: String,
-    stdout: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(target: &str, extra: &[(&str, &str)]) -> Function {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = Command::new(fixture())
-        .env_clear()
-        .env("PORT", port.to_string())
-        .env("K_SERVICE", target)
-        .env("K_REVISION", format!("{target}-00001-abc"))
-        .env("K_CONFIGURATION", target)
-        .env("FUNCTION_TARGET", target)
-        .envs(extra.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the fixture");
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(child.try_wait().unwrap().is_none(), "the fixture exited");
-        assert!(started.elapsed() < Duration::from_secs(30), "the fixture did not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Function { child, url: format!("http://127.0.0.1:{port}"), stdout: lines }
-}
 
 async fn json_of(resp: reqwest::Response) -> (u16, reqwest::header::HeaderMap, Value) {
     let status = resp.status().as_u16();
@@ -222,8 +168,11 @@ async fn a_cloudevent_function_takes_binary_structured_and_legacy_events() {
     assert_eq!(status, 400);
     assert!(body["errorMessage"].as_str().unwrap().contains("`id`"), "{body}");
     let (status, _, body) = json_of(http.post(&f.url).body("not json").send().await.unwrap()).await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 415, "neither an event nor JSON: {body}");
     assert!(body["errorMessage"].as_str().unwrap().contains("no CloudEvent"), "{body}");
+    let resp = http.post(&f.url).header("content-type", "application/json").body("{").send().await.unwrap();
+    let (status, _, body) = json_of(resp).await;
+    assert_eq!(status, 400, "JSON that does not parse: {body}");
 }
 
 #[test]

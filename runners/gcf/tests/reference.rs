@@ -4,82 +4,11 @@
 //! legacy event below is posted to it, and the CloudEvent it records must equal what
 //! `faas_runner_gcf::legacy::to_cloudevent` makes of the same request, or both must refuse it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use common::{reference_env, start_reference, RECORD_EVENT};
 use faas_runner_gcf::legacy::{to_cloudevent, TYPES};
 use serde_json::{json, Value};
-
-/// The reference's version the test pins.
-const REFERENCE: &str = "functions-framework==3.10.2";
-
-const FUNCTION: &str = r#"
-import json, os
-import functions_framework
-
-@functions_framework.cloud_event
-def record(event):
-    with open(os.environ["OUTPUT_FILE"], "w") as f:
-        json.dump({"attributes": dict(event.get_attributes()), "data": event.get_data()}, f)
-"#;
-
-/// A virtualenv with the reference installed (made once per target directory).
-fn reference_env() -> PathBuf {
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("functions-framework-venv");
-    let bin = venv.join("bin/functions-framework");
-    if bin.is_file() {
-        return venv;
-    }
-    let run = |cmd: &mut Command, what: &str| {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e} (python3 with venv and pip is needed)"));
-        assert!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv");
-    run(Command::new(venv.join("bin/pip")).args(["install", "-q", REFERENCE]), "pip install functions-framework");
-    assert!(bin.is_file(), "the reference is not installed at {}", bin.display());
-    venv
-}
-
-struct Reference {
-    child: Child,
-    url: String,
-    output: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Reference {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn start_reference(venv: &Path) -> Reference {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("main.py"), FUNCTION).unwrap();
-    let output = dir.path().join("event.json");
-    let port = free_port();
-    let child = Command::new(venv.join("bin/functions-framework"))
-        .args(["--target", "record", "--signature-type", "cloudevent", "--host", "127.0.0.1"])
-        .args(["--port", &port.to_string(), "--source"])
-        .arg(dir.path().join("main.py"))
-        .env("OUTPUT_FILE", &output)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the reference Functions Framework");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "the reference did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Reference { child, url: format!("http://127.0.0.1:{port}"), output, _dir: dir }
-}
 
 const ID: &str = "aaaaaa-1111-bbbb-2222-cccccccccccc";
 const TIME: &str = "2020-09-29T11:32:00.000Z";
@@ -164,7 +93,7 @@ fn cases() -> Vec<(String, &'static str, Value)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_conversion_agrees_with_the_reference_functions_framework() {
     let venv = tokio::task::spawn_blocking(reference_env).await.unwrap();
-    let reference = start_reference(&venv);
+    let reference = start_reference(&venv, RECORD_EVENT, "record", "cloudevent");
     let http = reqwest::Client::new();
     let mut checked = 0;
     for (name, path, body) in cases() {

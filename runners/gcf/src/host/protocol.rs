@@ -63,7 +63,20 @@ impl FrameworkProtocol {
             Mode::Structured => event::encode_structured(&event::decode_structured(body)?),
             Mode::Batch => Err(Error::bad_input("a CloudEvent function takes one event; this is a batch")),
             Mode::Binary => {
-                // Neither binary nor structured: a legacy background event, or a raw Pub/Sub push.
+                // Neither binary nor structured: a legacy background event, or a raw Pub/Sub push,
+                // which must be JSON (the reference reads it with Flask's `get_json`: 415 for any
+                // other content type).
+                let json = content_type
+                    .map(|c| c.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+                    .is_some_and(|m| m == "application/json" || m.ends_with("+json"));
+                if !json {
+                    return Err(Error::bad_input(format!(
+                        "the request is no CloudEvent (no ce-specversion header) and, with content type {}, \
+                         no legacy event either: those are application/json",
+                        content_type.unwrap_or("none")
+                    ))
+                    .with_type("UnsupportedMediaType"));
+                }
                 let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
                     Error::bad_input(format!(
                         "the request is no CloudEvent (no ce-specversion header, content type {}) and its body \
@@ -115,6 +128,7 @@ fn error_response(e: &Error) -> Response<Full<Bytes>> {
         ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, None),
         ErrorKind::Crash => (StatusCode::INTERNAL_SERVER_ERROR, Some("crash")),
         ErrorKind::Function => (StatusCode::INTERNAL_SERVER_ERROR, Some("error")),
+        _ if e.error_type() == "UnsupportedMediaType" => (StatusCode::UNSUPPORTED_MEDIA_TYPE, None),
         _ => (StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), None),
     };
     let mut r = respond(status, Some(faas_api::payload::JSON), Bytes::from(e.to_json()));
