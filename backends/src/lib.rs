@@ -7,7 +7,7 @@
 //! ```
 //! let backends = faas_backends::all();
 //! assert_eq!(backends.kinds(), ["azure", "gcf", "lambda", "local", "openwhisk"]);
-//! assert_eq!(backends.emulator_names(), ["lambda", "openwhisk"]);
+//! assert_eq!(backends.emulator_names(), ["gcf", "lambda", "openwhisk"]);
 //! ```
 #![warn(missing_docs)]
 
@@ -22,6 +22,6 @@ pub fn all() -> Backends {
             faas_runner_openwhisk::backend::OpenWhiskBackend,
             faas_emulator_openwhisk::emulate::LocalOpenWhisk,
         )
-        .planned("gcf")
+        .with_emulator(faas_runner_gcf::backend::GcfBackend, faas_emulator_gcf::emulate::LocalCloudFunctions)
         .planned("azure")
 }

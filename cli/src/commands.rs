@@ -211,7 +211,7 @@ pub async fn build(global: &GlobalArgs, args: BuildArgs, out: Output) -> CliResu
     let spinner = Spinner::new(out.is_json());
     let app = backend::build_for_profile(&project, &profile, args.arch.as_deref(), args.release, &spinner).await?;
     let backend = backend::list().for_profile(&profile)?;
-    let faas_api::backend::Artifact { path: artifact, size, digest: code_sha256 } =
+    let faas_api::backend::Artifact { path: artifact, size, digest: code_sha256, runtime } =
         backend.artifact(&profile, &app, &spinner).await.map_err(|e| backend::with_hint(&profile, e))?;
     spinner.finish();
     let functions: Vec<&str> = app.functions.iter().map(|f| f.name.as_str()).collect();
@@ -222,13 +222,15 @@ pub async fn build(global: &GlobalArgs, args: BuildArgs, out: Output) -> CliResu
         "artifact": artifact,
         "size": size,
         "codeSha256": code_sha256,
+        "runtime": runtime,
         "functions": functions,
     }));
     out.say(format!(
-        "built `{}` for `{}` ({}): {} ({size} bytes)",
+        "built `{}` for `{}` ({}{}): {} ({size} bytes)",
         app.app,
         profile.name,
         profile.kind,
+        runtime.as_deref().map(|r| format!(", runtime {r}")).unwrap_or_default(),
         artifact.display()
     ));
     out.say(format!("  functions: {}", functions.join(", ")));

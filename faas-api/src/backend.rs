@@ -107,6 +107,9 @@ pub struct Artifact {
     /// The digest the platform reports for it once deployed, when it reports one (Lambda's
     /// `CodeSha256`: the base64 SHA-256 of the zip), so the two can be compared.
     pub digest: Option<String>,
+    /// The platform runtime it is built for, when the platform names one (Lambda's
+    /// `provided.al2023`, OpenWhisk's image, Cloud Functions' `python312`).
+    pub runtime: Option<String>,
 }
 
 /// What the conformance suite gives a backend to set itself up with.
@@ -120,6 +123,61 @@ pub struct ConformanceSetup {
     /// [`ConformanceGateway::url`] and hands its runner to [`ConformanceGateway::deliver_to`],
     /// and the gateway then delivers the events the fixture app subscribes to (ASY-01).
     pub gateway: GatewayStarter,
+}
+
+impl ConformanceSetup {
+    /// The one target of a backend whose functions emit events through the gateway its
+    /// profile's `events` key names (the Lambda, OpenWhisk and Cloud Functions runners put it in
+    /// each function's environment): with `events` set, the runner `make` gives for `profile` as
+    /// it is; without, a gateway of the suite's own is started, `make` gets the profile with
+    /// `events` pointing at it, and the gateway delivers the fixture's subscriptions to that
+    /// runner until the target stops.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::sync::Arc;
+    /// use faas_api::backend::ConformanceSetup;
+    /// use faas_api::{BackendProfile, Error, Runner};
+    /// # let setup = ConformanceSetup {
+    /// #     fixture: Box::new(faas_api::App::new),
+    /// #     probe: "faas-probe".into(),
+    /// #     gateway: Box::new(|| Box::pin(async { Err(Error::unavailable("no gateway in a doc test")) })),
+    /// # };
+    /// let profile = BackendProfile::new("ow", "openwhisk");
+    /// let err = setup
+    ///     .with_events("openwhisk".into(), &profile, |p: BackendProfile| async move {
+    ///         Err::<Arc<dyn Runner>, _>(Error::unavailable(format!("events at {:?}", p.str("events"))))
+    ///     })
+    ///     .await
+    ///     .unwrap_err();
+    /// assert_eq!(err.message(), "no gateway in a doc test"); // it starts the gateway first
+    /// # }
+    /// ```
+    pub async fn with_events<F, Fut>(
+        &self,
+        label: String,
+        profile: &BackendProfile,
+        make: F,
+    ) -> Result<Vec<ConformanceTarget>, Error>
+    where
+        F: Fn(BackendProfile) -> Fut,
+        Fut: std::future::Future<Output = Result<Arc<dyn Runner>, Error>>,
+    {
+        if profile.settings.contains_key("events") {
+            let runner = make(profile.clone()).await?;
+            return Ok(vec![ConformanceTarget { label, runner, stop: None }]);
+        }
+        let gateway = (self.gateway)().await?;
+        let runner = match make(profile.clone().with("events", gateway.url())).await {
+            Ok(runner) => runner,
+            Err(e) => {
+                gateway.stop().await;
+                return Err(e);
+            }
+        };
+        gateway.deliver_to(runner.clone());
+        Ok(vec![ConformanceTarget { label, runner, stop: Some(gateway.stop()) }])
+    }
 }
 
 /// Starts a [`ConformanceGateway`] (see [`ConformanceSetup::gateway`]).
@@ -197,7 +255,7 @@ pub trait Backend: Send + Sync + 'static {
         let size = std::fs::metadata(&app.binary)
             .map_err(|e| Error::unavailable(format!("cannot read {}: {e}", app.binary.display())))?
             .len();
-        Ok(Artifact { path: app.binary.clone(), size, digest: None })
+        Ok(Artifact { path: app.binary.clone(), size, digest: None, runtime: None })
     }
 
     /// The hint shown with `error` from this backend (what to run or set), if any.

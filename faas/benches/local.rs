@@ -12,11 +12,12 @@
 //! in-process row always runs, as later rows use it as their baseline).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use faas::{App, Context, Error, InvokeRequest, NoProgress, Payload, Runner};
+use faas_bench_support::{Row, percentile, quick, report, us};
 use faas_runner_local::pool::{FunctionPool, PoolOptions};
 use faas_runner_local::{LocalOptions, LocalRunner};
 use http_body_util::{BodyExt, Full};
@@ -39,26 +40,6 @@ async fn hello(_cx: Context, req: Hello) -> Result<Reply, Error> {
 
 async fn echo(_cx: Context, p: Payload) -> Result<Payload, Error> {
     Ok(p)
-}
-
-fn quick() -> bool {
-    std::env::var_os("FAAS_BENCH_QUICK").is_some()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-struct Row {
-    what: String,
-    value: String,
-    baseline: String,
-    ratio: f64,
-    note: String,
 }
 
 #[tokio::main]
@@ -103,7 +84,7 @@ async fn main() {
     if wanted("front") {
         rows.push(front(runner).await);
     }
-    print_rows(&rows);
+    report("local", &rows);
 }
 
 /// Sections 2 and 3, which need a release build of examples/hello.
@@ -296,25 +277,6 @@ async fn front(runner: std::sync::Arc<LocalRunner>) -> Row {
             addr.port()
         ),
     }
-}
-
-fn print_rows(rows: &[Row]) {
-    println!("\n| benchmark | value | baseline (same run) | ratio | note |\n|---|---|---|---|---|");
-    for r in rows {
-        println!("| {} | {} | {} | {:.2} | {} |", r.what, r.value, r.baseline, r.ratio, r.note);
-    }
-    let json: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|r| serde_json::json!({"what": r.what, "value": r.value, "baseline": r.baseline, "ratio": r.ratio, "note": r.note}))
-        .collect();
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let out = target_dir(workspace).join("bench");
-    let _ = std::fs::create_dir_all(&out);
-    let _ = std::fs::write(out.join("local.json"), serde_json::to_string_pretty(&json).unwrap());
-}
-
-fn target_dir(workspace: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("target"))
 }
 
 async fn bare_echo(listener: tokio::net::TcpListener) {

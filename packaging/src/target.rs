@@ -508,6 +508,41 @@ pub fn strip_debug_copy(binary: &Path, out: &Path) -> Result<bool, TargetError> 
     }
 }
 
+/// Runs `package` on a copy of `binary` with its debug info stripped ([`strip_debug_copy`]; the
+/// binary as it is, with a warning, when `strip` is not installed), made next to `out` under a
+/// name of its own (also between threads of one process) and removed afterwards.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let me = std::env::current_exe().unwrap();
+/// let out = dir.path().join("app.zip");
+/// let size = faas_packaging::with_stripped_copy(&me, &out, |copy| {
+///     Ok(std::fs::metadata(copy).unwrap().len())
+/// }).unwrap();
+/// assert!(size <= std::fs::metadata(&me).unwrap().len());
+/// assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the copy is gone");
+/// ```
+pub fn with_stripped_copy<T>(
+    binary: &Path,
+    out: &Path,
+    package: impl FnOnce(&Path) -> Result<T, faas_api::Error>,
+) -> Result<T, faas_api::Error> {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let stripped = out.with_extension(format!("stripped.{}-{seq}", std::process::id()));
+    let result = match strip_debug_copy(binary, &stripped) {
+        Ok(stripped_it) => {
+            if !stripped_it {
+                tracing::warn!("`strip` is not installed; packaging the binary with its debug info");
+            }
+            package(&stripped)
+        }
+        Err(e) => Err(e.into()),
+    };
+    let _ = std::fs::remove_file(&stripped);
+    result
+}
+
 /// Refuses a Rust target whose standard library is not installed, saying how to add it
 /// (`rustup target add ...`, and the linker a cross build needs).
 ///

@@ -115,6 +115,25 @@ impl From<ZipError> for faas_api::Error {
     }
 }
 
+/// [`write_zip`] of an app's files: the same zip, with a file that cannot be read reported as
+/// the app binary it is (bad input naming it), as every backend's packaging reports it.
+///
+/// ```
+/// use faas_packaging::zip::{write_app_zip, Entry};
+/// let dir = tempfile::tempdir().unwrap();
+/// let err = write_app_zip(vec![Entry::file("exec", dir.path().join("missing"), 0o755)], &dir.path().join("a.zip")).unwrap_err();
+/// assert_eq!(err.kind(), faas_api::ErrorKind::BadInput);
+/// assert!(err.message().starts_with("cannot read the app binary"), "{}", err.message());
+/// ```
+pub fn write_app_zip(entries: Vec<Entry>, out: &Path) -> Result<ZipInfo, faas_api::Error> {
+    write_zip(entries, out).map_err(|e| match e {
+        ZipError::Unreadable { file, source, .. } => {
+            faas_api::Error::bad_input(format!("cannot read the app binary {}: {source}", file.display()))
+        }
+        other => other.into(),
+    })
+}
+
 /// What [`write_zip`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZipInfo {

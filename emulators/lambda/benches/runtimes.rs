@@ -22,6 +22,7 @@ use aws_sdk_lambda::config::retry::RetryConfig;
 use aws_sdk_lambda::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime};
+use faas_bench_support::{ms, percentile, target_dir, workspace_root};
 use faas_emulator_lambda::{Emulator, EmulatorOptions};
 use serde_json::{json, Value};
 
@@ -63,18 +64,6 @@ struct Row {
 impl Row {
     fn ratio(&self) -> f64 {
         self.faas / self.lambda_runtime
-    }
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root exists")
-}
-
-fn target_dir(root: &Path) -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if Path::new(&dir).is_absolute() => PathBuf::from(dir),
-        Some(dir) => root.join(dir),
-        None => root.join("target"),
     }
 }
 
@@ -144,15 +133,6 @@ async fn invoke(client: &aws_sdk_lambda::Client, name: &str, payload: &'static [
     Ok(out.payload().map(|p| p.as_ref().to_vec()).unwrap_or_default())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 /// Warm sequential Invoke figures of one function.
 struct Warm {
     per_second: f64,
@@ -195,8 +175,8 @@ async fn warm_pair(
         s.sort();
         Warm {
             per_second: s.len() as f64 / busy[side].as_secs_f64(),
-            p50: percentile(&s, 50.0),
-            p99: percentile(&s, 99.0),
+            p50: percentile(&s, 0.5),
+            p99: percentile(&s, 0.99),
         }
     };
     Ok((summarize(0), summarize(1)))
@@ -343,8 +323,8 @@ async fn main() -> BenchResult<()> {
     rows.push(Row {
         benchmark: "cold start: first Invoke after UpdateFunctionConfiguration, p50".into(),
         unit: "ms",
-        faas: ms(percentile(&faas_cold, 50.0)),
-        lambda_runtime: ms(percentile(&lr_cold, 50.0)),
+        faas: ms(percentile(&faas_cold, 0.5)),
+        lambda_runtime: ms(percentile(&lr_cold, 0.5)),
         note: format!("lower is better; {} samples, client-side, spawn to first response", plan.cold_samples),
     });
     rows.push(Row {
@@ -409,7 +389,7 @@ async fn main() -> BenchResult<()> {
             "lambda_runtime": lr_cold.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
         },
     });
-    let out_dir = target_dir(&root).join("bench");
+    let out_dir = target_dir().join("bench");
     std::fs::create_dir_all(&out_dir)?;
     let out = out_dir.join("lambda.json");
     std::fs::write(&out, serde_json::to_vec_pretty(&report)?)?;

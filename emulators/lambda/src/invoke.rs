@@ -230,8 +230,7 @@ pub(crate) fn invoke_async(shared: &Arc<Shared>, name: String, input: InvokeInpu
         }
         shared.async_pending.fetch_sub(1, Ordering::SeqCst);
     });
-    shared.tasks.lock().unwrap().retain(|h| !h.is_finished());
-    shared.tasks.lock().unwrap().push(handle);
+    shared.tasks.track(handle);
     Ok(())
 }
 

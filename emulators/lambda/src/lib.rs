@@ -109,7 +109,8 @@ pub(crate) struct Shared {
     pub functions: Mutex<BTreeMap<String, Arc<Function>>>,
     pub records: Mutex<invoke::Records>,
     pub async_pending: AtomicUsize,
-    pub tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Queued async events, stopped by shutdown.
+    pub tasks: faas_emulator_kit::Tasks,
 }
 
 impl Shared {
@@ -130,8 +131,8 @@ impl Shared {
 pub struct Emulator {
     shared: Arc<Shared>,
     addr: SocketAddr,
-    server: tokio::task::JoinHandle<()>,
-    _temp: Option<tempfile::TempDir>,
+    server: faas_emulator_kit::Server,
+    _state: faas_emulator_kit::StateDir,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -149,41 +150,23 @@ pub async fn start(mut options: EmulatorOptions) -> Result<Emulator, faas_api::E
         Some(base) => runtime_api::check_runtime_api_base(&base)?,
         None => None,
     };
-    let (temp, state_dir) = match &options.state_dir {
-        Some(dir) => (None, dir.clone()),
-        None => {
-            let temp = tempfile::Builder::new()
-                .prefix("faas-lambda-emulator-")
-                .tempdir()
-                .map_err(|e| faas_api::Error::unavailable(format!("cannot create a state directory: {e}")))?;
-            let path = temp.path().to_path_buf();
-            (Some(temp), path)
-        }
-    };
-    std::fs::create_dir_all(state_dir.join("functions")).map_err(|e| {
-        faas_api::Error::unavailable(format!("cannot create state directory {}: {e}", state_dir.display()))
-    })?;
-    let listener = tokio::net::TcpListener::bind(options.addr)
-        .await
-        .map_err(|e| faas_api::Error::unavailable(format!("cannot listen on {}: {e}", options.addr)))?;
+    let state =
+        faas_emulator_kit::StateDir::open(options.state_dir.as_deref(), "faas-lambda-emulator-", &["functions"])?;
+    let listener = faas_emulator_kit::listen(options.addr).await?;
     let addr = listener.local_addr().map_err(|e| faas_api::Error::unavailable(e.to_string()))?;
     let shared = Arc::new(Shared {
         options,
-        state_dir,
+        state_dir: state.path().to_path_buf(),
         base_url: format!("http://{addr}"),
         functions: Mutex::new(BTreeMap::new()),
         records: Mutex::new(Default::default()),
         async_pending: AtomicUsize::new(0),
-        tasks: Mutex::new(Vec::new()),
+        tasks: Default::default(),
     });
     let app = control::router(shared.clone());
-    let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "lambda emulator server stopped");
-        }
-    });
+    let server = faas_emulator_kit::Server::start(listener, app, "lambda emulator");
     tracing::info!(%addr, "lambda emulator listening");
-    Ok(Emulator { shared, addr, server, _temp: temp })
+    Ok(Emulator { shared, addr, server, _state: state })
 }
 
 impl Emulator {
@@ -210,11 +193,8 @@ impl Emulator {
 
     /// Stops serving, cancels queued async events and kills every execution environment.
     pub async fn shutdown(self) {
-        self.server.abort();
-        let _ = (&mut { self.server }).await;
-        for task in self.shared.tasks.lock().unwrap().drain(..) {
-            task.abort();
-        }
+        self.server.stop().await;
+        self.shared.tasks.abort_all();
         let functions: Vec<Arc<Function>> =
             std::mem::take(&mut *self.shared.functions.lock().unwrap()).into_values().collect();
         for function in functions {
@@ -226,7 +206,7 @@ impl Emulator {
 
     /// Serves until the server stops (it only stops on a fatal accept error), then shuts down.
     pub async fn wait(mut self) {
-        let _ = (&mut self.server).await;
+        self.server.wait().await;
         self.shutdown().await;
     }
 }

@@ -494,7 +494,7 @@ pub(crate) fn start_activation(
     let id = activation_id();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(invoker_task(shared.clone(), action, params, id.clone(), cause, slot, tx));
-    shared.track(task);
+    shared.tasks.track(task);
     (id, rx)
 }
 
@@ -622,22 +622,7 @@ async fn package_entity(
             if existing.is_some() && !overwrite {
                 return Err(ApiError::conflict());
             }
-            let parameters = match doc.get("parameters") {
-                None | Some(Value::Null) => existing.as_ref().map(|p| p.parameters.clone()).unwrap_or_default(),
-                Some(v) => entities::check_key_values(v, "parameters")?,
-            };
-            let annotations = match doc.get("annotations") {
-                None | Some(Value::Null) => existing.as_ref().map(|p| p.annotations.clone()).unwrap_or_default(),
-                Some(v) => entities::check_key_values(v, "annotations")?,
-            };
-            let package = Package {
-                name: name.clone(),
-                version: existing.as_ref().map(|p| entities::up_patch(&p.version)).unwrap_or_else(|| "0.0.1".into()),
-                publish: doc.get("publish").and_then(Value::as_bool).unwrap_or(false),
-                parameters,
-                annotations,
-                updated: entities::now_ms(),
-            };
+            let package = entities::Holder::put(&name, &doc, existing.as_ref())?;
             let body = package_json(&entities, &package);
             entities.packages.insert(name, package);
             Ok(json_response(StatusCode::OK, &body))
@@ -793,22 +778,7 @@ async fn trigger_entity(
             if existing.is_some() && !overwrite {
                 return Err(ApiError::conflict());
             }
-            let parameters = match doc.get("parameters") {
-                None | Some(Value::Null) => existing.as_ref().map(|t| t.parameters.clone()).unwrap_or_default(),
-                Some(v) => entities::check_key_values(v, "parameters")?,
-            };
-            let annotations = match doc.get("annotations") {
-                None | Some(Value::Null) => existing.as_ref().map(|t| t.annotations.clone()).unwrap_or_default(),
-                Some(v) => entities::check_key_values(v, "annotations")?,
-            };
-            let trigger = Trigger {
-                name: name.clone(),
-                version: existing.as_ref().map(|t| entities::up_patch(&t.version)).unwrap_or_else(|| "0.0.1".into()),
-                publish: doc.get("publish").and_then(Value::as_bool).unwrap_or(false),
-                parameters,
-                annotations,
-                updated: entities::now_ms(),
-            };
+            let trigger = entities::Holder::put(&name, &doc, existing.as_ref())?;
             let body = entities.trigger_json(&trigger, &ns, false);
             entities.triggers.insert(name, trigger);
             Ok(json_response(StatusCode::OK, &body))

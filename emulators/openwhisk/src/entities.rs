@@ -480,9 +480,10 @@ fn unpack_error(e: &UnpackError) -> ApiError {
     }
 }
 
-/// A package: a namespace of actions with shared parameters.
+/// A package or a trigger: the two entities with the same fields (the controller keeps them
+/// in collections of their own and renders them differently).
 #[derive(Debug, Clone)]
-pub(crate) struct Package {
+pub(crate) struct Holder {
     pub name: String,
     pub version: String,
     pub publish: bool,
@@ -491,7 +492,30 @@ pub(crate) struct Package {
     pub updated: i64,
 }
 
-impl Package {
+/// A package: a namespace of actions with shared parameters.
+pub(crate) type Package = Holder;
+/// A trigger.
+pub(crate) type Trigger = Holder;
+
+impl Holder {
+    /// The entity `name` as a PUT with body `doc` makes it: parameters and annotations from the
+    /// body, or kept from `existing` when the body leaves them out; version 0.0.1, or one patch
+    /// above the existing one's.
+    pub fn put(name: &str, doc: &Map<String, Value>, existing: Option<&Holder>) -> Result<Holder, ApiError> {
+        let kept = |field: &str, old: fn(&Holder) -> &Vec<Value>| match doc.get(field) {
+            None | Some(Value::Null) => Ok(existing.map(|e| old(e).clone()).unwrap_or_default()),
+            Some(v) => check_key_values(v, field),
+        };
+        Ok(Holder {
+            name: name.to_string(),
+            version: existing.map(|e| up_patch(&e.version)).unwrap_or_else(|| "0.0.1".into()),
+            publish: doc.get("publish").and_then(Value::as_bool).unwrap_or(false),
+            parameters: kept("parameters", |e| &e.parameters)?,
+            annotations: kept("annotations", |e| &e.annotations)?,
+            updated: now_ms(),
+        })
+    }
+
     pub fn json(&self, namespace: &str, actions: Vec<Value>) -> Value {
         json!({
             "namespace": namespace,
@@ -518,17 +542,6 @@ impl Package {
             "updated": self.updated,
         })
     }
-}
-
-/// A trigger.
-#[derive(Debug, Clone)]
-pub(crate) struct Trigger {
-    pub name: String,
-    pub version: String,
-    pub publish: bool,
-    pub parameters: Vec<Value>,
-    pub annotations: Vec<Value>,
-    pub updated: i64,
 }
 
 /// A rule: when its trigger fires and it is active, its action is invoked.

@@ -166,16 +166,8 @@ pub(crate) struct Shared {
     pub activations: Mutex<activations::Store>,
     /// Activations running or waiting in the namespace (the 429 check).
     pub in_flight: AtomicUsize,
-    pub tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-}
-
-impl Shared {
-    /// Keeps a background task so that shutdown can stop it.
-    pub fn track(&self, task: tokio::task::JoinHandle<()>) {
-        let mut tasks = self.tasks.lock().unwrap();
-        tasks.retain(|t| !t.is_finished());
-        tasks.push(task);
-    }
+    /// Background activations, stopped by shutdown.
+    pub tasks: faas_emulator_kit::Tasks,
 }
 
 /// A running emulator. Dropping it without [`Emulator::shutdown`] leaves the server running
@@ -183,8 +175,8 @@ impl Shared {
 pub struct Emulator {
     shared: Arc<Shared>,
     addr: SocketAddr,
-    server: tokio::task::JoinHandle<()>,
-    _temp: Option<tempfile::TempDir>,
+    server: faas_emulator_kit::Server,
+    _state: faas_emulator_kit::StateDir,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -205,28 +197,16 @@ pub async fn start(options: EmulatorOptions) -> Result<Emulator, faas_api::Error
     }
     names::check_name(&options.namespace)
         .map_err(|e| faas_api::Error::bad_input(format!("namespace `{}`: {}", options.namespace, e.message)))?;
-    let (temp, state_dir) = match &options.state_dir {
-        Some(dir) => (None, dir.clone()),
-        None => {
-            let temp = tempfile::Builder::new()
-                .prefix("faas-openwhisk-emulator-")
-                .tempdir()
-                .map_err(|e| faas_api::Error::unavailable(format!("cannot create a state directory: {e}")))?;
-            let path = temp.path().to_path_buf();
-            (Some(temp), path)
-        }
-    };
-    for sub in ["actions", "logs"] {
-        std::fs::create_dir_all(state_dir.join(sub)).map_err(|e| {
-            faas_api::Error::unavailable(format!("cannot create state directory {}: {e}", state_dir.display()))
-        })?;
-    }
+    let state = faas_emulator_kit::StateDir::open(
+        options.state_dir.as_deref(),
+        "faas-openwhisk-emulator-",
+        &["actions", "logs"],
+    )?;
+    let state_dir = state.path().to_path_buf();
     // The key as a file the emulator's backend profile references (`auth = "file:..."`): backend
     // profiles take secrets only as references, never inline.
     write_key_file(&state_dir.join(AUTH_FILE), &options.auth)?;
-    let listener = tokio::net::TcpListener::bind(options.addr)
-        .await
-        .map_err(|e| faas_api::Error::unavailable(format!("cannot listen on {}: {e}", options.addr)))?;
+    let listener = faas_emulator_kit::listen(options.addr).await?;
     let addr = listener.local_addr().map_err(|e| faas_api::Error::unavailable(e.to_string()))?;
     let max_activations = options.max_activations.max(1);
     let shared = Arc::new(Shared {
@@ -236,16 +216,12 @@ pub async fn start(options: EmulatorOptions) -> Result<Emulator, faas_api::Error
         entities: Mutex::new(Default::default()),
         activations: Mutex::new(activations::Store::new(max_activations)),
         in_flight: AtomicUsize::new(0),
-        tasks: Mutex::new(Vec::new()),
+        tasks: Default::default(),
     });
     let app = controller::router(shared.clone());
-    let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "openwhisk emulator server stopped");
-        }
-    });
+    let server = faas_emulator_kit::Server::start(listener, app, "openwhisk emulator");
     tracing::info!(%addr, "openwhisk emulator listening");
-    Ok(Emulator { shared, addr, server, _temp: temp })
+    Ok(Emulator { shared, addr, server, _state: state })
 }
 
 impl Emulator {
@@ -277,11 +253,8 @@ impl Emulator {
 
     /// Stops serving, stops background activations and kills every container.
     pub async fn shutdown(self) {
-        self.server.abort();
-        let _ = (&mut { self.server }).await;
-        for task in self.shared.tasks.lock().unwrap().drain(..) {
-            task.abort();
-        }
+        self.server.stop().await;
+        self.shared.tasks.abort_all();
         let actions = std::mem::take(&mut *self.shared.entities.lock().unwrap()).actions;
         for action in actions.into_values() {
             action.containers.close();
@@ -290,7 +263,7 @@ impl Emulator {
 
     /// Serves until the server stops (it only stops on a fatal accept error), then shuts down.
     pub async fn wait(mut self) {
-        let _ = (&mut self.server).await;
+        self.server.wait().await;
         self.shutdown().await;
     }
 }

@@ -39,11 +39,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(faas_api::terminal::use_colour(std::io::IsTerminal::is_terminal(&std::io::stderr())))
-        .init();
+    faas_emulator_kit::init_logging();
     let args = Args::parse();
     if args.concurrent_limit == 0 {
         eprintln!("error: --concurrent-limit must be at least 1");

@@ -83,7 +83,12 @@ impl Backend for LambdaBackend {
         let package = runner.package(app, progress).await?;
         let zip = std::fs::read(&package.artifact)
             .map_err(|e| Error::unavailable(format!("cannot read {}: {e}", package.artifact.display())))?;
-        Ok(Artifact { path: package.artifact, size: package.size, digest: Some(code_sha256(&zip)) })
+        Ok(Artifact {
+            path: package.artifact,
+            size: package.size,
+            digest: Some(code_sha256(&zip)),
+            runtime: Some("provided.al2023".into()),
+        })
     }
 
     /// One column. Without an `events` key the suite's own event gateway is started and the
@@ -94,16 +99,12 @@ impl Backend for LambdaBackend {
         profile: &BackendProfile,
         setup: &ConformanceSetup,
     ) -> Result<Vec<ConformanceTarget>, Error> {
-        let label = self.label(profile);
-        if profile.settings.contains_key("events") {
-            let runner: Arc<dyn Runner> = LambdaRunner::from_profile(profile).await?;
-            return Ok(vec![ConformanceTarget { label, runner, stop: None }]);
-        }
-        let gateway = (setup.gateway)().await?;
-        let runner: Arc<dyn Runner> =
-            LambdaRunner::from_profile(&profile.clone().with("events", gateway.url())).await?;
-        gateway.deliver_to(runner.clone());
-        Ok(vec![ConformanceTarget { label, runner, stop: Some(gateway.stop()) }])
+        setup
+            .with_events(self.label(profile), profile, |p: BackendProfile| async move {
+                let runner: Arc<dyn Runner> = LambdaRunner::from_profile(&p).await?;
+                Ok(runner)
+            })
+            .await
     }
 
     fn hint(&self, profile: &BackendProfile, error: &Error) -> Option<String> {

@@ -13,7 +13,7 @@
 use std::path::Path;
 
 use faas_api::{AppSpec, Config, Error, Progress};
-use faas_packaging::zip::{write_zip, Entry, ZipError, ZipInfo};
+use faas_packaging::zip::{write_app_zip, Entry, ZipInfo};
 use faas_packaging::{Arch, Libc, Target};
 
 /// The name of the executable inside the zip, as the custom runtimes require.
@@ -43,12 +43,7 @@ pub const DEFAULT_LIBC: Libc = Libc::Gnu;
 /// assert_eq!(a.code_sha256, b.code_sha256);
 /// ```
 pub fn package_zip(binary: &Path, out: &Path) -> Result<ZipInfo, Error> {
-    write_zip(vec![Entry::file(BOOTSTRAP, binary, BOOTSTRAP_MODE)], out).map_err(|e| match e {
-        ZipError::Unreadable { file, source, .. } => {
-            Error::bad_input(format!("cannot read the app binary {}: {source}", file.display()))
-        }
-        other => other.into(),
-    })
+    write_app_zip(vec![Entry::file(BOOTSTRAP, binary, BOOTSTRAP_MODE)], out)
 }
 
 /// Builds the app in `project_dir` for Lambda on `arch` with `libc` and describes it

@@ -12,12 +12,13 @@
 //! run). It builds `examples/hello` in release mode, prints a Markdown table and writes the figures
 //! to `$CARGO_TARGET_DIR/bench/openwhisk.json`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use faas_api::{AppSpec, BackendProfile, Config, InvokeRequest, NoProgress, Payload, Runner};
+use faas_bench_support::{ms, percentile, quick, report, timed, Row};
 use faas_emulator_openwhisk::{Emulator, EmulatorOptions};
 use faas_runner_local::{LocalOptions, LocalRunner};
 use faas_runner_openwhisk::deploy::OpenWhiskRunner;
@@ -28,51 +29,12 @@ const BODY: &[u8] = br#"{"name":"bench"}"#;
 const SHELL_EXEC: &str = "#!/bin/sh\n[ -n \"$__OW_WAIT_FOR_ACK\" ] && echo '{\"ok\":true}' >&3\n\
     while read -r line; do echo '{\"greeting\":\"hi\"}' >&3; done\n";
 
-fn quick() -> bool {
-    std::env::var_os("FAAS_BENCH_QUICK").is_some()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-struct Row {
-    what: String,
-    value: String,
-    baseline: String,
-    ratio: f64,
-    note: String,
-}
-
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
+    faas_bench_support::workspace_root()
 }
 
 fn request() -> InvokeRequest {
     InvokeRequest::new("hello", Payload::new(BODY.to_vec(), Some("application/json".into())))
-}
-
-/// `n` sequential calls of `call` after one warm-up; sorted latencies and the total time.
-async fn timed<F, Fut>(n: usize, mut call: F) -> (Vec<Duration>, Duration)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    call().await;
-    let mut lat = Vec::with_capacity(n);
-    let t = Instant::now();
-    for _ in 0..n {
-        let s = Instant::now();
-        call().await;
-        lat.push(s.elapsed());
-    }
-    let total = t.elapsed();
-    lat.sort();
-    (lat, total)
 }
 
 /// The controller's REST API.
@@ -247,20 +209,5 @@ async fn main() {
         ),
     });
     emulator.shutdown().await;
-    print_rows(&rows);
-}
-
-fn print_rows(rows: &[Row]) {
-    println!("\n| benchmark | value | baseline (same run) | ratio | note |\n|---|---|---|---|---|");
-    for r in rows {
-        println!("| {} | {} | {} | {:.2} | {} |", r.what, r.value, r.baseline, r.ratio, r.note);
-    }
-    let json: Vec<Value> = rows
-        .iter()
-        .map(|r| json!({"what": r.what, "value": r.value, "baseline": r.baseline, "ratio": r.ratio, "note": r.note}))
-        .collect();
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"));
-    let out = target.join("bench");
-    let _ = std::fs::create_dir_all(&out);
-    let _ = std::fs::write(out.join("openwhisk.json"), serde_json::to_string_pretty(&json).unwrap());
+    report("openwhisk", &rows);
 }

@@ -76,7 +76,12 @@ impl Backend for OpenWhiskBackend {
         crate::package::docker_context(&app.binary, runner.settings().libc, &docker)?;
         let zip = std::fs::read(&package.artifact)
             .map_err(|e| Error::unavailable(format!("cannot read {}: {e}", package.artifact.display())))?;
-        Ok(Artifact { path: package.artifact, size: package.size, digest: Some(code_sha256(&zip)) })
+        Ok(Artifact {
+            path: package.artifact,
+            size: package.size,
+            digest: Some(code_sha256(&zip)),
+            runtime: Some(runner.settings().image.clone()),
+        })
     }
 
     async fn conformance(
@@ -84,16 +89,12 @@ impl Backend for OpenWhiskBackend {
         profile: &BackendProfile,
         setup: &ConformanceSetup,
     ) -> Result<Vec<ConformanceTarget>, Error> {
-        let label = self.label(profile);
-        if profile.settings.contains_key("events") {
-            let runner: Arc<dyn Runner> = OpenWhiskRunner::from_profile(profile)?;
-            return Ok(vec![ConformanceTarget { label, runner, stop: None }]);
-        }
-        // ASY-01 needs emitted events routed: a gateway of the suite's own.
-        let gateway = (setup.gateway)().await?;
-        let runner: Arc<dyn Runner> = OpenWhiskRunner::from_profile(&profile.clone().with("events", gateway.url()))?;
-        gateway.deliver_to(runner.clone());
-        Ok(vec![ConformanceTarget { label, runner, stop: Some(gateway.stop()) }])
+        setup
+            .with_events(self.label(profile), profile, |p: BackendProfile| async move {
+                let runner: Arc<dyn Runner> = OpenWhiskRunner::from_profile(&p)?;
+                Ok(runner)
+            })
+            .await
     }
 
     fn hint(&self, profile: &BackendProfile, error: &Error) -> Option<String> {

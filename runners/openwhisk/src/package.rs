@@ -11,8 +11,8 @@
 use std::path::{Path, PathBuf};
 
 use faas_api::Error;
-use faas_packaging::zip::{write_zip, Entry, ZipError, ZipInfo};
-use faas_packaging::{check_arch, strip_debug_copy, Arch};
+use faas_packaging::zip::{write_app_zip, Entry, ZipInfo};
+use faas_packaging::{check_arch, strip_debug_copy, with_stripped_copy, Arch};
 
 /// The executable's name in the zip.
 pub const EXEC: &str = "exec";
@@ -36,16 +36,7 @@ pub fn package_dir(binary: &Path) -> PathBuf {
 /// ```
 pub fn package_app(binary: &Path, arch: Arch, out: &Path) -> Result<ZipInfo, Error> {
     check_arch(binary, arch)?;
-    // A name of its own for each packaging, also between threads of one process.
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let stripped = out.with_extension(format!("exec.{}-{seq}", std::process::id()));
-    if !strip_debug_copy(binary, &stripped)? {
-        tracing::warn!("`strip` is not installed; packaging the binary with its debug info");
-    }
-    let info = package_zip(&stripped, out);
-    let _ = std::fs::remove_file(&stripped);
-    info
+    with_stripped_copy(binary, out, |stripped| package_zip(stripped, out))
 }
 
 /// Writes a Docker build context for running the app as a Docker action (`wsk action create
@@ -83,12 +74,7 @@ pub fn docker_context(binary: &Path, libc: faas_packaging::Libc, dir: &Path) -> 
 
 /// The zip holding `binary` as `exec`, written to `out`.
 pub fn package_zip(binary: &Path, out: &Path) -> Result<ZipInfo, Error> {
-    write_zip(vec![Entry::file(EXEC, binary, EXEC_MODE)], out).map_err(|e| match e {
-        ZipError::Unreadable { file, source, .. } => {
-            Error::bad_input(format!("cannot read the app binary {}: {source}", file.display()))
-        }
-        other => other.into(),
-    })
+    write_app_zip(vec![Entry::file(EXEC, binary, EXEC_MODE)], out)
 }
 
 #[cfg(test)]

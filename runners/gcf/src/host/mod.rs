@@ -184,6 +184,11 @@ pub async fn serve_on(app: App, env: &Env, settings: Settings, listener: Listene
         .limits(Limits { abort_before: Some(DEADLINE_MARGIN), ..Limits::new("Cloud Functions") })
         .vars(env.vars().clone())
         .log_sink(sink.clone());
+    // `cx.emit` posts to the event gateway the runner names (`FAAS_EVENTS_URL`).
+    let invoker = match env.get(faas_host::wire::ENV_EVENTS) {
+        Some(url) => invoker.services(Arc::new(faas_host::local_child::HttpServices::events_only(url))),
+        None => invoker,
+    };
     let protocol = FrameworkProtocol::new(&settings, sink);
     faas_host::http::serve(listener, invoker, protocol, HttpOptions { max_body: MAX_REQUEST }).await
 }
