@@ -57,20 +57,20 @@ impl Drop for Server {
 }
 
 /// Starts `cmd` (which listens on `port`) and waits until it answers `path`; the time that took.
-fn start(mut cmd: Command, port: u16, path: &str) -> (Server, Duration) {
+async fn start(mut cmd: Command, port: u16, path: &str) -> (Server, Duration) {
+    let http = reqwest::Client::new();
     let started = Instant::now();
     let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start the server");
     let url = format!("http://127.0.0.1:{port}{path}");
     let mut server = Server { child, url };
-    let http = reqwest::blocking::Client::new();
     loop {
-        if let Ok(resp) = http.post(&server.url).header("content-type", "application/json").body(BODY).send() {
+        if let Ok(resp) = http.post(&server.url).header("content-type", "application/json").body(BODY).send().await {
             assert!(resp.status().is_success(), "{} answered {}", server.url, resp.status());
             return (server, started.elapsed());
         }
         assert!(server.child.try_wait().unwrap().is_none(), "{} exited", server.url);
         assert!(started.elapsed() < Duration::from_secs(60), "{} did not start", server.url);
-        std::thread::sleep(Duration::from_millis(1));
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
@@ -146,13 +146,12 @@ fn throughput_rows(rows: &mut Vec<Row>, faas: &Load, other: &Load, name: &str, t
 }
 
 /// The median of `n` start-ups of what `command` makes.
-fn startup(n: usize, path: &str, command: impl Fn(u16) -> Command) -> Duration {
-    let mut times: Vec<Duration> = (0..n)
-        .map(|_| {
-            let port = common::free_port();
-            start(command(port), port, path).1
-        })
-        .collect();
+async fn startup(n: usize, path: &str, command: impl Fn(u16) -> Command) -> Duration {
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let port = common::free_port();
+        times.push(start(command(port), port, path).await.1);
+    }
     times.sort();
     percentile(&times, 0.5)
 }
@@ -174,15 +173,15 @@ async fn main() {
 
     // 1. Throughput and latency, one server at a time.
     let port = common::free_port();
-    let (server, _) = start(gcf_host(&binary, port), port, "/");
+    let (server, _) = start(gcf_host(&binary, port), port, "/").await;
     let faas = load(&server.url, total).await;
     drop(server);
     let port = common::free_port();
-    let (server, _) = start(local_http(&binary, port), port, "/functions/hello");
+    let (server, _) = start(local_http(&binary, port), port, "/functions/hello").await;
     let local = load(&server.url, total).await;
     drop(server);
     let port = common::free_port();
-    let (server, _) = start(reference(&venv, &source, port), port, "/");
+    let (server, _) = start(reference(&venv, &source, port), port, "/").await;
     let python = load(&server.url, total).await;
     drop(server);
     throughput_rows(&mut rows, &faas, &python, "the Python Functions Framework", total);
@@ -194,17 +193,19 @@ async fn main() {
     faas_runner_gcf::package::write_source(&binary, &archive).expect("the source archive's files");
     let main_py = archive.join("main.py");
     let starts = if quick() { 5 } else { 30 };
-    let bare = startup(starts, "/", |port| gcf_host(&binary, port));
+    let bare = startup(starts, "/", |port| gcf_host(&binary, port)).await;
     let exec = startup(starts, "/", |port| {
         let mut cmd = Command::new("python3");
         cloud_run_env(&mut cmd, port).arg(&main_py).current_dir(&archive);
         cmd
-    });
+    })
+    .await;
     let framework = startup(starts, "/", |port| {
         let mut cmd = reference(&venv, &main_py, port);
         cloud_run_env(&mut cmd, port).current_dir(&archive);
         cmd
-    });
+    })
+    .await;
     rows.push(
         Row::new(
             "start-up to first answer through main.py's exec (python3 main.py)",
