@@ -7,7 +7,7 @@
 //! ```
 //! let backends = faas_backends::all();
 //! assert_eq!(backends.kinds(), ["azure", "gcf", "lambda", "local", "openwhisk"]);
-//! assert_eq!(backends.emulator_names(), ["gcf", "lambda", "openwhisk"]);
+//! assert_eq!(backends.emulator_names(), ["lambda", "openwhisk", "gcf"]);
 //! ```
 #![warn(missing_docs)]
 
