@@ -28,6 +28,32 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     })
 }
 
+/// What `faas build` reports for a runner's `package`: its archive, size and [`code_sha256`],
+/// and the platform `runtime` it targets.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let zip = dir.path().join("app.zip");
+/// std::fs::write(&zip, b"").unwrap();
+/// let package = faas_api::Package { app: "app".into(), artifact: zip, size: 0, functions: vec![] };
+/// let artifact = faas_packaging::package_artifact(&package, Some("python312".into())).unwrap();
+/// assert_eq!(artifact.digest.as_deref(), Some("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="));
+/// assert_eq!(artifact.runtime.as_deref(), Some("python312"));
+/// ```
+pub fn package_artifact(
+    package: &faas_api::Package,
+    runtime: Option<String>,
+) -> Result<faas_api::backend::Artifact, faas_api::Error> {
+    let zip = std::fs::read(&package.artifact)
+        .map_err(|e| faas_api::Error::unavailable(format!("cannot read {}: {e}", package.artifact.display())))?;
+    Ok(faas_api::backend::Artifact {
+        path: package.artifact.clone(),
+        size: package.size,
+        digest: Some(code_sha256(&zip)),
+        runtime,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -33,7 +33,7 @@ pub mod target;
 pub mod unpack;
 pub mod zip;
 
-pub use digest::{code_sha256, sha256_hex};
+pub use digest::{code_sha256, package_artifact, sha256_hex};
 pub use target::{
     check_arch, check_binary, check_target_installed, strip_debug_copy, with_stripped_copy, Arch, ElfInfo, Libc,
     Linkage, Target, TargetError,

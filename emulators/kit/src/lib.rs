@@ -1,6 +1,6 @@
 //! # faas-emulator-kit
 //!
-//! What every platform emulator (`faas-emulator-lambda`, `-openwhisk`, `-gcf`, ...) starts with,
+//! What every platform emulator (`emulators/*` in this workspace, or a crate of your own) starts with,
 //! so that each writes only its platform:
 //!
 //! - [`StateDir`]: the directory it keeps code and logs in, given or temporary (removed when

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use faas_api::backend::{Artifact, Backend, BackendEnv, BuildRequest, ConformanceSetup, ConformanceTarget};
 use faas_api::{AppSpec, BackendProfile, Error, ErrorKind, Progress, Runner};
-use faas_packaging::{code_sha256, Arch, Target};
+use faas_packaging::{package_artifact, Arch, Target};
 
 use crate::deploy::GcfRunner;
 use crate::settings::{GcfSettings, PROFILE_KEYS};
@@ -92,14 +92,7 @@ impl Backend for GcfBackend {
     ) -> Result<Artifact, Error> {
         let runner = GcfRunner::new(GcfSettings::for_packaging(profile)?)?;
         let package = runner.package(app, progress).await?;
-        let zip = std::fs::read(&package.artifact)
-            .map_err(|e| Error::unavailable(format!("cannot read {}: {e}", package.artifact.display())))?;
-        Ok(Artifact {
-            path: package.artifact,
-            size: package.size,
-            digest: Some(code_sha256(&zip)),
-            runtime: Some(runner.settings().runtime.clone()),
-        })
+        package_artifact(&package, Some(runner.settings().runtime.clone()))
     }
 
     async fn conformance(

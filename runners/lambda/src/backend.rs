@@ -20,7 +20,7 @@ use faas_api::{AppSpec, BackendProfile, Error, ErrorKind, Progress, Runner};
 
 use crate::credentials::MISSING_CREDENTIALS;
 use crate::deploy::{LambdaRunner, LambdaSettings, PROFILE_KEYS};
-use faas_packaging::{code_sha256, Arch};
+use faas_packaging::{package_artifact, Arch};
 
 use crate::package::build_for;
 
@@ -81,14 +81,7 @@ impl Backend for LambdaBackend {
         progress.step("packaging the bootstrap zip");
         let runner = LambdaRunner::new(LambdaSettings::for_packaging(profile)?).await?;
         let package = runner.package(app, progress).await?;
-        let zip = std::fs::read(&package.artifact)
-            .map_err(|e| Error::unavailable(format!("cannot read {}: {e}", package.artifact.display())))?;
-        Ok(Artifact {
-            path: package.artifact,
-            size: package.size,
-            digest: Some(code_sha256(&zip)),
-            runtime: Some("provided.al2023".into()),
-        })
+        package_artifact(&package, Some("provided.al2023".into()))
     }
 
     /// One column. Without an `events` key the suite's own event gateway is started and the

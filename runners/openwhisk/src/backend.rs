@@ -15,7 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use faas_api::backend::{Artifact, Backend, BackendEnv, BuildRequest, ConformanceSetup, ConformanceTarget};
 use faas_api::{AppSpec, BackendProfile, Error, ErrorKind, Progress, Runner};
-use faas_packaging::{code_sha256, Arch, Target};
+use faas_packaging::{package_artifact, Arch, Target};
 
 use crate::deploy::OpenWhiskRunner;
 use crate::settings::{OpenWhiskSettings, PROFILE_KEYS};
@@ -74,14 +74,7 @@ impl Backend for OpenWhiskBackend {
         let docker = package.artifact.with_extension("docker");
         progress.step(&format!("writing the Docker action's build context {}", docker.display()));
         crate::package::docker_context(&app.binary, runner.settings().libc, &docker)?;
-        let zip = std::fs::read(&package.artifact)
-            .map_err(|e| Error::unavailable(format!("cannot read {}: {e}", package.artifact.display())))?;
-        Ok(Artifact {
-            path: package.artifact,
-            size: package.size,
-            digest: Some(code_sha256(&zip)),
-            runtime: Some(runner.settings().image.clone()),
-        })
+        package_artifact(&package, Some(runner.settings().image.clone()))
     }
 
     async fn conformance(
