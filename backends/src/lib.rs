@@ -7,7 +7,7 @@
 //! ```
 //! let backends = faas_backends::all();
 //! assert_eq!(backends.kinds(), ["azure", "gcf", "lambda", "local", "openwhisk"]);
-//! assert_eq!(backends.emulator_names(), ["lambda", "openwhisk", "gcf"]);
+//! assert_eq!(backends.emulator_names(), ["lambda", "openwhisk", "gcf", "azure"]);
 //! ```
 #![warn(missing_docs)]
 
@@ -23,5 +23,5 @@ pub fn all() -> Backends {
             faas_emulator_openwhisk::emulate::LocalOpenWhisk,
         )
         .with_emulator(faas_runner_gcf::backend::GcfBackend, faas_emulator_gcf::emulate::LocalCloudFunctions)
-        .planned("azure")
+        .with_emulator(faas_runner_azure::backend::AzureBackend, faas_emulator_azure::emulate::LocalFunctionsHost)
 }

@@ -119,8 +119,8 @@ fn backend_selection_errors_name_the_problem() {
 
     let o = faas(tmp.path(), &["invoke", "hello", "--backend", "prod"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("the `azure` backend is not available in this build yet"), "{}", stderr(&o));
-    assert!(!stderr(&o).contains("faas dev"), "no misleading hint: {}", stderr(&o));
+    assert!(stderr(&o).contains("key `backends.prod.subscription`: required"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("faas dev --emulate"), "no misleading hint: {}", stderr(&o));
 
     let o = faas(tmp.path(), &["list", "--backend", "odd"]);
     assert_eq!(o.status.code(), Some(1));
@@ -133,7 +133,7 @@ fn backend_selection_errors_name_the_problem() {
 
     let o = faas(tmp.path(), &["conformance", "--backend", "prod"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("the `azure` backend is not available in this build yet"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("key `backends.prod.subscription`: required"), "{}", stderr(&o));
 }
 
 #[test]

@@ -19,8 +19,9 @@ pub const REPLY_TYPE: &str = "probe.reply";
 pub const REPLY_SOURCE: &str = "/faas/probe";
 /// The extension of the reply event carrying the id of the event it answers.
 pub const ORIGINAL_ID: &str = "originalid";
-/// The largest body the `big` probe will produce (64 MiB), so a typo cannot exhaust memory.
-pub const BIG_LIMIT: usize = 64 * 1024 * 1024;
+/// The largest body the `big` probe will produce (128 MiB, above every backend's synchronous
+/// limit: Azure's is 100 MB), so a typo cannot exhaust memory.
+pub const BIG_LIMIT: usize = 128 * 1024 * 1024;
 /// The longest the `sleep` probe will sleep (15 minutes, the longest timeout any backend allows).
 pub const SLEEP_LIMIT_MS: u64 = 15 * 60 * 1000;
 

@@ -34,6 +34,7 @@
 //! | `AWS_LAMBDA_RUNTIME_API` set (feature `lambda`) | runs the AWS Lambda Runtime API loop, serving the function `_HANDLER` names |
 //! | `__OW_*` set by an OpenWhisk proxy or container (feature `openwhisk`) | serves the action under ActionLoop, dockerskeleton or as a Docker action's `/init` + `/run` server, whichever started it |
 //! | `FUNCTION_TARGET` or `K_SERVICE` set (feature `gcf`) | serves the Functions Framework contract on `0.0.0.0:$PORT`, as a 2nd-gen Cloud Function (Cloud Run) |
+//! | `FUNCTIONS_CUSTOMHANDLER_PORT` or `FUNCTIONS_HTTPWORKER_PORT` set (feature `azure`) | serves the custom-handler protocol on `127.0.0.1` at that port, as an Azure Functions custom handler |
 //! | none of the above (feature `local-http`) | serves the app in-process over HTTP on `127.0.0.1:$PORT` (default 8080) |
 //!
 //! The two local modes are always compiled in and come first. Each platform host is a
@@ -67,7 +68,7 @@ pub use local_http::{DEFAULT_PORT, LocalHttp, serve_http};
 /// ```
 /// use faas::{ADAPTERS, Env, Host};
 /// let names: Vec<&str> = ADAPTERS.iter().map(|a| a.name()).collect();
-/// assert_eq!(names, ["lambda", "openwhisk", "gcf", "local-http"]); // the default features
+/// assert_eq!(names, ["lambda", "openwhisk", "gcf", "azure", "local-http"]); // the default features
 /// let lambda = Env::from_pairs([("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"), ("PORT", "9000")]);
 /// assert_eq!(Host::detect(&lambda, ADAPTERS), Host::Platform("lambda"));
 /// ```
@@ -78,6 +79,8 @@ pub const ADAPTERS: &[&dyn HostAdapter] = &[
     &faas_runner_openwhisk::host::OpenWhiskHost,
     #[cfg(feature = "gcf")]
     &faas_runner_gcf::host::GcfHost,
+    #[cfg(feature = "azure")]
+    &faas_runner_azure::host::AzureHost,
     #[cfg(feature = "local-http")]
     &LocalHttp,
 ];
@@ -96,6 +99,9 @@ pub const ADAPTERS: &[&dyn HostAdapter] = &[
 /// assert_eq!(faas::detect(&Env::from_pairs([("PORT", "9000")])), Host::Platform("local-http"));
 /// // Cloud Run's PORT comes with K_SERVICE: the Functions Framework host, on every interface.
 /// assert_eq!(faas::detect(&Env::from_pairs([("PORT", "8080"), ("K_SERVICE", "hello")])), Host::Platform("gcf"));
+/// // The Functions host's port for its custom handler: the Azure host, on 127.0.0.1.
+/// let azure = Env::from_pairs([("FUNCTIONS_CUSTOMHANDLER_PORT", "40123"), ("FUNCTIONS_WORKER_RUNTIME", "custom")]);
+/// assert_eq!(faas::detect(&azure), Host::Platform("azure"));
 /// ```
 pub fn detect(env: &Env) -> Host {
     Host::detect(env, ADAPTERS)

@@ -16,6 +16,7 @@
 //! - [`lines`]: the serve loop of line-oriented hosts that are not HTTP (OpenWhisk's ActionLoop:
 //!   requests on stdin, answers on fd 3), with the platform's format as a [`lines::LineProtocol`];
 //! - [`client`]: the one HTTP client of the function side (platform APIs, services);
+//! - [`capture`]: log lines kept per invocation, for platforms that return them with the answer;
 //! - [`trace`]: W3C trace context from headers or from the event;
 //! - [`logging`]: the tracing subscriber every host installs, writing where its platform reads logs;
 //! - [`wire`]: the names and helpers of the local wire protocols (the child protocol, the portable
@@ -47,6 +48,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod capture;
 pub mod client;
 pub mod envelope;
 pub mod http;
