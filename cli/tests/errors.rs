@@ -119,8 +119,12 @@ fn backend_selection_errors_name_the_problem() {
 
     let o = faas(tmp.path(), &["invoke", "hello", "--backend", "prod"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("key `backends.prod.subscription`: required"), "{}", stderr(&o));
-    assert!(!stderr(&o).contains("faas dev --emulate"), "no misleading hint: {}", stderr(&o));
+    assert!(stderr(&o).contains("faas.toml:6: key `backends.prod.subscription`: required"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("or give `endpoint`, a local Functions host: `faas dev --emulate azure`"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = faas(tmp.path(), &["list", "--backend", "odd"]);
     assert_eq!(o.status.code(), Some(1));

@@ -403,12 +403,14 @@ async fn site_route(
             Some(func) => ok(StatusCode::OK, function_json(&site, func, &prefix)),
             None => function_not_found(app, name),
         },
+        // Azure answers a deleted function with 204 and one that is not there with 404 (its REST
+        // reference; azure-mgmt-web takes nothing but 204 as success).
         (Method::DELETE, [f, name]) if eq(f, "functions") => match app_config.as_ref().and_then(|a| a.function(name)) {
             Some(func) => match crate::host::delete_function(&site, &func.name).await {
-                Ok(()) => empty(StatusCode::OK),
+                Ok(()) => empty(StatusCode::NO_CONTENT),
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", e),
             },
-            None => empty(StatusCode::NO_CONTENT),
+            None => function_not_found(app, name),
         },
         (Method::POST, [f, name, l]) if eq(f, "functions") && eq(l, "listkeys") => {
             match app_config.as_ref().and_then(|a| a.function(name)) {

@@ -6,6 +6,9 @@
 //!      Functions host sends (chunked, its three headers), answered `{"Outputs": ...}`;
 //!    - the forwarding mode: `POST /api/hello` with the caller's own JSON body, answered raw;
 //!    - the faas local HTTP host (the same binary started with only `PORT`): `POST /functions/hello`;
+//!    - the whole path through the local Functions host (faas-emulator-azure, in this process):
+//!      `POST /api/hello?code=<function key>`, the host building the default-mode request, the
+//!      handler answering it, the host writing the HTTP output back;
 //! 2. cold start: spawn to the first answered `GET /` (the Functions host's readiness probe), vs
 //!    the local HTTP host's spawn to its first answer.
 //!
@@ -137,6 +140,7 @@ enum Mode {
     Default,
     Forwarding,
     Local,
+    Emulator,
 }
 
 struct Load {
@@ -145,12 +149,13 @@ struct Load {
     p99: Duration,
 }
 
-async fn load(port: u16, mode: Mode, total: usize) -> Load {
+async fn load(port: u16, mode: Mode, total: usize, key: &str) -> Load {
     let http = reqwest::Client::new();
     let invocation = invocation_body();
     let (lat, wall) = concurrent(CONNECTIONS, total, |_| {
         let http = http.clone();
         let invocation = invocation.clone();
+        let key = key.to_string();
         async move {
             let request = match mode {
                 Mode::Default => {
@@ -172,6 +177,10 @@ async fn load(port: u16, mode: Mode, total: usize) -> Load {
                     .body(BODY),
                 Mode::Local => http
                     .post(format!("http://127.0.0.1:{port}/functions/hello"))
+                    .header("Content-Type", "application/json")
+                    .body(BODY),
+                Mode::Emulator => http
+                    .post(format!("http://127.0.0.1:{port}/api/hello?code={key}"))
                     .header("Content-Type", "application/json")
                     .body(BODY),
             };
@@ -203,6 +212,24 @@ fn throughput_row(what: &str, faas: &Load, other: &Load, name: &str, total: usiz
     ))
 }
 
+/// The load through the local Functions host: the fixture deployed as site `bench` (a
+/// default-mode folder with the binary as `faas-app`), called at `/api/hello` with its key.
+async fn through_the_emulator(binary: &Path, total: usize) -> Load {
+    let folder = app_folder(false);
+    std::fs::copy(binary, folder.path().join("faas-app")).unwrap();
+    let options = faas_emulator_azure::EmulatorOptions {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        echo_logs: false,
+        ..Default::default()
+    };
+    let emulator = faas_emulator_azure::start(options).await.unwrap();
+    emulator.run_folder("bench", folder.path(), Default::default()).await.unwrap();
+    let key = emulator.function_key("bench", "hello").expect("the function's key");
+    let loaded = load(emulator.local_addr().port(), Mode::Emulator, total, &key).await;
+    emulator.shutdown().await;
+    loaded
+}
+
 /// The median of `n` start-ups of what `command` makes.
 async fn startup(n: usize, command: impl Fn(u16) -> Command) -> Duration {
     let mut times = Vec::with_capacity(n);
@@ -227,16 +254,24 @@ async fn main() {
     // 1. Throughput and latency, one server at a time.
     let port = free_port();
     let (server, _) = start(custom_handler(&binary, default_folder.path(), port), port).await;
-    let default = load(server.port, Mode::Default, total).await;
+    let default = load(server.port, Mode::Default, total, "").await;
     drop(server);
     let port = free_port();
     let (server, _) = start(custom_handler(&binary, forwarding_folder.path(), port), port).await;
-    let forwarding = load(server.port, Mode::Forwarding, total).await;
+    let forwarding = load(server.port, Mode::Forwarding, total, "").await;
     drop(server);
     let port = free_port();
     let (server, _) = start(local_http(&binary, empty.path(), port), port).await;
-    let local = load(server.port, Mode::Local, total).await;
+    let local = load(server.port, Mode::Local, total, "").await;
     drop(server);
+    let emulated = through_the_emulator(&binary, total).await;
+    rows.push(throughput_row(
+        "the local Functions host's /api/hello (default mode)",
+        &emulated,
+        &local,
+        "the faas local HTTP host",
+        total,
+    ));
     rows.push(throughput_row("custom handler, default mode", &default, &local, "the faas local HTTP host", total));
     rows.push(throughput_row(
         "custom handler, forwarding mode",
