@@ -186,16 +186,18 @@ impl Revision {
                 .filter(|i| i.in_flight.load(Ordering::SeqCst) < concurrency)
                 .max_by_key(|i| *i.last_used.lock().unwrap())
                 .cloned();
-            match found {
+            let instance = match found {
                 Some(i) => i,
                 None => {
                     let i = self.start_instance().map_err(Rejected::Unavailable)?;
                     instances.push(i.clone());
                     i
                 }
-            }
+            };
+            // Taken under the lock: two requests choosing at once must not both see it free.
+            instance.in_flight.fetch_add(1, Ordering::SeqCst);
+            instance
         };
-        instance.in_flight.fetch_add(1, Ordering::SeqCst);
         let slot = Slot { instance: instance.clone(), revision: self.clone(), _permit: permit };
         // A request can only be served by an instance that started.
         instance.ready().await.map_err(Rejected::Unavailable)?;
