@@ -244,6 +244,7 @@ impl Server {
         let report = deploy(&self.runner, &app, spinner).await?;
         // Only now, with the app deployed, does the port accept connections: a client that waits
         // for it (a script, an editor) never meets a server that does not know the functions yet.
+        let shutdown = shutdown_signal();
         let front = faas_front::bind(self.runner.clone(), front_options).await?;
         drop(port);
         let info = DevInfo { url: front.url(), token: front.token().to_string(), pid: std::process::id() };
@@ -254,7 +255,7 @@ impl Server {
         spinner.finish();
         self.banner(&app, &info, &info_path, &report, resumed, no_watch);
 
-        let mut shutdown = std::pin::pin!(shutdown_signal());
+        let mut shutdown = std::pin::pin!(shutdown);
         if no_watch {
             let why = shutdown.await;
             self.out.note(format!("\n{why}: stopping"));
@@ -458,27 +459,11 @@ fn relevant_path(root: &Path, path: &Path) -> bool {
     }
 }
 
-/// Resolves on Ctrl-C (`"interrupted"`) or SIGTERM (`"terminated"`).
-pub(crate) async fn shutdown_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = tokio::signal::ctrl_c() => "interrupted",
-                _ = term.recv() => "terminated",
-            },
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                "interrupted"
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "interrupted"
-    }
+/// Catches Ctrl-C (`"interrupted"`) and SIGTERM (`"terminated"`) from this call on, and resolves
+/// on the first; take it before announcing that a server is ready
+/// ([`faas_gateway::server::stop_signal`]).
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = &'static str> + Send + 'static {
+    faas_gateway::server::stop_signal()
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ pub async fn emulate(name: &str, global: &GlobalArgs, args: DevArgs, out: Output
         state_dir: project.as_ref().map(|p| p.state_root().join(name)),
         echo_logs: true,
     };
+    let shutdown = shutdown_signal();
     let running = emulator.start(options).await?;
     let url = running.url();
     out.json_line(json!({"event": "ready", "emulate": name, "url": url}));
@@ -40,14 +41,13 @@ pub async fn emulate(name: &str, global: &GlobalArgs, args: DevArgs, out: Output
         for line in banner {
             out.note(line);
         }
-        let why = shutdown_signal().await;
+        let why = shutdown.await;
         out.note(format!("\n{why}: stopping"));
         running.shutdown().await;
         return Ok(());
     };
     let platform = emulator.platform().to_string();
-    let result =
-        serve_project(backend.as_ref(), running.as_ref(), &platform, project, args.release, args.no_watch, &out).await;
+    let result = serve_project(backend.as_ref(), running.as_ref(), &platform, project, &args, shutdown, &out).await;
     running.shutdown().await;
     result
 }
@@ -71,10 +71,11 @@ async fn serve_project(
     emulator: &dyn RunningEmulator,
     platform: &str,
     project: Project,
-    release: bool,
-    no_watch: bool,
+    args: &DevArgs,
+    shutdown: impl std::future::Future<Output = &'static str>,
     out: &Output,
 ) -> CliResult {
+    let (release, no_watch) = (args.release, args.no_watch);
     let url = emulator.url();
     let profile = emulator.profile();
     let runner: Arc<dyn Runner> = backend.runner(&profile, &Default::default()).await?;
@@ -90,7 +91,7 @@ async fn serve_project(
     }
     out.note(format!("  or add a profile to faas.toml and use `faas invoke NAME --backend {}`:", profile.name));
     out.note(profile_toml(&profile));
-    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut shutdown = std::pin::pin!(shutdown);
     if no_watch {
         let why = shutdown.await;
         out.note(format!("\n{why}: stopping"));

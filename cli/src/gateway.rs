@@ -72,6 +72,8 @@ pub async fn gateway(global: &GlobalArgs, args: GatewayArgs, out: Output) -> Cli
     let running = faas_gateway::start(options)
         .await
         .map_err(|e| Failure::from(Error::unavailable(format!("the gateway could not start: {e}"))))?;
+    // Caught from before the announcement: a SIGTERM right after it still stops gracefully.
+    let stop = faas_gateway::server::stop_signal();
     let url = format!("http://{}", running.addr());
     let info_path = gateway_info_path(&project.root);
     project::write_private_json(&info_path, &json!({ "url": url, "token": token, "pid": std::process::id() }))?;
@@ -83,7 +85,7 @@ pub async fn gateway(global: &GlobalArgs, args: GatewayArgs, out: Output) -> Cli
     out.say(format!("  metrics: {url}/metrics"));
     out.say(format!("management token: in {}", info_path.display()));
     out.say("Ctrl-C to stop");
-    running.wait().await;
+    running.wait_until(stop).await;
     if std::fs::read_to_string(&info_path).is_ok_and(|t| t.contains(&format!("\"pid\": {}", std::process::id()))) {
         let _ = std::fs::remove_file(&info_path);
     }

@@ -100,30 +100,61 @@ impl RunningGateway {
     }
 
     /// Runs until Ctrl-C (SIGINT) or SIGTERM, then shuts down gracefully (see
-    /// [`shutdown`](RunningGateway::shutdown)).
+    /// [`shutdown`](RunningGateway::shutdown)). The signals are caught from this call on; to
+    /// catch one sent right after the gateway says it is listening, take [`stop_signal`]
+    /// before saying so and use [`wait_until`](RunningGateway::wait_until).
     pub async fn wait(self) {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
-            match term.as_mut() {
-                Ok(term) => {
-                    tokio::select! {
-                        _ = ctrl_c => {}
-                        _ = term.recv() => {}
+        self.wait_until(stop_signal()).await
+    }
+
+    /// Runs until `stop` resolves (such as [`stop_signal`]), then shuts down gracefully.
+    pub async fn wait_until(self, stop: impl std::future::Future<Output = &'static str>) {
+        let why = stop.await;
+        tracing::info!(why, "signal received; shutting down");
+        self.shutdown().await;
+    }
+}
+
+/// Catches Ctrl-C (SIGINT) and SIGTERM from this call on, and resolves on the first of them
+/// (`"interrupted"` or `"terminated"`). Take it before a server says it is ready: a SIGTERM
+/// that comes before anything catches it ends the process at once, without a graceful
+/// shutdown. Needs a Tokio runtime.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let stop = faas_gateway::server::stop_signal();
+/// // A SIGTERM now is caught: this process goes on, and `stop` resolves.
+/// std::process::Command::new("kill").args(["-TERM", &std::process::id().to_string()]).status().unwrap();
+/// assert_eq!(stop.await, "terminated");
+/// # });
+/// ```
+pub fn stop_signal() -> impl std::future::Future<Output = &'static str> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let terminate = signal(SignalKind::terminate()).ok();
+        async move {
+            async fn next(signal: Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(mut s) => {
+                        s.recv().await;
                     }
-                }
-                Err(_) => {
-                    let _ = ctrl_c.await;
+                    None => std::future::pending::<()>().await,
                 }
             }
+            tokio::select! {
+                _ = next(interrupt) => "interrupted",
+                _ = next(terminate) => "terminated",
+            }
         }
-        #[cfg(not(unix))]
-        {
-            let _ = ctrl_c.await;
+    }
+    #[cfg(not(unix))]
+    {
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+            "interrupted"
         }
-        tracing::info!("signal received; shutting down");
-        self.shutdown().await;
     }
 }
 

@@ -96,8 +96,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let stop = faas_gateway::server::stop_signal();
     println!("faas-gateway listening on http://{}", gateway.addr());
     let _ = std::io::stdout().flush();
-    gateway.wait().await;
+    gateway.wait_until(stop).await;
     ExitCode::SUCCESS
 }
