@@ -576,12 +576,27 @@ pub fn deserialize_toml<T: serde::de::DeserializeOwned>(
                 };
                 (Some(key), format!("missing required key `{field}`"))
             }
+            None if message.trim().is_empty() => (key, syntax_problem(text, inner.span())),
             None => (key, message),
         };
         let line =
             inner.span().map(|s| line_at(text, s.start)).or_else(|| key.as_deref().and_then(line_of_key)).unwrap_or(1);
         ConfigError { file: file.to_string(), line, key, message }
     })
+}
+
+/// What is wrong at a syntax error the TOML parser reports without a message (it has none for a
+/// carriage return not followed by a newline, for one): the character found there.
+fn syntax_problem(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    let at = span.map_or(text.len(), |s| s.start);
+    match text.get(at..).and_then(|rest| rest.chars().next()) {
+        Some('\r') => "a carriage return (`\\r`) must be followed by a newline (`\\n`); save the file with LF or CRLF \
+                       line endings"
+            .to_string(),
+        Some(c) => format!("invalid TOML: unexpected `{}`", c.escape_debug()),
+        None if at >= text.len() => "invalid TOML: unexpected end of file".to_string(),
+        None => "invalid TOML".to_string(),
+    }
 }
 
 impl Config {
@@ -932,6 +947,23 @@ pub mod duration_ms {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `fuzz/faas_toml`: the TOML parser reports a carriage return without a newline with an
+    /// empty message, so the error said only `faas.toml:1: `. The fuzzer's input, then smaller ones.
+    #[test]
+    fn a_syntax_error_without_a_parser_message_still_says_what_is_wrong() {
+        let fuzzed = "\r\r\r\r\r\r\r\r\r\r\r\r\r\r\r\r\r\r\r]\0\0ap";
+        for text in [fuzzed, "\r"] {
+            let e = Config::parse(text, "faas.toml").unwrap_err();
+            assert!(e.message.starts_with("a carriage return (`\\r`) must be followed by a newline"), "{text:?}: {e}");
+            assert!(e.to_string().starts_with("faas.toml:1: a carriage return"), "{e}");
+        }
+        // Where the parser has a message, it is kept.
+        let e = Config::parse("[app]\nname = \"a\"\r", "faas.toml").unwrap_err();
+        assert_eq!(e.to_string(), "faas.toml:2: expected newline, `#`");
+        assert_eq!(syntax_problem("ab", Some(1..2)), "invalid TOML: unexpected `b`");
+        assert_eq!(syntax_problem("a", None), "invalid TOML: unexpected end of file");
+    }
 
     const GOOD: &str = r#"
 [app]

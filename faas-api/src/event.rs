@@ -334,14 +334,15 @@ fn event_from_object(mut obj: serde_json::Map<String, serde_json::Value>, origin
         && !sdk_reads_json(ct)
     {
         match data {
-            serde_json::Value::String(_) => {}
             serde_json::Value::Null => {
                 obj.remove("data");
             }
             _ if crate::payload::is_json_media_type(ct) => {
                 // A JSON type the SDK does not recognise: build the event as JSON data, then set the type.
+                // Strings too: `"a"` is the JSON string, not the text `a` (its bytes keep their quotes).
                 restore_content_type = obj.remove("datacontenttype");
             }
+            serde_json::Value::String(_) => {}
             other => {
                 return Err(Error::bad_input(format!(
                     "{} must be a string when `datacontenttype` is {} (not a JSON type), not {}; send bytes as `data_base64`",
@@ -778,6 +779,59 @@ mod tests {
             let err = decode_header_value("ce-subject", bad).unwrap_err();
             assert!(err.message().contains("`%` not followed by two hex digits"), "{}", err.message());
         }
+    }
+
+    /// Found by `fuzz/cloudevents_http`: serde_json's default float parser can land one ulp off, so a
+    /// number in the data changed when the event was re-encoded and decoded (a binary-mode request
+    /// with these headers and body, as the fuzzer sent it). Decoding now parses floats exactly.
+    #[test]
+    fn float_data_survives_a_round_trip() {
+        let mut h = HeaderMap::new();
+        for (name, value) in [("ce-specversion", "1.0"), ("ce-id", "1"), ("ce-source", "/shop"), ("ce-type", "t")] {
+            h.insert(name, value.parse().unwrap());
+        }
+        for body in [
+            &br#"{"source":4.266154458992878e+180,"specversion\u0000":null}"#[..],
+            b"4.266154458992877e180",
+            b"[1.7976931348623157e308, 5e-324, 0.1]",
+        ] {
+            let event = event_from_http(&h, body).unwrap().remove(0);
+            let encoded = encode_structured(&event).unwrap();
+            assert_eq!(decode_structured(encoded.body()).unwrap(), event, "{}", String::from_utf8_lossy(body));
+        }
+        assert_eq!(serde_json::from_str::<f64>("4.266154458992878e+180").unwrap(), 4.266154458992878e180);
+    }
+
+    /// Found by `fuzz/cloudevents_http` (differential against cloudevents-sdk): with a JSON content
+    /// type the SDK does not recognise (parameters, upper case), JSON string data was taken as text:
+    /// the body `""` became empty data, `"hi"` the text `hi`, losing the quotes its content type needs.
+    #[test]
+    fn json_string_data_stays_json_under_any_json_content_type() {
+        use cloudevents::Data;
+        let mut h = HeaderMap::new();
+        for (name, value) in [
+            ("ce-specversion", "1.0"),
+            ("ce-id", "1"),
+            ("ce-source", "https://example.com/schema.json"),
+            ("ce-type", "t"),
+            ("content-type", "application/vnd.api+json; charset=utf-8"),
+        ] {
+            h.insert(name, value.parse().unwrap());
+        }
+        for (body, data) in [(&b"\"\""[..], ""), (b"\"hi\"", "hi")] {
+            let event = event_from_http(&h, body).unwrap().remove(0);
+            assert_eq!(event.data(), Some(&Data::Json(serde_json::json!(data))), "{}", String::from_utf8_lossy(body));
+            assert_eq!(event.datacontenttype(), Some("application/vnd.api+json; charset=utf-8"));
+            let encoded = encode_structured(&event).unwrap();
+            assert_eq!(decode_structured(encoded.body()).unwrap(), event);
+        }
+        let structured = br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"Application/JSON","data":"hi"}"#;
+        let event = decode_structured(structured).unwrap();
+        assert_eq!(event.data(), Some(&Data::Json(serde_json::json!("hi"))));
+        // A string under a type that is not JSON is still text.
+        let text =
+            br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"text/plain","data":"hi"}"#;
+        assert_eq!(decode_structured(text).unwrap().data(), Some(&Data::String("hi".into())));
     }
 
     #[test]
