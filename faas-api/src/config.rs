@@ -433,8 +433,13 @@ fn resolve_secret(reference: &str) -> Result<String, String> {
     resolve_secret_with(reference, &|name| std::env::var(name).ok())
 }
 
-/// Resolves a secret reference, `env:NAME` (looked up with `env`) or `file:PATH` (trimmed); an
-/// inline value is refused. The error says why, without the value.
+/// The largest file a `file:` secret reference may name (64 KiB: a token, a key, a connection
+/// string); a larger one, or one that never ends (`/dev/zero`), is refused, not read whole.
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// Resolves a secret reference, `env:NAME` (looked up with `env`) or `file:PATH` (trimmed, at
+/// most [`MAX_SECRET_FILE_BYTES`]); an inline value is refused. The error says why, without the
+/// value.
 ///
 /// ```
 /// use faas_api::config::resolve_secret_with;
@@ -442,15 +447,35 @@ fn resolve_secret(reference: &str) -> Result<String, String> {
 /// assert_eq!(resolve_secret_with("env:TOKEN", &env).unwrap(), "s3cret");
 /// assert_eq!(resolve_secret_with("env:NOPE", &env).unwrap_err(), "environment variable `NOPE` is not set");
 /// assert!(resolve_secret_with("s3cret", &env).unwrap_err().contains("never inline values"));
+/// assert_eq!(
+///     resolve_secret_with("file:/dev/zero", &env).unwrap_err(),
+///     "`/dev/zero` is larger than 65536 bytes: a secret file holds one value"
+/// );
 /// ```
 pub fn resolve_secret_with(reference: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     if let Some(var) = reference.strip_prefix("env:") {
         env(var).ok_or_else(|| format!("environment variable `{var}` is not set"))
     } else if let Some(path) = reference.strip_prefix("file:") {
-        std::fs::read_to_string(path).map(|s| s.trim().to_string()).map_err(|e| format!("cannot read `{path}`: {e}"))
+        read_secret_file(path)
     } else {
         Err("secrets must be references (`env:NAME` or `file:PATH`), never inline values".into())
     }
+}
+
+fn read_secret_file(path: &str) -> Result<String, String> {
+    use std::io::Read as _;
+    let cannot = |e: std::io::Error| format!("cannot read `{path}`: {e}");
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(cannot)?
+        .take(MAX_SECRET_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(format!("`{path}` is larger than {MAX_SECRET_FILE_BYTES} bytes: a secret file holds one value"));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| format!("`{path}` is not UTF-8 text"))?;
+    Ok(text.trim().to_string())
 }
 
 fn is_secret_key(key: &str) -> bool {
@@ -947,6 +972,27 @@ pub mod duration_ms {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found while fuzzing `faas_toml`: `file:/dev/zero` was read forever. Secret files are read
+    /// up to a limit; a file at the limit is still a secret.
+    #[test]
+    fn secret_files_are_read_up_to_a_limit() {
+        let env = |_: &str| None;
+        let dir = tempfile::tempdir().unwrap();
+        let at_limit = dir.path().join("at-limit");
+        std::fs::write(&at_limit, "k".repeat(MAX_SECRET_FILE_BYTES as usize)).unwrap();
+        let over = dir.path().join("over");
+        std::fs::write(&over, "k".repeat(MAX_SECRET_FILE_BYTES as usize + 1)).unwrap();
+        let binary = dir.path().join("binary");
+        std::fs::write(&binary, [0xff, 0xfe]).unwrap();
+        let at = format!("file:{}", at_limit.display());
+        assert_eq!(resolve_secret_with(&at, &env).unwrap().len(), MAX_SECRET_FILE_BYTES as usize);
+        let err = resolve_secret_with(&format!("file:{}", over.display()), &env).unwrap_err();
+        assert!(err.contains("is larger than 65536 bytes") && err.contains("over"), "{err}");
+        let err = resolve_secret_with(&format!("file:{}", binary.display()), &env).unwrap_err();
+        assert!(err.ends_with("is not UTF-8 text"), "{err}");
+        assert!(resolve_secret_with("file:/dev/zero", &env).unwrap_err().contains("/dev/zero"));
+    }
 
     /// Found by `fuzz/faas_toml`: the TOML parser reports a carriage return without a newline with an
     /// empty message, so the error said only `faas.toml:1: `. The fuzzer's input, then smaller ones.
