@@ -45,7 +45,7 @@ enum Stream {
     Stderr,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 enum LogEvent {
     Line(String),
     End(Stream, String),
@@ -143,6 +143,63 @@ fn push(lines: &mut VecDeque<String>, line: String, max: usize) {
     lines.push_back(line);
 }
 
+/// Longest invocation id looked for after a marker at the end of a line too long to keep whole.
+const MAX_MARKER_ID: usize = 256;
+
+/// One line as far as it is kept: its first bytes and, when bytes in between were dropped, its last
+/// ones (where an end-of-invocation marker written after unterminated output sits).
+struct BoundedLine {
+    head: Vec<u8>,
+    tail: Option<VecDeque<u8>>,
+}
+
+/// Reads the next line (through its newline or the end of the stream) keeping at most `head_cap`
+/// bytes from its start and `tail_cap` from its end, so a process writing gigabytes without a
+/// newline costs us a bounded buffer, not our memory. `None` at the end of the stream.
+async fn read_bounded_line(
+    reader: &mut (impl tokio::io::AsyncBufRead + Unpin),
+    head_cap: usize,
+    tail_cap: usize,
+) -> std::io::Result<Option<BoundedLine>> {
+    let mut line = BoundedLine { head: Vec::new(), tail: None };
+    let mut read_any = false;
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(read_any.then_some(line));
+        }
+        read_any = true;
+        let (chunk, done) = match newline_at(available) {
+            Some(at) => (&available[..=at], true),
+            None => (available, false),
+        };
+        let room = head_cap.saturating_sub(line.head.len());
+        let (to_head, rest) = chunk.split_at(room.min(chunk.len()));
+        line.head.extend_from_slice(to_head);
+        if !rest.is_empty() {
+            let tail = line.tail.get_or_insert_with(VecDeque::new);
+            tail.extend(rest[rest.len().saturating_sub(tail_cap)..].iter().copied());
+            let excess = tail.len().saturating_sub(tail_cap);
+            tail.drain(..excess);
+        }
+        let used = chunk.len();
+        reader.consume(used);
+        if done {
+            return Ok(Some(line));
+        }
+    }
+}
+
+fn newline_at(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|b| *b == b'\n')
+}
+
+fn trim_line_end(bytes: &mut Vec<u8>) {
+    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        bytes.pop();
+    }
+}
+
 /// Reads one output stream line by line, turning marker lines into end events.
 async fn pump(
     stream: impl AsyncRead + Unpin,
@@ -151,21 +208,37 @@ async fn pump(
     capture: LineCapture,
 ) {
     let mut reader = BufReader::new(stream);
-    let mut buf = Vec::new();
+    let marker_len = capture.marker.as_deref().map_or(0, str::len);
+    // Whole lines up to this length are searched for the marker anywhere; of a longer one, its
+    // first `max_line` bytes are kept and the marker is looked for in its last bytes too.
+    let head_cap = capture.max_line.saturating_add(marker_len + MAX_MARKER_ID);
+    let tail_cap = marker_len + MAX_MARKER_ID;
     loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        let (mut head, tail) = match read_bounded_line(&mut reader, head_cap, tail_cap).await {
+            Ok(Some(BoundedLine { head, tail })) => (head, tail),
+            Ok(None) | Err(_) => break,
+        };
+        let tail = tail.map(|t| {
+            let mut t = Vec::from(t);
+            trim_line_end(&mut t);
+            t
+        });
+        if tail.is_none() {
+            trim_line_end(&mut head);
         }
-        while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            buf.pop();
-        }
-        let line = String::from_utf8_lossy(&buf);
-        let found = capture.marker.as_deref().and_then(|m| line.find(m).map(|at| (at, m.len())));
+        let line = String::from_utf8_lossy(&head);
+        let marker = capture.marker.as_deref();
+        let found = marker.and_then(|m| line.find(m).map(|at| (at, m.len())));
         let (text, end) = match found {
             Some((at, len)) => (&line[..at], Some(line[at + len..].trim().to_string())),
-            None => (&line[..], None),
+            None => {
+                // A marker after more output than we keep: the id is what follows it.
+                let in_tail = tail.as_deref().map(String::from_utf8_lossy).and_then(|t| {
+                    let m = marker?;
+                    t.rfind(m).map(|at| t[at + m.len()..].trim().to_string())
+                });
+                (&line[..], in_tail)
+            }
         };
         let text = cut(text, capture.max_line).to_string();
         if !text.is_empty() || end.is_none() {
@@ -314,4 +387,68 @@ pub fn tail_str(text: &str, max: usize) -> &str {
         start += 1;
     }
     &text[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An endless stream of `a` with no newline, then `end`.
+    struct Flood {
+        left: u64,
+        end: &'static [u8],
+    }
+
+    impl AsyncRead for Flood {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if self.left > 0 {
+                let n = (buf.remaining() as u64).min(self.left) as usize;
+                buf.put_slice(&vec![b'a'; n]);
+                self.left -= n as u64;
+            } else {
+                let n = buf.remaining().min(self.end.len());
+                buf.put_slice(&self.end[..n]);
+                self.end = &self.end[n..];
+            }
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A process writing without a newline used to be read into one growing buffer: a function
+    /// printing gigabytes on one line took the pool's memory with it.
+    #[tokio::test]
+    async fn a_line_without_end_is_read_into_bounded_buffers() {
+        let mut reader = BufReader::new(Flood { left: 256 << 20, end: b" __END__ big\nnext\n" });
+        let line = read_bounded_line(&mut reader, 1000, 20).await.unwrap().unwrap();
+        assert_eq!(line.head, vec![b'a'; 1000]);
+        assert_eq!(Vec::from(line.tail.unwrap()), b"aaaaaaa __END__ big\n");
+        let next = read_bounded_line(&mut reader, 1000, 20).await.unwrap().unwrap();
+        assert_eq!((next.head, next.tail), (b"next\n".to_vec(), None));
+        assert!(read_bounded_line(&mut reader, 1000, 20).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_marker_after_a_line_too_long_to_keep_still_ends_the_invocation() {
+        let capture = LineCapture { marker: Some("__END__".into()), max_line: 8, ..Default::default() };
+        let out = Flood { left: 1 << 20, end: b" __END__ big\r\nafter\n" };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        pump(out, Stream::Stdout, tx, capture).await;
+        let mut events = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            events.push(e);
+        }
+        assert_eq!(
+            events,
+            [
+                LogEvent::Line("aaaaaaaa".into()),
+                LogEvent::End(Stream::Stdout, "big".into()),
+                LogEvent::Line("after".into()),
+                LogEvent::Closed
+            ]
+        );
+    }
 }

@@ -390,6 +390,40 @@ pub fn trace_from_xray(header: &str) -> Option<TraceContext> {
     }
 }
 
+/// What the host hands the invoker for one answer of `GET /runtime/invocation/next`: the
+/// `Lambda-Runtime-*` headers read into [`faas_host::Facts`] (the request id as the invocation id,
+/// the deadline, the trace: a `traceparent` in the event, else one in the client context's `custom`
+/// map, else the X-Ray header, else none) and the event body. A missing request id or a deadline
+/// that is not a number is an `unavailable` error naming the header; unreadable optional headers
+/// (a client context that is not JSON) are left out.
+///
+/// ```
+/// use faas_runner_lambda::host::{read_invocation, HostEnv, LambdaContext};
+/// let env = HostEnv::from_lookup(|k| match k {
+///     "AWS_LAMBDA_RUNTIME_API" => Some("127.0.0.1:9001".into()),
+///     "AWS_LAMBDA_FUNCTION_NAME" => Some("hello".into()),
+///     _ => None,
+/// }).unwrap();
+/// let mut h = http::HeaderMap::new();
+/// h.insert("lambda-runtime-aws-request-id", "8476a536".parse().unwrap());
+/// h.insert("lambda-runtime-deadline-ms", "1700000000000".parse().unwrap());
+/// let (facts, body) = read_invocation(&h, bytes::Bytes::from_static(b"{}"), &env).unwrap();
+/// assert_eq!(facts.invocation_id.as_deref(), Some("8476a536"));
+/// assert_eq!(facts.extensions.get::<LambdaContext>().unwrap().function_name, "hello");
+/// assert_eq!(&body[..], b"{}");
+///
+/// h.remove("lambda-runtime-deadline-ms");
+/// let err = read_invocation(&h, bytes::Bytes::new(), &env).unwrap_err();
+/// assert!(err.message().contains("Lambda-Runtime-Deadline-Ms"));
+/// ```
+pub fn read_invocation(
+    headers: &http::HeaderMap,
+    body: Bytes,
+    env: &HostEnv,
+) -> Result<(faas_host::Facts, Bytes), Error> {
+    Ok(Next::from_parts(headers, body)?.facts(env))
+}
+
 /// One invocation as handed out by `/next`.
 struct Next {
     request_id: String,
@@ -398,6 +432,29 @@ struct Next {
 }
 
 impl Next {
+    /// Reads the `Lambda-Runtime-*` headers of a `GET /runtime/invocation/next` answer.
+    fn from_parts(h: &http::HeaderMap, body: Bytes) -> Result<Next, Error> {
+        let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).map(str::to_string);
+        let request_id = get(headers::REQUEST_ID).ok_or_else(|| {
+            Error::unavailable("GET /runtime/invocation/next answered without Lambda-Runtime-Aws-Request-Id")
+        })?;
+        let deadline_ms = get(headers::DEADLINE_MS).and_then(|d| d.parse::<u64>().ok()).ok_or_else(|| {
+            Error::unavailable("GET /runtime/invocation/next answered without a numeric Lambda-Runtime-Deadline-Ms")
+        })?;
+        let json = |name: &str| get(name).and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok());
+        let lambda = LambdaContext {
+            request_id: request_id.clone(),
+            invoked_function_arn: get(headers::FUNCTION_ARN).unwrap_or_default(),
+            xray_trace_id: get(headers::TRACE_ID),
+            client_context: json(headers::CLIENT_CONTEXT),
+            cognito_identity: json(headers::COGNITO_IDENTITY),
+            tenant_id: get(headers::TENANT_ID),
+            deadline_ms,
+            ..Default::default()
+        };
+        Ok(Next { request_id, lambda, body })
+    }
+
     /// The platform's facts and the event body. Trace precedence: a `traceparent` in the event,
     /// then one in the client context's `custom` map (how the faas Lambda runner propagates the
     /// caller's trace), then the X-Ray header, else a fresh trace.
@@ -473,25 +530,7 @@ impl RuntimeApi {
                 String::from_utf8_lossy(&body[..body.len().min(1024)])
             )));
         }
-        let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).map(str::to_string);
-        let request_id = get(headers::REQUEST_ID).ok_or_else(|| {
-            Error::unavailable("GET /runtime/invocation/next answered without Lambda-Runtime-Aws-Request-Id")
-        })?;
-        let deadline_ms = get(headers::DEADLINE_MS).and_then(|d| d.parse::<u64>().ok()).ok_or_else(|| {
-            Error::unavailable("GET /runtime/invocation/next answered without a numeric Lambda-Runtime-Deadline-Ms")
-        })?;
-        let json = |name: &str| get(name).and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok());
-        let lambda = LambdaContext {
-            request_id: request_id.clone(),
-            invoked_function_arn: get(headers::FUNCTION_ARN).unwrap_or_default(),
-            xray_trace_id: get(headers::TRACE_ID),
-            client_context: json(headers::CLIENT_CONTEXT),
-            cognito_identity: json(headers::COGNITO_IDENTITY),
-            tenant_id: get(headers::TENANT_ID),
-            deadline_ms,
-            ..Default::default()
-        };
-        Ok(Next { request_id, lambda, body })
+        Next::from_parts(&h, body)
     }
 
     async fn post_response(&self, path: &str, reply: Payload) -> Result<(), Error> {

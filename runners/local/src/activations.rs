@@ -123,10 +123,12 @@ impl ActivationLog {
             std::fs::create_dir_all(dir)?;
         }
         let mut list: VecDeque<Arc<Activation>> = VecDeque::new();
-        if let Ok(text) = std::fs::read_to_string(path) {
+        // Read as bytes: one damaged line (a torn write, a flipped byte that is not UTF-8) costs
+        // that line only, never the records around it.
+        if let Ok(bytes) = std::fs::read(path) {
             let mut by_id: HashMap<String, usize> = HashMap::new();
-            for line in text.lines() {
-                let Ok(a) = serde_json::from_str::<Activation>(line) else { continue };
+            for line in bytes.split(|b| *b == b'\n') {
+                let Ok(a) = serde_json::from_slice::<Activation>(line) else { continue };
                 let a = Arc::new(a);
                 match by_id.get(&a.id) {
                     Some(&i) => list[i] = a,
@@ -399,6 +401,31 @@ mod tests {
         let got: Vec<_> = all.iter().map(|a| (a.id.as_str(), a.status)).collect();
         assert_eq!(got, [("2", ActivationStatus::Success), ("1", ActivationStatus::Error)]);
         assert_eq!(lines(&path), 2, "opening compacts the file");
+    }
+
+    /// Found by `fuzz/activation_log`: the file was read as UTF-8 text, so one byte that is not
+    /// UTF-8 (a damaged sector, a torn multi-byte character) made the whole log unreadable, and
+    /// opening then compacted it to nothing.
+    #[test]
+    fn a_damaged_line_costs_that_line_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        let mut bytes = Vec::new();
+        for (i, damage) in [&b""[..], b"{\"id\":\"x\xff\"}", b"{\"id\":\"torn"].iter().enumerate() {
+            bytes.extend_from_slice(
+                serde_json::to_string(&activation(&i.to_string(), ActivationStatus::Success)).unwrap().as_bytes(),
+            );
+            bytes.push(b'\n');
+            bytes.extend_from_slice(damage);
+            bytes.push(b'\n');
+        }
+        bytes.extend_from_slice(b"{\"id\":\"cut at the end");
+        std::fs::write(&path, &bytes).unwrap();
+        let log = ActivationLog::open(&path, 100).unwrap();
+        let ids: Vec<_> = log.query(&ActivationQuery::default()).into_iter().map(|a| a.id).collect();
+        assert_eq!(ids, ["2", "1", "0"]);
+        drop(log);
+        assert_eq!(lines(&path), 3, "the damaged lines are compacted away, the records kept");
     }
 
     #[test]

@@ -295,17 +295,17 @@ pub fn payload_of_result(result: &[u8]) -> Option<Payload> {
 /// let e = error_of_result(br#"{"error":"bad things"}"#).unwrap();
 /// assert_eq!((e.kind(), e.error_type(), e.message()), (ErrorKind::Function, "ActionError", "bad things"));
 /// assert_eq!(error_of_result(br#"{"ok":true}"#), None);
+/// assert_eq!(error_of_result(br#"["an array result"]"#), None);
 /// ```
 pub fn error_of_result(result: &[u8]) -> Option<Error> {
-    #[derive(Deserialize)]
-    struct WithError {
-        error: serde_json::Value,
-    }
-    let parsed: WithError = serde_json::from_slice(result).ok()?;
-    if let Ok(e) = serde_json::from_value::<Error>(parsed.error.clone()) {
+    // Only an object's `error` member: a derived struct would also read the array `["x"]` as
+    // `{"error": "x"}`, turning an action's array result into an error (found by fuzzing).
+    let serde_json::Value::Object(mut parsed) = serde_json::from_slice(result).ok()? else { return None };
+    let error = parsed.remove("error")?;
+    if let Ok(e) = serde_json::from_value::<Error>(error.clone()) {
         return Some(e);
     }
-    let message = match parsed.error {
+    let message = match error {
         serde_json::Value::String(s) => s,
         other => other.to_string(),
     };
@@ -365,6 +365,18 @@ pub fn api_error(what: &str, status: u16, body: &[u8]) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `fuzz/openwhisk_action`: `error_of_result` read any JSON array whose first item
+    /// could be an error (`["/guest/echo"]`) as `{"error": ...}`, so an action answering an array
+    /// failed for its caller with `ActionError`.
+    #[test]
+    fn an_array_result_is_a_success_for_the_caller() {
+        for result in [&br#"["/guest/echo"]"#[..], br#"[{"kind":"timeout","errorType":"Timeout","errorMessage":"x"}]"#]
+        {
+            assert_eq!(error_of_result(result), None, "{}", String::from_utf8_lossy(result));
+            assert_eq!(payload_of_result(result).unwrap().body().as_ref(), result);
+        }
+    }
 
     #[test]
     fn replies_travel_as_is_only_when_openwhisk_takes_them_for_a_success() {
