@@ -113,7 +113,14 @@ impl Rule {
             Rule::MediaType => (!is_media_type(value)).then(|| "it is not `type/subtype`".to_string()),
             Rule::AbsoluteUri => uri_problem(value)
                 .or_else(|| (!has_scheme(value)).then(|| "it has no scheme".to_string()))
-                .or_else(|| value.into_url().err().map(|e| e.to_string())),
+                .or_else(|| match value.into_url() {
+                    Err(e) => Some(e.to_string()),
+                    // The event keeps the parsed URL, which decodes percent escapes in a host:
+                    // `%22` comes back as `"`, which no URI may hold, so the event would not
+                    // decode again once encoded (found by fuzz/cloudevents_http).
+                    Ok(url) => uri_problem(url.as_str())
+                        .map(|why| format!("as a URL it reads {}, where {why}", shown(url.as_str()))),
+                }),
             Rule::Timestamp => value.into_time().err().map(|e| e.to_string()),
             Rule::Base64 => base64::engine::general_purpose::STANDARD
                 .decode(value)
@@ -832,6 +839,25 @@ mod tests {
         let text =
             br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"text/plain","data":"hi"}"#;
         assert_eq!(decode_structured(text).unwrap().data(), Some(&Data::String("hi".into())));
+    }
+
+    /// Found by `fuzz/cloudevents_http`: a `dataschema` whose host held a percent escape
+    /// (`https://a%22b/s.json`) was accepted, then kept as the URL `https://a"b/s.json`, which
+    /// the structured encoding wrote and no decoder (ours included) accepts.
+    #[test]
+    fn a_dataschema_must_stay_a_uri_once_parsed() {
+        let event = |schema: &str| serde_json::json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "dataschema": schema});
+        let err = event_from_json(event("https://0exa2%22b&com/s.json")).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::BadInput);
+        assert!(
+            err.message().starts_with("CloudEvent attribute `dataschema` must be an absolute URI"),
+            "{}",
+            err.message()
+        );
+        assert!(err.message().contains("as a URL it reads"), "{}", err.message());
+        let ok = event_from_json(event("https://Example.com/a%22b.json")).unwrap();
+        let again = decode_structured(encode_structured(&ok).unwrap().body()).unwrap();
+        assert_eq!(again, ok);
     }
 
     #[test]
