@@ -45,6 +45,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/_emulator/functions/{name}/code.zip", get(download_code))
         .route("/", post(crate::logs::logs_api))
         .fallback(|| async { LambdaException::unknown_operation() })
+        // A known path with a method it does not take is no operation either (axum would answer
+        // an empty 405, which no AWS SDK reads as a Lambda error; found by fuzz/lambda_control).
+        .method_not_allowed_fallback(|| async { LambdaException::unknown_operation() })
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::map_response(add_request_id))
         .with_state(shared)

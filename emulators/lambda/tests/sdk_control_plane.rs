@@ -322,5 +322,16 @@ async fn raw_http_errors_have_lambda_shape() {
         http.post(format!("{}/2015-03-31/functions", emulator.url())).body("{not json").send().await.unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(response.headers()["x-amzn-errortype"], "InvalidRequestContentException");
+
+    // A known path with a method it does not take (found by fuzz/lambda_control: an empty 405).
+    for (method, path) in
+        [(reqwest::Method::DELETE, "/2015-03-31/functions/"), (reqwest::Method::PATCH, "/2015-03-31/functions/f/code")]
+    {
+        let response = http.request(method.clone(), format!("{}{path}", emulator.url())).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{method} {path}");
+        assert_eq!(response.headers()["x-amzn-errortype"], "UnknownOperationException", "{method} {path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["message"], "Unknown operation");
+    }
     emulator.shutdown().await;
 }
