@@ -79,8 +79,19 @@ pub struct LineLog {
 }
 
 impl LineLog {
-    /// Starts reading `stdout` and `stderr` (each in its own task).
-    pub(crate) fn start(
+    /// Starts reading `stdout` and `stderr` (each in its own task, on the current tokio runtime).
+    /// [`crate::ProcessSpec::spawn`] does this for a process's pipes; any two streams will do.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::time::Duration;
+    /// use faas_supervisor::{LineCapture, LineLog};
+    /// let capture = LineCapture { marker: Some("__END__".into()), ..Default::default() };
+    /// let mut log = LineLog::start(&b"one\r\ntwo __END__ a\nthree"[..], &b""[..], capture);
+    /// assert_eq!(log.until_closed(Duration::from_secs(5)).await, ["one", "two", "three"]);
+    /// # }
+    /// ```
+    pub fn start(
         stdout: impl AsyncRead + Unpin + Send + 'static,
         stderr: impl AsyncRead + Unpin + Send + 'static,
         capture: LineCapture,
