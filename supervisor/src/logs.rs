@@ -87,7 +87,7 @@ impl LineLog {
     /// use std::time::Duration;
     /// use faas_supervisor::{LineCapture, LineLog};
     /// let capture = LineCapture { marker: Some("__END__".into()), ..Default::default() };
-    /// let mut log = LineLog::start(&b"one\r\ntwo __END__ a\nthree"[..], &b""[..], capture);
+    /// let mut log = LineLog::start(&b"one\r\ntwo__END__ a\nthree"[..], &b""[..], capture);
     /// assert_eq!(log.until_closed(Duration::from_secs(5)).await, ["one", "two", "three"]);
     /// # }
     /// ```
