@@ -169,7 +169,9 @@ pub(crate) fn frame_at(data: &[u8], offset: usize) -> Frame<'_> {
         return Frame::Invalid;
     }
     let payload = &rest[FRAME_HEADER..FRAME_HEADER + len];
-    if crc32fast::hash(payload) != crc || !(T_HEADER..=T_DEDUPE).contains(&payload[0]) {
+    // The type byte first: it rules out most offsets of a damaged tail before hashing up to its
+    // whole length, which `next_valid_frame` would otherwise do at every byte.
+    if !(T_HEADER..=T_DEDUPE).contains(&payload[0]) || crc32fast::hash(payload) != crc {
         return Frame::Invalid;
     }
     Frame::Valid { payload, len: FRAME_HEADER + len }
