@@ -575,6 +575,9 @@ pub fn event_from_binary(headers: &HeaderMap, body: &[u8]) -> Result<Event, Erro
     if let Some(ct) = content_type {
         obj.insert("datacontenttype".into(), ct.into());
     }
+    // An empty body is an event without data, whatever the content type says. (cloudevents-sdk
+    // reads an empty body under a JSON type as the JSON `null`; the HTTP binding, §3.1, makes the
+    // body the data, and no bytes are no data, which is how the structured form says it too.)
     if !body.is_empty() {
         let json_data = content_type.map(crate::payload::is_json_media_type).unwrap_or(true);
         match (json_data, serde_json::from_slice::<serde_json::Value>(body)) {
@@ -750,6 +753,25 @@ mod tests {
         let e = event_from_json(with(json!({"datacontenttype": "application/json", "data_base64": "eyJhIjoxfQ=="})))
             .unwrap();
         assert_eq!(e.data(), Some(&cloudevents::Data::Json(json!({"a": 1}))));
+    }
+
+    /// Decided while fuzzing against cloudevents-sdk, which reads this as the JSON `null`: an
+    /// empty body is no data under any content type, and stays so through the structured form.
+    #[test]
+    fn an_empty_binary_body_is_no_data() {
+        let mut h = HeaderMap::new();
+        for (name, value) in [("ce-specversion", "1.0"), ("ce-id", "1"), ("ce-source", "/s"), ("ce-type", "t")] {
+            h.insert(name, value.parse().unwrap());
+        }
+        for ct in [None, Some("application/json"), Some("text/plain")] {
+            if let Some(ct) = ct {
+                h.insert("content-type", ct.parse().unwrap());
+            }
+            let e = event_from_binary(&h, b"").unwrap();
+            assert_eq!(e.data(), None, "{ct:?}");
+            assert_eq!(e.datacontenttype(), ct);
+            assert_eq!(decode_structured(encode_structured(&e).unwrap().body()).unwrap(), e);
+        }
     }
 
     #[test]
