@@ -47,25 +47,25 @@ pub(crate) fn activation_id() -> String {
 /// The router: the authenticated API, web actions, and OpenWhisk's 404 for the rest.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
-        .route("/api/v1/namespaces", get(list_namespaces))
-        .route("/api/v1/namespaces/", get(list_namespaces))
-        .route("/api/v1/namespaces/{ns}/actions", get(list_actions))
-        .route("/api/v1/namespaces/{ns}/actions/", get(list_actions))
+        .route("/api/v1/namespaces", get_only(list_namespaces))
+        .route("/api/v1/namespaces/", get_only(list_namespaces))
+        .route("/api/v1/namespaces/{ns}/actions", get_only(list_actions))
+        .route("/api/v1/namespaces/{ns}/actions/", get_only(list_actions))
         .route("/api/v1/namespaces/{ns}/actions/{*name}", any(action_entity))
-        .route("/api/v1/namespaces/{ns}/packages", get(list_packages))
-        .route("/api/v1/namespaces/{ns}/packages/", get(list_packages))
+        .route("/api/v1/namespaces/{ns}/packages", get_only(list_packages))
+        .route("/api/v1/namespaces/{ns}/packages/", get_only(list_packages))
         .route("/api/v1/namespaces/{ns}/packages/{name}", any(package_entity))
-        .route("/api/v1/namespaces/{ns}/activations", get(list_activations))
-        .route("/api/v1/namespaces/{ns}/activations/", get(list_activations))
-        .route("/api/v1/namespaces/{ns}/activations/{id}", get(get_activation))
-        .route("/api/v1/namespaces/{ns}/activations/{id}/{part}", get(get_activation_part))
-        .route("/api/v1/namespaces/{ns}/triggers", get(list_triggers))
-        .route("/api/v1/namespaces/{ns}/triggers/", get(list_triggers))
+        .route("/api/v1/namespaces/{ns}/activations", get_only(list_activations))
+        .route("/api/v1/namespaces/{ns}/activations/", get_only(list_activations))
+        .route("/api/v1/namespaces/{ns}/activations/{id}", get_only(get_activation))
+        .route("/api/v1/namespaces/{ns}/activations/{id}/{part}", get_only(get_activation_part))
+        .route("/api/v1/namespaces/{ns}/triggers", get_only(list_triggers))
+        .route("/api/v1/namespaces/{ns}/triggers/", get_only(list_triggers))
         .route("/api/v1/namespaces/{ns}/triggers/{name}", any(trigger_entity))
-        .route("/api/v1/namespaces/{ns}/rules", get(list_rules))
-        .route("/api/v1/namespaces/{ns}/rules/", get(list_rules))
+        .route("/api/v1/namespaces/{ns}/rules", get_only(list_rules))
+        .route("/api/v1/namespaces/{ns}/rules/", get_only(list_rules))
         .route("/api/v1/namespaces/{ns}/rules/{name}", any(rule_entity))
-        .route("/api/v1/namespaces/{ns}/limits", get(get_limits))
+        .route("/api/v1/namespaces/{ns}/limits", get_only(get_limits))
         .route_layer(axum::middleware::from_fn_with_state(shared.clone(), authenticate));
     Router::new()
         .merge(api)
@@ -73,6 +73,24 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "The requested resource could not be found.") })
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(shared)
+}
+
+/// A route that takes `GET` (and `HEAD`) only. Another method is Pekko's default rejection (405,
+/// `Allow: GET`, "HTTP method not allowed, supported methods: GET") in the controller's JSON error
+/// body, as `BasicHttpService.customRejectionHandler` wraps every rejection; axum's own 405 has an
+/// empty body (found by fuzzing the Lambda emulator, which had the same gap).
+fn get_only<H, T>(handler: H) -> axum::routing::MethodRouter<Arc<Shared>>
+where
+    H: axum::handler::Handler<T, Arc<Shared>>,
+    T: 'static,
+{
+    get(handler).fallback(|| async {
+        let mut answer =
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "HTTP method not allowed, supported methods: GET")
+                .into_response();
+        answer.headers_mut().insert(axum::http::header::ALLOW, HeaderValue::from_static("GET"));
+        answer
+    })
 }
 
 /// HTTP Basic auth with the one `uuid:key` (BasicAuthenticationDirective.scala).

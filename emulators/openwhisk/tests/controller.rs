@@ -249,6 +249,11 @@ async fn the_bad_input_catalogue() {
     check(s, &b, 400, "not a valid value for epoch");
     let (s, b) = api.get("/nowhere").await;
     check(s, &b, 404, "could not be found");
+    // A known path with a method it does not take: Pekko's 405 in the controller's error body.
+    let (s, b, h) = api.send(api.request(reqwest::Method::POST, "/namespaces/_/activations")).await;
+    check(s, &b, 405, "HTTP method not allowed, supported methods: GET");
+    assert_eq!(h["allow"], "GET");
+    assert!(b["code"].is_string(), "{b}");
     // A final parameter cannot be overridden.
     let body = json!({"exec": {"kind": "blackbox", "image": "openwhisk/dockerskeleton", "code": b64(&exec_zip(OK_SCRIPT))},
                       "parameters": [{"key": "fixed", "value": 1}], "annotations": [{"key": "final", "value": true}]});
