@@ -26,6 +26,7 @@
 pub mod ast;
 mod decode;
 pub mod dsl;
+pub mod machine;
 
 pub use ast::{Call, Catch, CompareOp, Composition, Cond, Expr, FORMAT, Node, Retry};
 pub use decode::{MAX_DEPTH, MAX_FAN, MAX_JSON_BYTES, MAX_NODES, MAX_VAR_NAME, MAX_WAIT_MS};

@@ -3,11 +3,16 @@
 //!
 //! Invariants, besides "no panic" (and no stack overflow: nesting is bounded):
 //! - a program read writes back (`to_json`) to JSON that reads as the same program;
+//! - compiled, it runs on the state machine (`machine::advance`) with steps answering what the
+//!   input says, timers firing and events timing out, for up to 200 events, never refusing an
+//!   event that answers what it asked for, and its continuation survives a JSON round trip;
 //! - a refusal names a JSON Pointer that exists in the document (the member at fault, or the
 //!   object missing one) and says what is wrong.
 #![no_main]
 
 use arbitrary::{Result, Unstructured};
+use faas_api::Error;
+use faas_composition::machine::{advance, Action, Event, Program, State};
 use faas_composition::Composition;
 use faas_fuzz::{json_value, pick_string, JsonShape};
 use libfuzzer_sys::fuzz_target;
@@ -150,12 +155,37 @@ fn node(u: &mut Unstructured<'_>, depth: u32) -> Result<Value> {
     Ok(Value::Object(obj))
 }
 
-fn check(doc: &Value, bytes: &[u8]) {
+/// Runs `c` on the machine, each step answering from `u`.
+fn run(c: &Composition, u: &mut Unstructured<'_>) {
+    let program = Program::compile(&c.program);
+    let mut state = State::default();
+    let mut event = Event::Start { input: json_value(u, &shape(), 0).unwrap_or(Value::Null), seed: 3 };
+    for _ in 0..200 {
+        let (next, action) = advance(&program, state, event).expect("an event that answers what was asked is taken");
+        let bytes = serde_json::to_vec(&next).unwrap();
+        state = serde_json::from_slice(&bytes).expect("a continuation reads back");
+        assert_eq!(state, next, "a continuation changed through JSON");
+        event = match action {
+            Action::Invoke { .. } | Action::AwaitEvent { .. } => {
+                Event::Answer(match u.int_in_range(0..=3u8).unwrap_or(0) {
+                    0 => Err(Error::timeout("slow")),
+                    1 => Err(Error::bad_input("no")),
+                    _ => Ok(json_value(u, &shape(), 0).unwrap_or(Value::Null)),
+                })
+            }
+            Action::Sleep { .. } => Event::Timer,
+            Action::Finish(_) => return,
+        };
+    }
+}
+
+fn check(doc: &Value, bytes: &[u8], u: &mut Unstructured<'_>) {
     match Composition::from_json(bytes) {
         Ok(c) => {
             let again =
                 Composition::from_json(&serde_json::to_vec(&c.to_json()).unwrap()).expect("what was read reads again");
             assert_eq!(again, c, "the JSON form does not read back");
+            run(&c, u);
         }
         Err(e) => {
             assert!(!e.message.is_empty());
@@ -170,15 +200,12 @@ fn check(doc: &Value, bytes: &[u8]) {
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
     if u.ratio(1, 8).unwrap_or(false) {
-        let bytes = u.take_rest();
-        if let Ok(doc) = serde_json::from_slice::<Value>(bytes) {
-            check(&doc, bytes);
-        } else {
-            check(&Value::Null, bytes);
-        }
+        let bytes = u.take_rest().to_vec();
+        let doc = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
+        check(&doc, &bytes, &mut Unstructured::new(&[]));
         return;
     }
     let Ok(program) = node(&mut u, 0) else { return };
     let doc = json!({"faas": pick_string(&mut u, &["composition/v1"]).unwrap_or_default(), "program": program});
-    check(&doc, &serde_json::to_vec(&doc).unwrap());
+    check(&doc, &serde_json::to_vec(&doc).unwrap(), &mut u);
 });
