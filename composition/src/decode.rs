@@ -506,7 +506,8 @@ fn check_var_name(name: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-fn kind(v: &Value) -> &'static str {
+/// How an error message names a JSON value's type.
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

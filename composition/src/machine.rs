@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ast::{Call, CompareOp, Cond, Expr, Node, Retry};
+use crate::decode::kind;
 
 /// Most operations one [`advance`] runs without handing out an action.
 pub const MAX_PURE_OPS: u32 = 100_000;
@@ -744,17 +745,6 @@ fn backoff(r: &Retry, attempt: u32, seed: u64) -> u64 {
 /// A portable error as the JSON a `catch` handler or a finally block receives.
 fn error_json(e: &Error) -> Value {
     serde_json::from_slice(&e.to_json()).expect("an error is JSON")
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 fn cut(s: &str) -> String {

@@ -15,10 +15,8 @@ use std::sync::OnceLock;
 
 use arbitrary::{Result, Unstructured};
 use bytes::Bytes;
-use faas_fuzz::{json_value, pick_string, JsonShape};
-use faas_host::client::HttpClient;
-use http::{Method, Request, StatusCode};
-use http_body_util::Full;
+use faas_fuzz::{json_value, percent_encode, pick_string, JsonShape, Live};
+use http::{Method, StatusCode};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
 
@@ -67,33 +65,27 @@ const TAILS: &[&str] = &[
 const VERSIONS: &[&str] = &["?api-version=2023-12-01", "?api-version=2022-03-01", "", "?api-version="];
 
 struct Host {
-    runtime: tokio::runtime::Runtime,
-    url: String,
-    client: HttpClient,
+    live: Live,
     _host: faas_emulator_azure::Emulator,
 }
 
 fn host() -> &'static Host {
     static HOST: OnceLock<Host> = OnceLock::new();
     HOST.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let options = faas_emulator_azure::EmulatorOptions { addr: ([127, 0, 0, 1], 0).into(), ..Default::default() };
-        let host = runtime.block_on(faas_emulator_azure::start(options)).expect("the host starts");
-        Host { runtime, url: host.url(), client: HttpClient::new(), _host: host }
+        let (live, host) = Live::start(|| async {
+            let host = faas_emulator_azure::start(options).await.expect("the host starts");
+            let url = host.url();
+            (host, url)
+        });
+        Host { live, _host: host }
     })
 }
 
 impl Host {
     fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> (StatusCode, Bytes) {
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.url))
-            .header("authorization", "Bearer dev")
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .unwrap_or_else(|e| panic!("bad request URI {path:?}: {e}"));
-        let (head, body) = self.runtime.block_on(self.client.send(req, 64 << 20)).expect("the host answers");
-        (head.status, body)
+        let (status, _, body) = self.live.send(method, path, &[("authorization", "Bearer dev")], body);
+        (status, body)
     }
 
     /// Every site, with its app settings.
@@ -136,12 +128,7 @@ fn body(u: &mut Unstructured<'_>, tail: &str) -> Result<Value> {
 }
 
 fn segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'%' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encode(s, b"-._~%")
 }
 
 fn request(u: &mut Unstructured<'_>) -> Result<(Method, String, Option<Vec<u8>>)> {

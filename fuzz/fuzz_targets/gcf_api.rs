@@ -16,10 +16,8 @@ use std::sync::OnceLock;
 
 use arbitrary::{Result, Unstructured};
 use bytes::Bytes;
-use faas_fuzz::{json_value, pick_string, JsonShape};
-use faas_host::client::HttpClient;
-use http::{Method, Request, StatusCode};
-use http_body_util::Full;
+use faas_fuzz::{json_value, percent_encode, pick_string, JsonShape, Live};
+use http::{Method, StatusCode};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
 
@@ -94,36 +92,31 @@ const FILTER_TOKENS: &[&str] = &[
 const IDS: &[&str] = &["f", "g", "F", "f_1", "-f", "a%2Fb", ""];
 
 struct Emulator {
-    runtime: tokio::runtime::Runtime,
-    url: String,
-    client: HttpClient,
+    live: Live,
     _emulator: faas_emulator_gcf::Emulator,
 }
 
 fn emulator() -> &'static Emulator {
     static EMULATOR: OnceLock<Emulator> = OnceLock::new();
     EMULATOR.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let options = faas_emulator_gcf::EmulatorOptions {
             addr: ([127, 0, 0, 1], 0).into(),
             search_path: false,
             ..Default::default()
         };
-        let emulator = runtime.block_on(faas_emulator_gcf::start(options)).expect("the emulator starts");
-        Emulator { runtime, url: emulator.url(), client: HttpClient::new(), _emulator: emulator }
+        let (live, emulator) = Live::start(|| async {
+            let emulator = faas_emulator_gcf::start(options).await.expect("the emulator starts");
+            let url = emulator.url();
+            (emulator, url)
+        });
+        Emulator { live, _emulator: emulator }
     })
 }
 
 impl Emulator {
     fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> (StatusCode, Bytes) {
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.url))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .unwrap_or_else(|e| panic!("bad request URI {path:?}: {e}"));
-        let (head, body) = self.runtime.block_on(self.client.send(req, 64 << 20)).expect("the emulator answers");
-        (head.status, body)
+        let (status, _, body) = self.live.send(method, path, &[], body);
+        (status, body)
     }
 
     fn names(&self) -> Vec<String> {
@@ -147,14 +140,7 @@ fn shape() -> JsonShape<'static> {
 }
 
 fn segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'%' | b':' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encode(s, b"-._~%:")
 }
 
 fn function_body(u: &mut Unstructured<'_>) -> Result<Value> {
@@ -206,16 +192,7 @@ fn request(u: &mut Unstructured<'_>) -> Result<(Method, String, Option<Vec<u8>>)
                 u,
                 &["pageSize=0", "pageSize=-1", "pageSize=x", "pageToken=zz", "filter=name%3Df", "orderBy=name"],
             )?;
-            let q: String = q
-                .bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() || b"-._~=&%:+,".contains(&b) {
-                        (b as char).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect();
+            let q = percent_encode(&q, b"-._~=&%:+,");
             (Method::GET, format!("{BASE}/functions?{q}"), None)
         }
         6 => {

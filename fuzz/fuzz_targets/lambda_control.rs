@@ -19,10 +19,8 @@ use std::sync::OnceLock;
 use arbitrary::{Result, Unstructured};
 use base64::Engine as _;
 use bytes::Bytes;
-use faas_fuzz::{json_value, pick_string, JsonShape};
-use faas_host::client::HttpClient;
-use http::{Method, Request, StatusCode};
-use http_body_util::Full;
+use faas_fuzz::{json_value, percent_encode, pick_string, JsonShape, Live};
+use http::{Method, StatusCode};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
 
@@ -74,9 +72,7 @@ const REFS: &[&str] = &[
 ];
 
 struct Emulator {
-    runtime: tokio::runtime::Runtime,
-    url: String,
-    client: HttpClient,
+    live: Live,
     zip: String,
     _emulator: faas_emulator_lambda::Emulator,
 }
@@ -84,33 +80,28 @@ struct Emulator {
 fn emulator() -> &'static Emulator {
     static EMULATOR: OnceLock<Emulator> = OnceLock::new();
     EMULATOR.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let options = faas_emulator_lambda::EmulatorOptions {
             addr: ([127, 0, 0, 1], 0).into(),
             idle_timeout: None,
             ..Default::default()
         };
-        let emulator = runtime.block_on(faas_emulator_lambda::start(options)).expect("the emulator starts");
-        let url = emulator.url();
+        let (live, emulator) = Live::start(|| async {
+            let emulator = faas_emulator_lambda::start(options).await.expect("the emulator starts");
+            let url = emulator.url();
+            (emulator, url)
+        });
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         let options = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
         zip.start_file("bootstrap", options).unwrap();
         zip.write_all(b"#!/bin/sh\nexit 0\n").unwrap();
         let zip = base64::engine::general_purpose::STANDARD.encode(zip.finish().unwrap().into_inner());
-        Emulator { runtime, url, client: HttpClient::new(), zip, _emulator: emulator }
+        Emulator { live, zip, _emulator: emulator }
     })
 }
 
 impl Emulator {
     fn send(&self, method: Method, path: &str, body: Vec<u8>) -> (StatusCode, http::HeaderMap, Bytes) {
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.url))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        let (head, body) = self.runtime.block_on(self.client.send(req, 64 << 20)).expect("the emulator answers");
-        (head.status, head.headers, body)
+        self.live.send(method, path, &[], Some(body))
     }
 
     /// Every function's configuration, by name, through ListFunctions' pages.
@@ -176,14 +167,7 @@ fn zip_member(u: &mut Unstructured<'_>, emu: &Emulator) -> Result<Value> {
 /// `s` as a path segment: bytes a URI cannot hold percent-encoded (`%` itself is kept, so
 /// malformed escapes reach the emulator).
 fn segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' | b'$' | b'%' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encode(s, b"-._~:$%")
 }
 
 fn request(u: &mut Unstructured<'_>, emu: &Emulator) -> Result<(Method, String, Vec<u8>)> {

@@ -17,10 +17,8 @@ use std::sync::OnceLock;
 use arbitrary::{Result, Unstructured};
 use base64::Engine as _;
 use bytes::Bytes;
-use faas_fuzz::{json_value, pick_string, JsonShape};
-use faas_host::client::HttpClient;
-use http::{Method, Request, StatusCode};
-use http_body_util::Full;
+use faas_fuzz::{json_value, percent_encode, pick_string, JsonShape, Live};
+use http::{Method, StatusCode};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
 
@@ -70,10 +68,8 @@ const STRINGS: &[&str] = &[
 const NAMES: &[&str] = &["a", "b", "t", "r", "p", "p/a", "p/b", "bad$name", "%20", "x..y", "_"];
 
 struct Emulator {
-    runtime: tokio::runtime::Runtime,
-    url: String,
+    live: Live,
     auth: String,
-    client: HttpClient,
     zip: String,
     _emulator: faas_emulator_openwhisk::Emulator,
 }
@@ -81,31 +77,27 @@ struct Emulator {
 fn emulator() -> &'static Emulator {
     static EMULATOR: OnceLock<Emulator> = OnceLock::new();
     EMULATOR.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let options =
             faas_emulator_openwhisk::EmulatorOptions { addr: ([127, 0, 0, 1], 0).into(), ..Default::default() };
-        let emulator = runtime.block_on(faas_emulator_openwhisk::start(options)).expect("the emulator starts");
+        let (live, emulator) = Live::start(|| async {
+            let emulator = faas_emulator_openwhisk::start(options).await.expect("the emulator starts");
+            let url = emulator.url();
+            (emulator, url)
+        });
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         zip.start_file("exec", zip::write::SimpleFileOptions::default().unix_permissions(0o755)).unwrap();
         zip.write_all(b"#!/bin/sh\necho '{}'\n").unwrap();
         let zip = base64::engine::general_purpose::STANDARD.encode(zip.finish().unwrap().into_inner());
-        let auth = base64::engine::general_purpose::STANDARD.encode(emulator.auth());
-        Emulator { runtime, url: emulator.url(), auth, client: HttpClient::new(), zip, _emulator: emulator }
+        let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(emulator.auth()));
+        Emulator { live, auth, zip, _emulator: emulator }
     })
 }
 
 impl Emulator {
     fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> (StatusCode, Bytes) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}/api/v1{path}", self.url))
-            .header("authorization", format!("Basic {}", self.auth));
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).unwrap();
-        let (head, body) = self.runtime.block_on(self.client.send(req, 64 << 20)).expect("the emulator answers");
-        (head.status, body)
+        let (status, _, body) =
+            self.live.send(method, &format!("/api/v1{path}"), &[("authorization", &self.auth)], body);
+        (status, body)
     }
 
     /// Every entity of the namespace, by kind.
@@ -178,14 +170,7 @@ fn entity(u: &mut Unstructured<'_>, kind: &str, emu: &Emulator) -> Result<Value>
 
 /// `s` as path segments: bytes a URI cannot hold percent-encoded (`/` and `%` kept).
 fn path(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' | b'%' | b'$' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encode(s, b"-._~/%$")
 }
 
 fn request(u: &mut Unstructured<'_>, emu: &Emulator) -> Result<(Method, String, Option<Vec<u8>>)> {

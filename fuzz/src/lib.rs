@@ -71,3 +71,62 @@ pub fn json_object(u: &mut Unstructured<'_>, shape: &JsonShape<'_>, depth: u32) 
 pub fn rest(u: Unstructured<'_>) -> Vec<u8> {
     u.take_rest().to_vec()
 }
+
+/// A server the fuzz target started once for the whole fuzzing process, and a blocking HTTP
+/// client of it (the targets that drive an emulator over a real socket).
+pub struct Live {
+    /// The runtime the server runs on (one worker thread) and requests are sent from.
+    pub runtime: tokio::runtime::Runtime,
+    /// The server's base URL, `http://127.0.0.1:PORT`.
+    pub url: String,
+    client: faas_host::client::HttpClient,
+}
+
+impl Live {
+    /// Starts a server with `start` on a new runtime; `start` returns what must be kept alive
+    /// (the server's handle) and its base URL.
+    pub fn start<T, F>(start: impl FnOnce() -> F) -> (Live, T)
+    where
+        F: std::future::Future<Output = (T, String)>,
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let (handle, url) = runtime.block_on(start());
+        (Live { runtime, url, client: faas_host::client::HttpClient::new() }, handle)
+    }
+
+    /// Sends a request with `headers` (and `content-type: application/json`) and reads the
+    /// whole answer.
+    pub fn send(
+        &self,
+        method: http::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> (http::StatusCode, http::HeaderMap, bytes::Bytes) {
+        let mut req = http::Request::builder().method(method).uri(format!("{}{path}", self.url));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body.unwrap_or_default())))
+            .unwrap_or_else(|e| panic!("bad request URI {path:?}: {e}"));
+        let (head, body) = self.runtime.block_on(self.client.send(req, 64 << 20)).expect("the server answers");
+        (head.status, head.headers, body)
+    }
+}
+
+/// `s` with every byte but ASCII letters, digits and those in `keep` percent-encoded.
+pub fn percent_encode(s: &str, keep: &[u8]) -> String {
+    s.bytes()
+        .map(
+            |b| {
+                if b.is_ascii_alphanumeric() || keep.contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            },
+        )
+        .collect()
+}
