@@ -221,6 +221,7 @@ enum Flow {
 /// An event that answers nothing asked for (an answer while no step runs, a timer while none is
 /// set) is refused with a `bad_input` error and changes nothing.
 pub fn advance(program: &Program, state: State, event: Event) -> Result<(State, Action), Error> {
+    check(program, &state)?;
     let mut m = Machine { program, state };
     let flow = match event {
         Event::Start { input, seed } => {
@@ -248,6 +249,43 @@ pub fn advance(program: &Program, state: State, event: Event) -> Result<(State, 
     };
     let action = m.run(flow);
     Ok((m.state, action))
+}
+
+/// Whether `state` can be a continuation of `program`: every frame on an operation of its kind,
+/// its counters in range, one scope per scope frame. A continuation read back from a store may be
+/// damaged or belong to another version of the program; it is refused, never trusted.
+fn check(program: &Program, state: &State) -> Result<(), Error> {
+    let op = |id: OpId| program.ops.get(id as usize);
+    let ok = state.frames.iter().all(|frame| match frame {
+        Frame::Call { op: id } => matches!(op(*id), Some(Op::Call(_))),
+        Frame::Seq { op: id, next } => matches!(op(*id), Some(Op::Seq(steps)) if (*next as usize) <= steps.len()),
+        Frame::Test { op: id, answers } => match op(*id) {
+            Some(Op::If { test, .. } | Op::While { test, .. }) => answers.len() < calls_of(test).len(),
+            _ => false,
+        },
+        Frame::Loop { op: id, .. } => matches!(op(*id), Some(Op::While { .. } | Op::Repeat { .. })),
+        Frame::Try { op: id, stage, outcome } => {
+            matches!(op(*id), Some(Op::Try { .. })) && *stage <= 2 && (*stage == 2) == outcome.is_some()
+        }
+        Frame::Retry { op: id, .. } => matches!(op(*id), Some(Op::Retry { .. })),
+        Frame::Fan { op: id, inputs, results, .. } => {
+            results.len() < inputs.len()
+                && match op(*id) {
+                    Some(Op::Parallel { branches, .. }) => branches.len() == inputs.len(),
+                    Some(Op::Map { .. }) => true,
+                    _ => false,
+                }
+        }
+        Frame::Branch | Frame::Scope | Frame::Pause { .. } => true,
+    });
+    let scope_frames = state.frames.iter().filter(|f| matches!(f, Frame::Scope)).count();
+    if ok && scope_frames == state.scopes.len() {
+        Ok(())
+    } else {
+        Err(Error::bad_input(
+            "composition: the continuation does not belong to this program (damaged, or from another version of it)",
+        ))
+    }
 }
 
 struct Machine<'p> {
@@ -707,9 +745,13 @@ fn place(mut value: Value, pointer: &str, result: Value) -> Outcome {
     if pointer.is_empty() {
         return Ok(result);
     }
-    let (parent, last) = pointer.rsplit_once('/').expect("a checked pointer starts with `/`");
-    let last = last.replace("~1", "/").replace("~0", "~");
     let missing = || Error::bad_input(format!("composition: the output `{pointer}` has no parent in the value"));
+    // The JSON form only takes pointers starting with `/`; a program built with the DSL is not
+    // checked, so anything else is refused here rather than trusted.
+    let Some((parent, last)) = pointer.rsplit_once('/').filter(|_| pointer.starts_with('/')) else {
+        return Err(missing());
+    };
+    let last = last.replace("~1", "/").replace("~0", "~");
     match value.pointer_mut(parent).ok_or_else(missing)? {
         Value::Object(m) => {
             m.insert(last, result);

@@ -191,6 +191,9 @@ fn selections_and_outputs_move_values_around() {
     assert_eq!(out.result.unwrap(), json!({"a": [7], "result": {"tag": 7}}));
     let out = run(call("echo").output("/a/-"), json!({"a": [1]}));
     assert_eq!(out.result.unwrap(), json!({"a": [1, {"a": [1]}]}));
+    // The DSL does not check pointers (the JSON form does): a bad one is an error, not a panic.
+    let err = run(call("echo").output("no-slash"), json!({})).result.unwrap_err();
+    assert!(err.message().contains("the output `no-slash` has no parent"), "{err}");
     let err = run(call("echo").output("/no/such"), json!({})).result.unwrap_err();
     assert!(err.message().contains("the output `/no/such` has no parent"), "{err}");
     let err = run(call("echo").input(pointer("/missing")), json!({})).result.unwrap_err();
@@ -268,4 +271,19 @@ fn a_loop_without_steps_is_stopped_not_spun_forever() {
     let err = out.result.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BadInput);
     assert!(err.message().contains(&format!("{MAX_PURE_OPS} operations ran without a step")), "{err}");
+}
+
+#[test]
+fn a_continuation_of_another_program_is_refused_not_trusted() {
+    let long = Program::compile(&seq([call("a"), call("b"), call("c").retry(2)]));
+    let (state, _) = advance(&long, State::default(), Event::Start { input: json!(1), seed: 0 }).unwrap();
+    let (state, _) = advance(&long, state, Event::Answer(Ok(json!(2)))).unwrap();
+    let short = Program::compile(&call("a"));
+    let err = advance(&short, state.clone(), Event::Answer(Ok(json!(3)))).unwrap_err();
+    assert!(err.message().contains("does not belong to this program"), "{err}");
+    // A damaged one (an operation index out of range) likewise.
+    let mut text = serde_json::to_value(&state).unwrap();
+    text["frames"][0]["Seq"]["op"] = json!(99);
+    let damaged: State = serde_json::from_value(text).unwrap();
+    assert!(advance(&long, damaged, Event::Answer(Ok(json!(3)))).is_err());
 }
