@@ -336,8 +336,9 @@ impl Machine<'_> {
     /// Starts `op` on the current value: the next flow, or the action to hand out.
     fn enter(&mut self, id: OpId) -> Result<Flow, Action> {
         let value = self.value().clone();
-        match self.program.op(id).clone() {
-            Op::Call(call) => match self.input(&call, &value) {
+        let program = self.program;
+        match program.op(id) {
+            Op::Call(call) => match self.input(call, &value) {
                 Ok(input) => {
                     self.state.frames.push(Frame::Call { op: id });
                     Err(self.invoke(&call.function, input))
@@ -354,26 +355,26 @@ impl Machine<'_> {
             Op::If { .. } | Op::While { test_first: true, .. } => self.test(id, Vec::new()),
             Op::While { body, test_first: false, .. } => {
                 self.state.frames.push(Frame::Loop { op: id, count: 0 });
-                Ok(Flow::Enter(body))
+                Ok(Flow::Enter(*body))
             }
             Op::Repeat { times, body } => {
-                if times == 0 {
+                if *times == 0 {
                     return Ok(Flow::Return(Ok(value)));
                 }
                 self.state.frames.push(Frame::Loop { op: id, count: 0 });
-                Ok(Flow::Enter(body))
+                Ok(Flow::Enter(*body))
             }
             Op::Try { body, .. } => {
                 self.state.frames.push(Frame::Try { op: id, stage: 0, outcome: None });
-                Ok(Flow::Enter(body))
+                Ok(Flow::Enter(*body))
             }
             Op::Retry { body, .. } => {
                 self.state.frames.push(Frame::Retry { op: id, attempt: 1, input: value, sleeping: false });
-                Ok(Flow::Enter(body))
+                Ok(Flow::Enter(*body))
             }
             Op::Let { vars, body } => {
                 let mut values = BTreeMap::new();
-                for (name, e) in &vars {
+                for (name, e) in vars {
                     match self.eval(e, &value) {
                         Ok(v) => {
                             values.insert(name.clone(), v);
@@ -383,19 +384,19 @@ impl Machine<'_> {
                 }
                 self.state.scopes.push(Scope::Vars(values));
                 self.state.frames.push(Frame::Scope);
-                Ok(Flow::Enter(body))
+                Ok(Flow::Enter(*body))
             }
             Op::Mask { body } => {
                 self.state.scopes.push(Scope::Mask);
                 self.state.frames.push(Frame::Scope);
-                Ok(Flow::Enter(body))
+                Ok(Flow::Enter(*body))
             }
-            Op::Value(e) => Ok(Flow::Return(self.eval(&e, &value))),
+            Op::Value(e) => Ok(Flow::Return(self.eval(e, &value))),
             Op::Parallel { branches, .. } => {
                 let inputs = vec![value; branches.len()];
                 self.fan(id, inputs)
             }
-            Op::Map { items, .. } => match self.at(&items, &value, "items") {
+            Op::Map { items, .. } => match self.at(items, &value, "items") {
                 Ok(Value::Array(inputs)) => self.fan(id, inputs),
                 Ok(other) => Ok(Flow::Return(Err(Error::bad_input(format!(
                     "composition: `map` items at `{items}` must be an array, not {}",
@@ -405,17 +406,18 @@ impl Machine<'_> {
             },
             Op::Wait(ms) => {
                 self.state.frames.push(Frame::Pause { event: false });
-                Err(Action::Sleep { ms })
+                Err(Action::Sleep { ms: *ms })
             }
             Op::AwaitEvent { filter, timeout_ms } => {
                 self.state.frames.push(Frame::Pause { event: true });
-                Err(Action::AwaitEvent { filter, timeout_ms })
+                Err(Action::AwaitEvent { filter: filter.clone(), timeout_ms: *timeout_ms })
             }
         }
     }
 
     /// Continues `frame` with the outcome of its child.
     fn resume(&mut self, frame: Frame, outcome: Outcome) -> Result<Flow, Action> {
+        let program = self.program;
         if let Ok(v) = &outcome {
             self.state.value = v.clone();
         }
@@ -441,10 +443,10 @@ impl Machine<'_> {
                     return Ok(Flow::Return(outcome));
                 }
                 let count = count.saturating_add(1);
-                match self.program.op(op).clone() {
-                    Op::Repeat { times, body } if count < times => {
+                match program.op(op) {
+                    Op::Repeat { times, body } if count < *times => {
                         self.state.frames.push(Frame::Loop { op, count });
-                        Ok(Flow::Enter(body))
+                        Ok(Flow::Enter(*body))
                     }
                     Op::Repeat { .. } => Ok(Flow::Return(outcome)),
                     Op::While { .. } => self.test(op, Vec::new()),
@@ -452,7 +454,7 @@ impl Machine<'_> {
                 }
             }
             Frame::Try { op, stage, outcome: held } => {
-                let Op::Try { catch, finally, .. } = self.program.op(op).clone() else { unreachable!("a try frame") };
+                let Op::Try { catch, finally, .. } = program.op(op) else { unreachable!("a try frame") };
                 match stage {
                     0 | 1 => {
                         if let (0, Err(e)) = (stage, &outcome) {
@@ -474,7 +476,7 @@ impl Machine<'_> {
                                     Err(e) => error_json(e),
                                 };
                                 self.state.frames.push(Frame::Try { op, stage: 2, outcome: Some(outcome) });
-                                Ok(Flow::Enter(f))
+                                Ok(Flow::Enter(*f))
                             }
                             None => Ok(Flow::Return(outcome)),
                         }
@@ -494,7 +496,7 @@ impl Machine<'_> {
                 }
             }
             Frame::Retry { op, attempt, input, .. } => {
-                let Op::Retry { settings, .. } = self.program.op(op).clone() else { unreachable!("a retry frame") };
+                let Op::Retry { settings, .. } = program.op(op) else { unreachable!("a retry frame") };
                 let Err(e) = &outcome else { return Ok(Flow::Return(outcome)) };
                 let retried = if settings.kinds.is_empty() {
                     e.kind() != ErrorKind::BadInput
@@ -504,7 +506,7 @@ impl Machine<'_> {
                 if !retried || attempt >= settings.attempts {
                     return Ok(Flow::Return(outcome));
                 }
-                let ms = backoff(&settings, attempt, self.state.seed);
+                let ms = backoff(settings, attempt, self.state.seed);
                 self.state.frames.push(Frame::Retry { op, attempt: attempt + 1, input, sleeping: true });
                 Err(Action::Sleep { ms })
             }
@@ -561,11 +563,12 @@ impl Machine<'_> {
 
     /// Evaluates the test of `op` once every call in it has answered (`answers`, in order).
     fn test(&mut self, op: OpId, answers: Vec<bool>) -> Result<Flow, Action> {
-        let test = match self.program.op(op) {
-            Op::If { test, .. } | Op::While { test, .. } => test.clone(),
+        let program = self.program;
+        let test = match program.op(op) {
+            Op::If { test, .. } | Op::While { test, .. } => test,
             _ => unreachable!("a test on a test"),
         };
-        let calls = calls_of(&test);
+        let calls = calls_of(test);
         if let Some(call) = calls.get(answers.len()) {
             let value = self.value().clone();
             let input = match self.input(call, &value) {
@@ -576,22 +579,22 @@ impl Machine<'_> {
             self.state.frames.push(Frame::Test { op, answers });
             return Err(self.invoke(&function, input));
         }
-        let holds = holds(&test, self.value(), &mut answers.into_iter());
-        Ok(match self.program.op(op).clone() {
+        let holds = holds(test, self.value(), &mut answers.into_iter());
+        Ok(match program.op(op) {
             Op::If { then, otherwise, .. } => match (holds, otherwise) {
                 (true, _) => {
                     self.state.frames.push(Frame::Branch);
-                    Flow::Enter(then)
+                    Flow::Enter(*then)
                 }
                 (false, Some(o)) => {
                     self.state.frames.push(Frame::Branch);
-                    Flow::Enter(o)
+                    Flow::Enter(*o)
                 }
                 (false, None) => Flow::Return(Ok(self.value().clone())),
             },
             Op::While { body, .. } if holds => {
                 self.state.frames.push(Frame::Loop { op, count: 0 });
-                Flow::Enter(body)
+                Flow::Enter(*body)
             }
             _ => Flow::Return(Ok(self.value().clone())),
         })
