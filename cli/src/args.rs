@@ -53,6 +53,9 @@ pub enum Command {
     Logs(LogsArgs),
     /// Show recent activations (invocations).
     Activations(ActivationsArgs),
+    /// Show where each step of a composition runs: fused into its invocation, or invoked through
+    /// the backend while it waits.
+    Plan(NameArgs),
     /// Run the conformance suite against a backend and print its capability matrix.
     Conformance(ConformanceArgs),
     /// Run the CloudEvents gateway: ingress at `POST /`, subscriptions, durable delivery to functions

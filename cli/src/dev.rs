@@ -375,7 +375,7 @@ impl Server {
         out.say(format!("  {:<16} POST {url}/events", "(CloudEvents)"));
         if let Some(f) = app.functions.first() {
             let (ct, data) = match f.handler {
-                HandlerKind::Typed => ("application/json", r#"{"name":"Ada"}"#),
+                HandlerKind::Typed | HandlerKind::Composition => ("application/json", r#"{"name":"Ada"}"#),
                 _ => ("text/plain", "hello"),
             };
             out.say("try:");

@@ -20,6 +20,7 @@ pub mod dev;
 pub mod emulate;
 pub mod gateway;
 pub mod output;
+pub mod plan;
 pub mod progress;
 pub mod project;
 pub mod scaffold;
@@ -125,6 +126,7 @@ async fn dispatch(cli: Cli, out: Output) -> CliResult {
         Command::List => commands::list(&global, out).await,
         Command::Logs(args) => commands::logs(&global, args, out).await,
         Command::Activations(args) => commands::activations(&global, args, out).await,
+        Command::Plan(args) => plan::plan(&global, args, out).await,
         Command::Conformance(args) => conformance::conformance(&global, args, out).await,
         Command::Gateway(args) => gateway::gateway(&global, args, out).await,
     }

@@ -26,11 +26,14 @@
 pub mod ast;
 mod decode;
 pub mod dsl;
+pub mod fused;
 pub mod machine;
+pub mod plan;
 
 pub use ast::{Call, Catch, CompareOp, Composition, Cond, Expr, FORMAT, Node, Retry};
 pub use decode::{MAX_DEPTH, MAX_FAN, MAX_JSON_BYTES, MAX_NODES, MAX_VAR_NAME, MAX_WAIT_MS};
 pub use dsl::*;
+pub use fused::AppExt;
 
 /// A composition that cannot be read: where (a JSON Pointer into the JSON form; empty for the
 /// whole document) and what is wrong there.

@@ -134,9 +134,9 @@ const CORE: &[Capability] = &[];
 ///
 /// ```
 /// let ids: Vec<&str> = faas_conformance::cases::catalogue().iter().map(|c| c.id).collect();
-/// assert_eq!(ids.len(), 29);
+/// assert_eq!(ids.len(), 30);
 /// assert_eq!(ids[0], "INV-01");
-/// assert_eq!(ids.last(), Some(&"CAP-01"));
+/// assert_eq!(ids.last(), Some(&"TRI-01"));
 /// ```
 pub fn catalogue() -> Vec<Case> {
     vec![
@@ -169,6 +169,7 @@ pub fn catalogue() -> Vec<Case> {
         case!("EVT-04", &[CloudEvents], "event without id is bad input", evt_04),
         case!("LOG-01", &[Logs], "logs attributed to the invocation", log_01),
         case!("CAP-01", CORE, "unclaimed capability refused", cap_01),
+        case!("TRI-01", CORE, "a composition answers as its step", tri_01),
     ]
 }
 
@@ -1008,4 +1009,58 @@ async fn cap_01(h: &Harness) -> Check {
     );
     typed_still_works(h, "a refused deploy").await?;
     Ok(format!("refused `{missing}`"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compositions (COMPOSITION.md, category TRI)
+
+/// Substitution: `seq([call(f)])` answers what `f` answers, byte for byte (body and content
+/// type), errors included (kind, type, message): a caller cannot tell the composition from `f`.
+async fn tri_01(h: &Harness) -> Check {
+    let unicode = serde_json::to_vec(&serde_json::json!({"text": "Grüße 😀", "controls": "\u{0000}\n\t\"\\/"}))
+        .expect("serialises");
+    let inputs: [(&str, Payload, &str); 5] = [
+        ("echo", Payload::empty(), "an empty body"),
+        ("echo", Payload::new(unicode, Some("application/json".into())), "unicode JSON"),
+        ("echo", Payload::bytes((0..=255u8).collect::<Vec<u8>>()), "all 256 byte values as application/octet-stream"),
+        ("typed", json(serde_json::json!({"name": "Ada"})), "{\"name\":\"Ada\"}"),
+        ("fail", json(serde_json::json!("boom")), "\"boom\""),
+    ];
+    for (step, payload, sent) in inputs {
+        let (composition, _) =
+            crate::fixture::COMPOSITIONS.iter().find(|(_, s)| *s == step).expect("a composition of each probe");
+        let direct = h.runner().invoke(InvokeRequest::new(step, payload.clone())).await;
+        let composed = h.runner().invoke(InvokeRequest::new(*composition, payload)).await;
+        match (direct, composed) {
+            (Ok(d), Ok(c)) => ensure!(
+                d.payload.body() == c.payload.body() && d.payload.content_type() == c.payload.content_type(),
+                "sent {sent}: `{step}` answered {} ({:?}) but `{composition}` answered {} ({:?})",
+                preview(d.payload.body()),
+                d.payload.content_type(),
+                preview(c.payload.body()),
+                c.payload.content_type()
+            ),
+            (Err(d), Err(c)) => ensure!(
+                (d.kind(), d.error_type(), d.message()) == (c.kind(), c.error_type(), c.message()),
+                "sent {sent}: `{step}` failed with {} but `{composition}` with {}",
+                show_error(&d),
+                show_error(&c)
+            ),
+            (Ok(d), Err(c)) => {
+                return fail(format!(
+                    "sent {sent}: `{step}` answered {} but `{composition}` failed with {}",
+                    preview(d.payload.body()),
+                    show_error(&c)
+                ));
+            }
+            (Err(d), Ok(c)) => {
+                return fail(format!(
+                    "sent {sent}: `{step}` failed with {} but `{composition}` answered {}",
+                    show_error(&d),
+                    preview(c.payload.body())
+                ));
+            }
+        }
+    }
+    Ok(String::new())
 }

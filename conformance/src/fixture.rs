@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use faas_api::cloudevents::{AttributesReader, AttributesWriter, Event};
 use faas_api::{App, Context, ContextReport, Error, EventFilter, Payload};
+use faas_composition::{call as composition_call, seq, AppExt};
 use serde::{Deserialize, Serialize};
 
 /// The event type the `emit` probe is asked to emit in ASY-01, and the one `collect` subscribes to.
@@ -25,11 +26,30 @@ pub const BIG_LIMIT: usize = 128 * 1024 * 1024;
 /// The longest the `sleep` probe will sleep (15 minutes, the longest timeout any backend allows).
 pub const SLEEP_LIMIT_MS: u64 = 15 * 60 * 1000;
 
-/// Names of every probe function, in declaration order.
-pub const PROBES: [&str; 14] = [
-    "echo", "typed", "fail", "panic", "sleep", "context", "counter", "big", "emit", "env", "event", "log", "collect",
+/// Names of every probe function, in declaration order (the compositions last).
+pub const PROBES: [&str; 17] = [
+    "echo",
+    "typed",
+    "fail",
+    "panic",
+    "sleep",
+    "context",
+    "counter",
+    "big",
+    "emit",
+    "env",
+    "event",
+    "log",
+    "collect",
     "call",
+    "seq-echo",
+    "seq-typed",
+    "seq-fail",
 ];
+
+/// The compositions of the fixture, each `seq([call(step)])` of one probe, and that probe: TRI-01
+/// checks that each answers exactly what its step answers (COMPOSITION.md, substitution).
+pub const COMPOSITIONS: [(&str, &str); 3] = [("seq-echo", "echo"), ("seq-typed", "typed"), ("seq-fail", "fail")];
 
 /// Builds the fixture app.
 ///
@@ -42,7 +62,7 @@ pub const PROBES: [&str; 14] = [
 /// # });
 /// ```
 pub fn fixture_app() -> App {
-    App::new()
+    let app = App::new()
         .raw("echo", echo)
         .function("typed", typed)
         .function("fail", fail)
@@ -57,7 +77,8 @@ pub fn fixture_app() -> App {
         .function("log", log)
         .event("collect", collect)
         .subscribe("collect", EventFilter::new().event_type(EMITTED_TYPE))
-        .function("call", call)
+        .function("call", call);
+    COMPOSITIONS.iter().fold(app, |app, (name, step)| app.composition(name, seq([composition_call(*step)])))
 }
 
 /// Bytes in, the same bytes and content type out.

@@ -20,10 +20,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 use cloudevents::Event;
+use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::handler::{BoxHandler, EventFn, Handler, Invocation, Raw, ServiceHandler, Typed};
+use crate::handler::{AppHandler, BoxHandler, EventFn, Handler, Invocation, Raw, ServiceHandler, Typed};
 use crate::runner::Capability;
 use crate::{Context, Error, Payload};
 
@@ -85,6 +86,9 @@ pub enum HandlerKind {
     Event,
     /// A `tower::Service`.
     Service,
+    /// A composition: a program over other functions (JSON in, JSON out), its portable form in
+    /// [`FunctionDescription::composition`].
+    Composition,
 }
 
 /// A CloudEvent filter on `type`, `source` and `subject`. Each given attribute must match
@@ -249,6 +253,10 @@ pub struct FunctionDescription {
     /// Capabilities the function needs from its backend.
     #[serde(default)]
     pub requires: Vec<Capability>,
+    /// A composition's program in its portable JSON form (`{"faas": "composition/v1", ...}`),
+    /// for the control side (`faas plan`, the conductor); `None` for every other kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composition: Option<serde_json::Value>,
 }
 
 /// The machine-readable description of an app binary: what `FAAS_DESCRIBE=1 ./app` prints.
@@ -289,7 +297,26 @@ impl Manifest {
 #[derive(Clone)]
 struct Function {
     description: FunctionDescription,
-    handler: BoxHandler,
+    handler: Entry,
+}
+
+/// How a function's handler is called: on its own, or given its app.
+#[derive(Clone)]
+enum Entry {
+    Plain(BoxHandler),
+    WithApp(Arc<dyn AppHandler>),
+}
+
+/// An [`AppHandler`] with the app it runs in: what [`App::handler_of`] hands out for it.
+struct Bound {
+    app: App,
+    handler: Arc<dyn AppHandler>,
+}
+
+impl Handler for Bound {
+    fn call(&self, invocation: Invocation) -> BoxFuture<'static, Result<Payload, Error>> {
+        self.handler.call(&self.app, invocation)
+    }
 }
 
 /// A set of named functions plus their declared triggers.
@@ -310,7 +337,8 @@ struct Function {
 /// ```
 #[derive(Clone, Default)]
 pub struct App {
-    functions: BTreeMap<String, Function>,
+    // Shared: an app handler's bound copy of the app costs one reference count, not a copy.
+    functions: Arc<BTreeMap<String, Function>>,
     order: Vec<String>,
     problems: Vec<String>,
 }
@@ -327,7 +355,7 @@ impl App {
         App::default()
     }
 
-    fn add(mut self, name: &str, handler_kind: HandlerKind, handler: BoxHandler) -> App {
+    fn add(mut self, name: &str, handler_kind: HandlerKind, handler: Entry) -> App {
         if let Err(e) = validate_function_name(name) {
             self.problems.push(e.message().to_string());
             return self;
@@ -336,9 +364,14 @@ impl App {
             self.problems.push(format!("function `{name}` is defined twice"));
             return self;
         }
-        let description =
-            FunctionDescription { name: name.to_string(), handler: handler_kind, triggers: vec![], requires: vec![] };
-        self.functions.insert(name.to_string(), Function { description, handler });
+        let description = FunctionDescription {
+            name: name.to_string(),
+            handler: handler_kind,
+            triggers: vec![],
+            requires: vec![],
+            composition: None,
+        };
+        Arc::make_mut(&mut self.functions).insert(name.to_string(), Function { description, handler });
         self.order.push(name.to_string());
         self
     }
@@ -369,7 +402,7 @@ impl App {
         Resp: Serialize + Send + 'static,
         E: Into<Error> + Send + 'static,
     {
-        self.add(name, HandlerKind::Typed, Arc::new(Typed::new(f)))
+        self.add(name, HandlerKind::Typed, Entry::Plain(Arc::new(Typed::new(f))))
     }
 
     /// Adds a raw-bytes function.
@@ -394,7 +427,7 @@ impl App {
         Fut: Future<Output = Result<Payload, E>> + Send + 'static,
         E: Into<Error> + Send + 'static,
     {
-        self.add(name, HandlerKind::Raw, Arc::new(Raw::new(f)))
+        self.add(name, HandlerKind::Raw, Entry::Plain(Arc::new(Raw::new(f))))
     }
 
     /// Adds a CloudEvent function.
@@ -425,7 +458,7 @@ impl App {
         E: Into<Error> + Send + 'static,
     {
         let known = self.problems.len();
-        let app = self.add(name, HandlerKind::Event, Arc::new(EventFn::new(f)));
+        let app = self.add(name, HandlerKind::Event, Entry::Plain(Arc::new(EventFn::new(f))));
         // Only mark the function this call added: not a duplicate's first definition, and no second problem
         // for a name that was already refused.
         if app.problems.len() == known { app.requires(name, Capability::CloudEvents) } else { app }
@@ -449,7 +482,7 @@ impl App {
         S::Error: Into<Error> + Send + 'static,
         S::Future: Send + 'static,
     {
-        self.add(name, HandlerKind::Service, Arc::new(ServiceHandler::new(service)))
+        self.add(name, HandlerKind::Service, Entry::Plain(Arc::new(ServiceHandler::new(service))))
     }
 
     /// Adds any [`Handler`].
@@ -467,11 +500,67 @@ impl App {
     /// # }
     /// ```
     pub fn handler(self, name: &str, kind: HandlerKind, handler: impl Handler) -> App {
-        self.add(name, kind, Arc::new(handler))
+        self.add(name, kind, Entry::Plain(Arc::new(handler)))
+    }
+
+    /// Adds a composition: `handler` runs it, given this app (so it can run the app's own
+    /// functions in the same invocation), and `program` is its portable JSON form, published in
+    /// the manifest. `faas_composition`'s `App::composition` (its `AppExt` trait, in the `faas`
+    /// prelude) is the way to declare one; this is the hook it uses.
+    ///
+    /// ```
+    /// use faas_api::handler::{AppHandler, Invocation};
+    /// use faas_api::{App, Context, Error, HandlerKind, Payload};
+    /// use futures::future::{BoxFuture, FutureExt};
+    /// # async fn double(_cx: Context, n: i64) -> Result<i64, Error> { Ok(n * 2) }
+    /// /// Calls `double` twice, in the same invocation.
+    /// struct Twice;
+    /// impl AppHandler for Twice {
+    ///     fn call(&self, app: &App, inv: Invocation) -> BoxFuture<'static, Result<Payload, Error>> {
+    ///         let app = app.clone();
+    ///         async move {
+    ///             let once = app.call("double", inv.cx.step("double", "1"), inv.payload).await?;
+    ///             app.call("double", inv.cx.step("double", "2"), once).await
+    ///         }
+    ///         .boxed()
+    ///     }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let program = serde_json::json!({"faas": "composition/v1", "program": {"op": "seq", "steps": [
+    ///     {"op": "call", "function": "double"}, {"op": "call", "function": "double"}]}});
+    /// let app = App::new().function("double", double).composed("quadruple", program.clone(), Twice);
+    /// let described = &app.manifest().functions[1];
+    /// assert_eq!((described.handler, described.composition.as_ref()), (HandlerKind::Composition, Some(&program)));
+    /// assert_eq!(app.call_json("quadruple", &3).await.unwrap(), 12);
+    /// # }
+    /// ```
+    pub fn composed(self, name: &str, program: serde_json::Value, handler: impl AppHandler) -> App {
+        let before = self.functions.len();
+        let mut app = self.add(name, HandlerKind::Composition, Entry::WithApp(Arc::new(handler)));
+        if app.functions.len() > before {
+            // Added (not refused as a duplicate or a bad name): describe it.
+            if let Some(d) = app.describe_mut(name) {
+                d.composition = Some(program);
+            }
+        }
+        app
+    }
+
+    /// Records a mistake in a declaration made outside this crate (a composition whose program
+    /// does not read back, say); [`App::validate`] reports it with the others.
+    ///
+    /// ```
+    /// let app = faas_api::App::new().with_problem("composition `c`: /program/op: unknown");
+    /// assert_eq!(app.problems(), ["composition `c`: /program/op: unknown"]);
+    /// assert!(app.validate().is_err());
+    /// ```
+    pub fn with_problem(mut self, problem: impl Into<String>) -> App {
+        self.problems.push(problem.into());
+        self
     }
 
     fn describe_mut(&mut self, name: &str) -> Option<&mut FunctionDescription> {
-        self.functions.get_mut(name).map(|f| &mut f.description)
+        Arc::make_mut(&mut self.functions).get_mut(name).map(|f| &mut f.description)
     }
 
     fn with_description(mut self, name: &str, what: &str, edit: impl FnOnce(&mut FunctionDescription)) -> App {
@@ -647,7 +736,10 @@ impl App {
     /// # }
     /// ```
     pub fn handler_of(&self, name: &str) -> Option<BoxHandler> {
-        self.functions.get(name).map(|f| f.handler.clone())
+        self.functions.get(name).map(|f| match &f.handler {
+            Entry::Plain(handler) => handler.clone(),
+            Entry::WithApp(handler) => Arc::new(Bound { app: self.clone(), handler: handler.clone() }) as BoxHandler,
+        })
     }
 
     /// A not-found error for `name` that lists the known functions.

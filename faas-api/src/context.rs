@@ -448,6 +448,7 @@ pub struct Context {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     invocation_id: String,
     function_name: String,
@@ -590,6 +591,51 @@ impl Context {
     /// ```
     pub fn var(&self, key: &str) -> Option<String> {
         self.inner.vars.get(key).cloned().or_else(|| std::env::var(key).ok())
+    }
+
+    /// The context of a step this invocation runs itself (a composition's step fused into it):
+    /// function `function_name`, invocation id `{this id}/{step}`, a child span of this trace, and
+    /// everything else of this one: the deadline, the backend, the log sink (the step's lines
+    /// carry its own id), the services, the variables and the extensions.
+    ///
+    /// ```
+    /// let cx = faas_api::Context::builder("checkout").invocation_id("run-1").var("K", "v").build();
+    /// let step = cx.step("charge", "3");
+    /// assert_eq!((step.function_name(), step.invocation_id()), ("charge", "run-1/3"));
+    /// assert_eq!(step.trace().trace_id(), cx.trace().trace_id());
+    /// assert_ne!(step.trace().parent_id(), cx.trace().parent_id());
+    /// assert_eq!((step.deadline(), step.var("K")), (cx.deadline(), Some("v".to_string())));
+    /// ```
+    pub fn step(&self, function_name: &str, step: &str) -> Context {
+        let inner = &self.inner;
+        let invocation_id = format!("{}/{step}", inner.invocation_id);
+        let logger = Logger { invocation_id: Arc::from(invocation_id.as_str()), sink: inner.logger.sink.clone() };
+        Context {
+            inner: Arc::new(Inner {
+                invocation_id,
+                function_name: function_name.to_string(),
+                deadline: inner.deadline,
+                trace: inner.trace.child(),
+                backend: inner.backend.clone(),
+                logger,
+                services: inner.services.clone(),
+                vars: inner.vars.clone(),
+                extensions: inner.extensions.clone(),
+            }),
+        }
+    }
+
+    /// This context with one more extension (replacing one of the same type).
+    ///
+    /// ```
+    /// #[derive(Clone, Debug, PartialEq)]
+    /// struct Depth(u32);
+    /// let cx = faas_api::Context::builder("f").build().with_extension(Depth(2));
+    /// assert_eq!(cx.extension::<Depth>(), Some(&Depth(2)));
+    /// ```
+    pub fn with_extension<T: Send + Sync + Clone + 'static>(mut self, value: T) -> Context {
+        Arc::make_mut(&mut self.inner).extensions.insert(value);
+        self
     }
 
     /// Invokes another function by logical name, on whatever backend hosts this one.

@@ -93,6 +93,14 @@ pub trait Handler: Send + Sync + 'static {
     fn call(&self, invocation: Invocation) -> BoxFuture<'static, Result<Payload, Error>>;
 }
 
+/// A handler that is given its app with each invocation, so it can run the app's other
+/// functions in the same invocation: how a composition fused into one invocation runs its steps.
+/// Added with [`crate::App::composed`]; [`crate::App::handler_of`] hands it out bound to the app.
+pub trait AppHandler: Send + Sync + 'static {
+    /// Runs one invocation inside `app`.
+    fn call(&self, app: &crate::App, invocation: Invocation) -> BoxFuture<'static, Result<Payload, Error>>;
+}
+
 /// A shareable handler.
 ///
 /// ```

@@ -54,6 +54,10 @@
 #![warn(missing_docs)]
 
 pub use faas_api::*;
+/// Compositions: functions built from functions ([`faas_composition`]); declare one with
+/// [`AppExt::composition`].
+pub use faas_composition as composition;
+pub use faas_composition::AppExt;
 pub use faas_host::{Env, Host, HostAdapter, ServeFuture};
 
 #[cfg(feature = "local-http")]

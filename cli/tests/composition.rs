@@ -1,0 +1,89 @@
+//! Compositions through the `faas` command: `faas plan` reads the composition from the app's
+//! manifest, and under `faas dev` a composition is invoked, logged and recorded as a function.
+//! The app is examples/checkout, built as a new project.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const CHECKOUT: &str = include_str!("../../examples/checkout/src/main.rs");
+const PAID: &str = r#"{"order":{"items":[{"sku":"tea","qty":2,"cents":450}],"card":"4242"},"token":"tok_1"}"#;
+
+#[test]
+fn a_composition_is_planned_invoked_and_recorded_like_a_function() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = new_project(tmp.path(), "shop");
+    std::fs::write(project.join("src").join("main.rs"), CHECKOUT).unwrap();
+    // `faas new` configured its one function, `shop`; this app has others.
+    std::fs::write(project.join("faas.toml"), "[app]\nname = \"shop\"\n").unwrap();
+
+    // The plan: every step is a function of the app, so a run is one invocation.
+    let o = faas(&project, &["plan", "checkout", "--json"]);
+    let plan = json(&o);
+    assert_eq!(plan["ok"], true, "{plan}\n{}", stderr(&o));
+    assert_eq!(plan["oneInvocation"], true, "{plan}");
+    let steps: Vec<(String, String, String)> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let text = |k: &str| s[k].as_str().unwrap_or_default().to_string();
+            (text("placement"), text("path"), text("function"))
+        })
+        .collect();
+    let step = |p: &str, path: &str, f: &str| (p.to_string(), path.to_string(), f.to_string());
+    assert_eq!(
+        steps,
+        [
+            step("fused", "/program/body/steps/0", "validate"),
+            step("fused", "/program/body/steps/1/then", "review"),
+            step("fused", "/program/body/steps/2/body/body", "charge"),
+            step("backoff", "/program/body/steps/2/body", ""),
+            step("fused", "/program/body/steps/3/branches/0", "receipt"),
+            step("fused", "/program/body/steps/3/branches/1", "notify"),
+        ]
+    );
+    let o = faas(&project, &["plan", "checkout"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("plan of `checkout` (app `shop`, backend `local`): one invocation"), "{text}");
+    assert!(text.contains("fused      /program/body/steps/0"), "{text}");
+    // Not a composition, and no such composition: named.
+    let o = faas(&project, &["plan", "charge", "--json"]);
+    assert_eq!(json(&o)["error"]["kind"], "bad_input");
+    assert!(stdout(&o).contains("`charge` is a function of `shop`, not a composition"), "{}", stdout(&o));
+    let o = faas(&project, &["plan", "refund", "--json"]);
+    assert_eq!(json(&o)["error"]["kind"], "not_found");
+    assert!(stdout(&o).contains("its compositions: checkout"), "{}", stdout(&o));
+
+    // Under `faas dev`, the composition is a function: invoked, its steps' logs in its activation.
+    let mut server = DevServer::start(&project, &["dev", "--port", "0"]);
+    let info_path = project.join(".faas").join("dev.json");
+    wait_for("dev.json", Duration::from_secs(20 * 60), &mut server, |_| std::fs::read(&info_path).ok());
+    let o = faas(&project, &["invoke", "checkout", "--data", PAID]);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), server.output());
+    assert_eq!(stdout(&o).trim(), r#"[{"receipt":"paid for 900 cents"},{"notified":true}]"#);
+    let o = faas(&project, &["invoke", "checkout", "--data", PAID, "--logs", "--json"]);
+    let v = json(&o);
+    assert_eq!(v["ok"], true, "{v}");
+    let logs = v["logs"].to_string();
+    assert!(logs.contains("charged 900 cents with a token of 5 characters"), "{v}");
+    let activation = v["activationId"].as_str().unwrap().to_string();
+    let o = faas(&project, &["activations", "--json"]);
+    let list = json(&o);
+    let record = list["activations"].as_array().unwrap().iter().find(|a| a["id"] == activation.as_str());
+    let record = record.unwrap_or_else(|| panic!("activation {activation} in {list}"));
+    assert_eq!(
+        (record["function"].as_str(), record["status"].as_str()),
+        (Some("checkout"), Some("success")),
+        "{record}"
+    );
+    // A step's error is the composition's error, as a function's would be.
+    let empty = r#"{"order":{"items":[],"card":"4242"},"token":"t"}"#;
+    let o = faas(&project, &["invoke", "checkout", "--data", empty, "--json"]);
+    let v = json(&o);
+    assert_eq!(v["error"]["kind"], "bad_input", "{v}");
+    assert_eq!(v["error"]["errorMessage"], "an order needs at least one item", "{v}");
+}

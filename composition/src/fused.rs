@@ -1,0 +1,218 @@
+//! A composition as a function of its app, its steps run inside its own invocation.
+//!
+//! [`AppExt::composition`] adds a composition to an [`App`] as a function of that name (handler
+//! kind `composition`, its JSON form in the manifest). Invoking it drives the [`machine`]
+//! in the invocation itself: a step that is a function of the same app is dispatched to that
+//! function's handler directly (fused: no second invocation, nothing billed waits), with a
+//! context of its own ([`Context::step`]: invocation id `{run}/{n}`, a child span of the run's
+//! trace, the run's deadline and log sink). A step that is not a function of the app is invoked
+//! through the backend (`cx.invoke`), and this invocation waits for it: the planner
+//! ([`crate::plan`]) reports those steps, which the durable conductor will take over.
+//!
+//! Payloads: a JSON payload (or one without a content type) is its JSON value, an empty one is
+//! `null`, any other content type is its text as a JSON string (base64 when it is not UTF-8). A
+//! step given exactly the value the previous step answered (or the run's input) receives the very
+//! bytes and content type it came with, and a run that ends on such a value answers those bytes:
+//! `seq([call("f")])` answers exactly what `f` answers.
+//!
+//! ```
+//! use faas_api::{App, Context, Error};
+//! use faas_composition::{AppExt, at, call, seq, when};
+//! async fn double(_cx: Context, n: i64) -> Result<i64, Error> { Ok(n * 2) }
+//! async fn label(cx: Context, n: i64) -> Result<String, Error> {
+//!     Ok(format!("{n} from {}", cx.function_name()))
+//! }
+//! let app = App::new()
+//!     .function("double", double)
+//!     .function("label", label)
+//!     .composition("grow", seq([call("double"), when(at("").lt(10), call("double")), call("label")]));
+//! assert!(app.validate().is_ok());
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! assert_eq!(app.call_json("grow", &3).await.unwrap(), "12 from label"); // 3 → 6 → 12
+//! assert_eq!(app.call_json("grow", &6).await.unwrap(), "12 from label"); // 6 → 12
+//! # });
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use faas_api::handler::{AppHandler, Invocation};
+use faas_api::{App, Error, Payload};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use crate::Composition;
+use crate::machine::{Action, Event, Program, State, advance};
+
+/// How deep compositions of one app may call each other inside one invocation: a composition
+/// that calls itself, directly or through another, is stopped there with a `bad_input` error.
+pub const MAX_NESTING: u32 = 16;
+
+/// Declaring compositions on an [`App`] (in the `faas` prelude).
+pub trait AppExt {
+    /// Adds composition `name` running `program` (a [`crate::Node`] from the builder DSL, or a
+    /// [`Composition`] read from its JSON form). A program that does not check (a bad function
+    /// name, a variable out of scope, a JSON Pointer without its `/`) is a problem
+    /// [`App::validate`] reports, naming the composition and the JSON path.
+    ///
+    /// ```
+    /// use faas_api::App;
+    /// use faas_composition::{AppExt, call};
+    /// let app = App::new().composition("bad", call("no spaces allowed"));
+    /// let err = app.validate().unwrap_err();
+    /// assert!(err.message().contains("composition `bad`: /program/function"), "{}", err.message());
+    /// ```
+    fn composition(self, name: &str, program: impl Into<Composition>) -> App;
+}
+
+impl AppExt for App {
+    fn composition(self, name: &str, program: impl Into<Composition>) -> App {
+        let composition = program.into();
+        let json = composition.to_json();
+        // The builder builds any tree; the reader checks it. What runs is what reads back.
+        match Composition::from_value(&json) {
+            Ok(checked) => {
+                let program = Arc::new(Program::compile(&checked.program));
+                self.composed(name, json, Fused { program })
+            }
+            Err(e) => self.with_problem(format!(
+                "composition `{name}`: {}{}",
+                if e.path.is_empty() { String::new() } else { format!("{}: ", e.path) },
+                e.message
+            )),
+        }
+    }
+}
+
+impl From<crate::Node> for Composition {
+    fn from(program: crate::Node) -> Composition {
+        Composition::new(program)
+    }
+}
+
+/// The handler of a composition fused into its invocation.
+struct Fused {
+    program: Arc<Program>,
+}
+
+/// How many fused compositions enclose this invocation (a context extension).
+#[derive(Debug, Clone, Copy)]
+struct Nesting(u32);
+
+impl AppHandler for Fused {
+    fn call(&self, app: &App, invocation: Invocation) -> BoxFuture<'static, Result<Payload, Error>> {
+        let program = self.program.clone();
+        let app = app.clone();
+        async move { run(&program, &app, invocation).await }.boxed()
+    }
+}
+
+/// The value the machine works on and the payload it came as, so that it can be handed on as
+/// those same bytes.
+struct Current {
+    value: Value,
+    payload: Payload,
+}
+
+impl Current {
+    fn of(payload: Payload) -> Result<Current, Error> {
+        Ok(Current { value: value_of(&payload)?, payload })
+    }
+
+    /// What to send for `value`: the payload it came as when it is the current value.
+    fn payload_for(&self, value: &Value) -> Result<Payload, Error> {
+        if *value == self.value { Ok(self.payload.clone()) } else { Payload::json(value) }
+    }
+}
+
+async fn run(program: &Program, app: &App, invocation: Invocation) -> Result<Payload, Error> {
+    let Invocation { cx, payload } = invocation;
+    let nesting = cx.extension::<Nesting>().map_or(0, |n| n.0);
+    if nesting >= MAX_NESTING {
+        return Err(Error::bad_input(format!(
+            "composition `{}` is nested {MAX_NESTING} compositions deep in one invocation; does it call itself?",
+            cx.function_name()
+        )));
+    }
+    let mut current = Current::of(payload)?;
+    let mut state = State::default();
+    let mut event = Event::Start { input: current.value.clone(), seed: seed_of(cx.invocation_id()) };
+    loop {
+        let (next, action) = advance(program, state, event)?;
+        state = next;
+        event = match action {
+            Action::Invoke { function, input } => {
+                let payload = current.payload_for(&input)?;
+                let answer = if app.contains(&function) {
+                    let step = cx.step(&function, &state.seq.to_string()).with_extension(Nesting(nesting + 1));
+                    app.call(&function, step, payload).await
+                } else {
+                    cx.invoke(&function, payload).await
+                };
+                Event::Answer(answer.and_then(|reply| {
+                    current = Current::of(reply)?;
+                    Ok(current.value.clone())
+                }))
+            }
+            Action::Sleep { ms } => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Event::Timer
+            }
+            Action::AwaitEvent { .. } => Event::Answer(Err(Error::unavailable(format!(
+                "composition `{}` waits for an event, which needs the event gateway's conductor; \
+                 a composition run inside one invocation cannot receive events",
+                cx.function_name()
+            )))),
+            Action::Finish(result) => return current.payload_for(&result?),
+        };
+    }
+}
+
+/// A payload's value. Empty is `null`; JSON (or no content type) is parsed, and must parse; the
+/// text types a typed function also reads as JSON (`text/plain`, a form, what `curl -d` sends)
+/// are parsed when they hold JSON and are their text otherwise; any other type is its text as a
+/// JSON string, base64 when it is not UTF-8.
+fn value_of(payload: &Payload) -> Result<Value, Error> {
+    let body = payload.body();
+    if body.is_empty() {
+        return Ok(Value::Null);
+    }
+    if payload.is_json_or_untyped() {
+        return serde_json::from_slice(body).map_err(|e| {
+            Error::bad_input(format!("a composition's input and its steps' JSON answers must parse: {e}"))
+        });
+    }
+    if payload.may_hold_json()
+        && let Ok(value) = serde_json::from_slice(body)
+    {
+        return Ok(value);
+    }
+    Ok(Value::String(match std::str::from_utf8(body) {
+        Ok(text) => text.to_string(),
+        Err(_) => base64::engine::general_purpose::STANDARD.encode(body),
+    }))
+}
+
+/// FNV-1a of the run's id: retry jitter differs between runs and repeats within one.
+fn seed_of(id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_values() {
+        assert_eq!(value_of(&Payload::empty()).unwrap(), Value::Null);
+        assert_eq!(value_of(&Payload::new("{\"a\":1}", None)).unwrap(), serde_json::json!({"a": 1}));
+        assert_eq!(value_of(&Payload::new("hi", Some("text/plain".into()))).unwrap(), "hi");
+        assert_eq!(value_of(&Payload::new(vec![0xff, 0], Some("application/octet-stream".into()))).unwrap(), "/wA=");
+        assert_eq!(value_of(&Payload::new("[1]", Some("text/plain".into()))).unwrap(), serde_json::json!([1]));
+        assert_eq!(value_of(&Payload::new("[1]", Some("image/svg".into()))).unwrap(), "[1]");
+        let err = value_of(&Payload::new("{", Some("application/json".into()))).unwrap_err();
+        assert!(err.message().contains("JSON"), "{}", err.message());
+    }
+}
