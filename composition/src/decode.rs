@@ -59,7 +59,7 @@ impl Reader {
     }
 
     fn object<'v>(&self, v: &'v Value, what: &str) -> Result<&'v Map<String, Value>> {
-        v.as_object().ok_or_else(|| self.error(format!("{what} must be a JSON object, not {}", kind(v))))
+        v.as_object().ok_or_else(|| self.error(format!("{what} must be a JSON object, not {}", faas_api::json_kind(v))))
     }
 
     /// Refuses members other than `known`.
@@ -79,7 +79,9 @@ impl Reader {
 
     fn string(&mut self, v: &Value, key: &str) -> Result<String> {
         self.at(key, |r| {
-            v.as_str().map(str::to_string).ok_or_else(|| r.error(format!("must be a string, not {}", kind(v))))
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| r.error(format!("must be a string, not {}", faas_api::json_kind(v))))
         })
     }
 
@@ -91,7 +93,9 @@ impl Reader {
     }
 
     fn bool(&mut self, v: &Value, key: &str) -> Result<bool> {
-        self.at(key, |r| v.as_bool().ok_or_else(|| r.error(format!("must be true or false, not {}", kind(v)))))
+        self.at(key, |r| {
+            v.as_bool().ok_or_else(|| r.error(format!("must be true or false, not {}", faas_api::json_kind(v))))
+        })
     }
 
     fn json_pointer(&mut self, v: &Value, key: &str) -> Result<String> {
@@ -108,8 +112,9 @@ impl Reader {
 
     fn kinds(&mut self, v: &Value) -> Result<Vec<ErrorKind>> {
         self.at("kinds", |r| {
-            let items =
-                v.as_array().ok_or_else(|| r.error(format!("must be an array of error kinds, not {}", kind(v))))?;
+            let items = v
+                .as_array()
+                .ok_or_else(|| r.error(format!("must be an array of error kinds, not {}", faas_api::json_kind(v))))?;
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
                 let k = item.as_str().and_then(ErrorKind::parse).ok_or_else(|| {
@@ -145,7 +150,9 @@ impl Reader {
         let op = match obj.get("op") {
             Some(Value::String(op)) => op.as_str(),
             Some(other) => {
-                return Err(self.at("op", |r| Err(r.error(format!("must be a string, not {}", kind(other)))))?);
+                return Err(
+                    self.at("op", |r| Err(r.error(format!("must be a string, not {}", faas_api::json_kind(other)))))?
+                );
             }
             None => return Err(self.error(format!("a program node needs `op`, one of {}", list(OPS)))),
         };
@@ -317,8 +324,9 @@ impl Reader {
 
     fn nodes_at(&mut self, v: &Value, key: &str) -> Result<Vec<Node>> {
         self.at(key, |r| {
-            let items =
-                v.as_array().ok_or_else(|| r.error(format!("must be an array of program nodes, not {}", kind(v))))?;
+            let items = v
+                .as_array()
+                .ok_or_else(|| r.error(format!("must be an array of program nodes, not {}", faas_api::json_kind(v))))?;
             let mut out = Vec::with_capacity(items.len().min(MAX_NODES));
             for (i, item) in items.iter().enumerate() {
                 out.push(r.at(i, |r| r.node(item))?);
@@ -341,7 +349,9 @@ impl Reader {
     }
 
     fn catches(&mut self, v: &Value) -> Result<Vec<Catch>> {
-        let items = v.as_array().ok_or_else(|| self.error(format!("must be an array of handlers, not {}", kind(v))))?;
+        let items = v
+            .as_array()
+            .ok_or_else(|| self.error(format!("must be an array of handlers, not {}", faas_api::json_kind(v))))?;
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             out.push(self.at(i, |r| {
@@ -353,9 +363,9 @@ impl Reader {
                 };
                 let error_types = match obj.get("error_types") {
                     Some(v) => r.at("error_types", |r| {
-                        let items = v
-                            .as_array()
-                            .ok_or_else(|| r.error(format!("must be an array of strings, not {}", kind(v))))?;
+                        let items = v.as_array().ok_or_else(|| {
+                            r.error(format!("must be an array of strings, not {}", faas_api::json_kind(v)))
+                        })?;
                         items
                             .iter()
                             .enumerate()
@@ -438,9 +448,9 @@ impl Reader {
             "truthy" => Ok(Cond::Truthy(self.json_pointer(inner, "truthy")?)),
             "not" => Ok(Cond::Not(Box::new(self.at("not", |r| r.cond(inner))?))),
             "all" | "any" => self.at(form, |r| {
-                let items = inner
-                    .as_array()
-                    .ok_or_else(|| r.error(format!("must be an array of conditions, not {}", kind(inner))))?;
+                let items = inner.as_array().ok_or_else(|| {
+                    r.error(format!("must be an array of conditions, not {}", faas_api::json_kind(inner)))
+                })?;
                 let mut out = Vec::with_capacity(items.len());
                 for (i, c) in items.iter().enumerate() {
                     out.push(r.at(i, |r| r.cond(c))?);
@@ -506,23 +516,11 @@ fn check_var_name(name: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// How an error message names a JSON value's type.
-pub(crate) fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// A value for an error message, cut to a readable length.
 fn shown(v: &Value) -> String {
     match v {
         Value::String(s) => shown_str(s),
-        Value::Array(_) | Value::Object(_) => kind(v).to_string(),
+        Value::Array(_) | Value::Object(_) => faas_api::json_kind(v).to_string(),
         other => format!("`{other}`"),
     }
 }

@@ -28,7 +28,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ast::{Call, CompareOp, Cond, Expr, Node, Retry};
-use crate::decode::kind;
 
 /// Most operations one [`advance`] runs without handing out an action.
 pub const MAX_PURE_OPS: u32 = 100_000;
@@ -400,7 +399,7 @@ impl Machine<'_> {
                 Ok(Value::Array(inputs)) => self.fan(id, inputs),
                 Ok(other) => Ok(Flow::Return(Err(Error::bad_input(format!(
                     "composition: `map` items at `{items}` must be an array, not {}",
-                    kind(&other)
+                    faas_api::json_kind(&other)
                 ))))),
                 Err(e) => Ok(Flow::Return(Err(e))),
             },

@@ -184,7 +184,7 @@ fn parse(value: &Value, path: &str, depth: usize) -> Result<Filter, FilterError>
         other => {
             return Err(err(
                 path,
-                format!("a filter must be a JSON object with one dialect key, not {}", kind_of(other)),
+                format!("a filter must be a JSON object with one dialect key, not {}", faas_api::json_kind(other)),
             ))
         }
     };
@@ -210,7 +210,10 @@ fn parse(value: &Value, path: &str, depth: usize) -> Result<Filter, FilterError>
         "any" => nested_list(inner, &here, depth).map(Filter::Any),
         "not" => match inner {
             Value::Object(_) => Ok(Filter::Not(Box::new(parse(inner, &here, depth + 1)?))),
-            other => Err(err(&here, format!("must hold exactly one filter (a JSON object), not {}", kind_of(other)))),
+            other => Err(err(
+                &here,
+                format!("must hold exactly one filter (a JSON object), not {}", faas_api::json_kind(other)),
+            )),
         },
         "sql" => Err(err(path, "the `sql` (CESQL) dialect is not supported yet")),
         other => {
@@ -223,7 +226,10 @@ fn attributes(value: &Value, path: &str) -> Result<BTreeMap<String, String>, Fil
     let obj = match value {
         Value::Object(obj) => obj,
         other => {
-            return Err(err(path, format!("must be an object of attribute names to values, not {}", kind_of(other))))
+            return Err(err(
+                path,
+                format!("must be an object of attribute names to values, not {}", faas_api::json_kind(other)),
+            ))
         }
     };
     if obj.is_empty() {
@@ -243,7 +249,7 @@ fn attributes(value: &Value, path: &str) -> Result<BTreeMap<String, String>, Fil
             Value::String(s) => {
                 out.insert(name.clone(), s.clone());
             }
-            other => return Err(err(&at, format!("value must be a string, not {}", kind_of(other)))),
+            other => return Err(err(&at, format!("value must be a string, not {}", faas_api::json_kind(other)))),
         }
     }
     Ok(out)
@@ -252,24 +258,12 @@ fn attributes(value: &Value, path: &str) -> Result<BTreeMap<String, String>, Fil
 fn nested_list(value: &Value, path: &str, depth: usize) -> Result<Vec<Filter>, FilterError> {
     let items = match value {
         Value::Array(items) => items,
-        other => return Err(err(path, format!("must be an array of filters, not {}", kind_of(other)))),
+        other => return Err(err(path, format!("must be an array of filters, not {}", faas_api::json_kind(other)))),
     };
     if items.is_empty() {
         return Err(err(path, "must hold at least one filter"));
     }
     items.iter().enumerate().map(|(i, item)| parse(item, &format!("{path}[{i}]"), depth + 1)).collect()
-}
-
-/// "a string", "an array", ...: how error messages name the JSON type found.
-pub(crate) fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 impl Serialize for Filter {

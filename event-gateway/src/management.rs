@@ -43,7 +43,6 @@ use serde::Serialize;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
-use crate::filter::kind_of;
 use crate::registry::{FunctionRequest, Origin, RegistryHandle};
 use crate::subscription::{ApiError, SubscriptionRequest};
 
@@ -227,7 +226,10 @@ async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body, what: &
     let json: Value =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
     if !json.is_object() {
-        return Err(ApiError::bad_request(format!("expected a JSON {what} object, got {}", kind_of(&json))));
+        return Err(ApiError::bad_request(format!(
+            "expected a JSON {what} object, got {}",
+            faas_api::json_kind(&json)
+        )));
     }
     let value: T = serde_path_to_error::deserialize(json).map_err(|e| {
         let path = e.path().to_string();

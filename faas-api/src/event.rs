@@ -146,15 +146,7 @@ const ATTRIBUTES: [(&str, Rule); 9] = [
 
 /// `` a number `1.5` ``: the JSON type of a value that should have been a string, and its text.
 fn json_kind(value: &serde_json::Value) -> String {
-    let kind = match value {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
-    };
-    format!("{kind} {}", shown(&value.to_string()))
+    format!("{} {}", crate::json_kind(value), shown(&value.to_string()))
 }
 
 /// A value quoted in a message: in backticks, control characters escaped, cut after 64 characters.

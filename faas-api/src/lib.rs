@@ -43,7 +43,7 @@ pub use cloudevents;
 pub use config::{BackendProfile, Config, ConfigError};
 pub use context::{Context, ContextReport, Level, LogSink, Logger, Services, TraceContext};
 pub use error::{Error, ErrorKind};
-pub use payload::Payload;
+pub use payload::{Payload, json_kind};
 pub use runner::{
     Activation, ActivationQuery, ActivationStatus, AppSpec, Capabilities, Capability, DeployReport, FunctionInfo,
     FunctionSpec, InvokeMode, InvokeRequest, Invoked, NoProgress, Package, Progress, Registry, Runner,

@@ -241,3 +241,21 @@ pub fn is_json_media_type(ct: &str) -> bool {
         None => false,
     }
 }
+
+/// How an error message names the JSON type of a value: `null`, `a boolean`, `a number`,
+/// `a string`, `an array`, `an object` ("expected a string, got an array").
+///
+/// ```
+/// assert_eq!(faas_api::json_kind(&serde_json::json!([1])), "an array");
+/// assert_eq!(faas_api::json_kind(&serde_json::Value::Null), "null");
+/// ```
+pub fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}

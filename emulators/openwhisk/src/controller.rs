@@ -160,19 +160,8 @@ pub(crate) fn object_body(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> 
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(ApiError::malformed(format!("expected a JSON object, got {}", kind_of(&other)))),
+        Ok(other) => Err(ApiError::malformed(format!("expected a JSON object, got {}", faas_api::json_kind(&other)))),
         Err(e) => Err(ApiError::malformed(format!("the body is not valid JSON: {e}"))),
-    }
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
