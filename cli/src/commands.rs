@@ -179,6 +179,7 @@ pub async fn deploy(global: &GlobalArgs, args: DeployArgs, out: Output) -> CliRe
     spinner.step("building");
     let app = backend::build_for_profile(&project, &profile, None, args.release, &spinner).await?;
     runner.check(&app.functions).map_err(|e| backend::with_hint(&profile, e))?;
+    check_compositions(&app, runner.as_ref()).await.map_err(|e| backend::with_hint(&profile, e))?;
     spinner.step("packaging");
     let package = runner.package(&app, &spinner).await.map_err(|e| backend::with_hint(&profile, e))?;
     spinner.step("deploying");
@@ -200,6 +201,22 @@ pub async fn deploy(global: &GlobalArgs, args: DeployArgs, out: Output) -> CliRe
         }
     }
     Ok(())
+}
+
+/// Refuses an app whose compositions call a function that is neither one of the app's nor
+/// deployed on the target backend, or call each other in a cycle: found now, not at run time.
+async fn check_compositions(app: &faas_api::AppSpec, runner: &dyn faas_api::Runner) -> Result<(), Error> {
+    let mut problems = faas_composition::plan::problems(&app.manifest, |_| false);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    // Some steps are other functions: those already deployed there are fine.
+    let deployed: std::collections::BTreeSet<String> = runner.list().await?.into_iter().map(|f| f.spec.name).collect();
+    problems = faas_composition::plan::problems(&app.manifest, |f| deployed.contains(f));
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::bad_input(format!("`{}` cannot be deployed: {}", app.app, problems.join("; "))))
 }
 
 /// `faas build`: builds the project for the selected backend and packages it as that backend

@@ -86,4 +86,22 @@ fn a_composition_is_planned_invoked_and_recorded_like_a_function() {
     let v = json(&o);
     assert_eq!(v["error"]["kind"], "bad_input", "{v}");
     assert_eq!(v["error"]["errorMessage"], "an order needs at least one item", "{v}");
+
+    // A step naming a function that exists nowhere, and compositions calling each other in a
+    // cycle, are refused at deploy time, each named, before anything is deployed.
+    let broken = CHECKOUT.replace(
+        ".composition(\"checkout\", checkout())",
+        ".composition(\"checkout\", checkout()).composition(\"lost\", seq([call(\"validate\"), call(\"nowhere\")])).composition(\"ping\", call(\"pong\")).composition(\"pong\", call(\"ping\"))",
+    );
+    assert_ne!(broken, CHECKOUT);
+    std::fs::write(project.join("src").join("main.rs"), broken).unwrap();
+    let o = faas(&project, &["deploy", "--json"]);
+    let v = json(&o);
+    assert_eq!(v["error"]["kind"], "bad_input", "{v}");
+    let message = v["error"]["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("composition `lost` calls `nowhere` (/program/steps/1), which is neither a function of this app nor deployed there"),
+        "{message}"
+    );
+    assert!(message.contains("compositions call each other in a cycle: ping → pong → ping"), "{message}");
 }

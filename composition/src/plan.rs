@@ -84,6 +84,90 @@ impl Plan {
     }
 }
 
+/// What is wrong with an app's compositions before anything is deployed: a step that names a
+/// function neither of the app nor in `elsewhere` (the functions already deployed where the
+/// app goes), and compositions of the app that call each other in a cycle (which could only
+/// end at the nesting bound, [`crate::fused::MAX_NESTING`]). Each problem names the composition,
+/// the step's JSON path and the function.
+///
+/// ```
+/// use faas_composition::plan::problems;
+/// use faas_composition::*;
+/// let app = App::new()
+///     .function("validate", |_cx: Context, v: serde_json::Value| async move { Ok::<_, Error>(v) })
+///     .composition("checkout", seq([call("validate"), call("chrage")]))
+///     .composition("ping", call("pong"))
+///     .composition("pong", seq([call("validate"), call("ping")]));
+/// let found = problems(&app.manifest(), |f| f == "charge");
+/// assert_eq!(found, [
+///     "composition `checkout` calls `chrage` (/program/steps/1), which is neither a function of this app nor deployed there",
+///     "compositions call each other in a cycle: ping → pong → ping",
+/// ]);
+/// # use faas_api::{App, Context, Error};
+/// ```
+pub fn problems(manifest: &faas_api::Manifest, elsewhere: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut calls: std::collections::BTreeMap<&str, Vec<String>> = std::collections::BTreeMap::new();
+    for f in &manifest.functions {
+        let Some(json) = &f.composition else { continue };
+        let composition = match Composition::from_value(json) {
+            Ok(c) => c,
+            Err(e) => {
+                out.push(format!("composition `{}`: {e}", f.name));
+                continue;
+            }
+        };
+        let plan = plan(&composition, |g| manifest.function(g).is_some());
+        for step in &plan.steps {
+            if let Some(g) = &step.function {
+                if step.placement == Placement::Invoked && !elsewhere(g) {
+                    out.push(format!(
+                        "composition `{}` calls `{g}` ({}), which is neither a function of this app nor deployed there",
+                        f.name, step.path
+                    ));
+                }
+                let callee = manifest.function(g);
+                if callee.is_some_and(|c| c.composition.is_some()) {
+                    calls.entry(f.name.as_str()).or_default().push(g.clone());
+                }
+            }
+        }
+    }
+    if let Some(cycle) = find_cycle(&calls) {
+        out.push(format!("compositions call each other in a cycle: {}", cycle.join(" → ")));
+    }
+    out
+}
+
+/// A cycle in the call graph, as the names along it with the first repeated at the end.
+fn find_cycle(calls: &std::collections::BTreeMap<&str, Vec<String>>) -> Option<Vec<String>> {
+    fn visit<'a>(
+        node: &'a str,
+        calls: &'a std::collections::BTreeMap<&str, Vec<String>>,
+        path: &mut Vec<&'a str>,
+        done: &mut std::collections::BTreeSet<&'a str>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|n| *n == node) {
+            let mut cycle: Vec<String> = path[at..].iter().map(|n| n.to_string()).collect();
+            cycle.push(node.to_string());
+            return Some(cycle);
+        }
+        if !done.insert(node) {
+            return None;
+        }
+        path.push(node);
+        for next in calls.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, calls, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    calls.keys().find_map(|start| visit(start, calls, &mut Vec::new(), &mut done))
+}
+
 /// The plan of `composition`, where `in_app` tells which functions belong to its app.
 pub fn plan(composition: &Composition, in_app: impl Fn(&str) -> bool) -> Plan {
     let mut walk = Walk { in_app: &in_app, steps: Vec::new() };
