@@ -5,10 +5,12 @@
 //! 2. process-mode warm invoke latency (p50, p99) and invocations/s, vs in-process invoke;
 //! 3. cold start (spawn to first response) of a release build of `examples/hello`, vs spawning
 //!    `/bin/true` to exit;
-//! 4. the HTTP front's requests/s vs a bare hyper echo server on the same port under the same load.
+//! 4. the HTTP front's requests/s vs a bare hyper echo server on the same port under the same load;
+//! 5. a composition of five steps fused into one process-mode invocation (examples/pipeline's
+//!    `five`) vs the client invoking the step five times, one after another.
 //!
 //! Set `FAAS_BENCH_QUICK=1` for a short run (fewer iterations). Name sections to run only those:
-//! `cargo bench -p faas --bench local -- front` (sections: `inproc`, `process`, `cold`, `front`; the
+//! `cargo bench -p faas --bench local -- front` (sections: `inproc`, `process`, `cold`, `front`, `compose`; the
 //! in-process row always runs, as later rows use it as their baseline).
 
 use std::net::SocketAddr;
@@ -83,6 +85,9 @@ async fn main() {
     }
     if wanted("front") {
         rows.push(front(runner).await);
+    }
+    if wanted("compose") {
+        compose(&mut rows).await;
     }
     report("local", &rows);
 }
@@ -333,4 +338,65 @@ async fn drive(addr: SocketAddr, path: &'static str, conns: usize, dur: Duration
         total += t.await.unwrap();
     }
     total as f64 / dur.as_secs_f64()
+}
+
+/// Section 5: five steps fused into one invocation vs five invocations conducted by the caller,
+/// both through the local runner in process mode (a release build of examples/pipeline).
+async fn compose(rows: &mut Vec<Row>) {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    eprintln!("building examples/pipeline (release)...");
+    let binary = faas_packaging::build::cargo_build(
+        &workspace.join("examples/pipeline"),
+        Some("example-pipeline"),
+        true,
+        &NoProgress,
+    )
+    .await
+    .expect("release build of examples/pipeline");
+    let runner = LocalRunner::new(LocalOptions::default()).unwrap();
+    let manifest = faas_packaging::build::describe(&binary).await.unwrap();
+    let spec = faas::AppSpec::from_parts(&faas::Config::default_for("pipeline"), binary.clone(), manifest).unwrap();
+    let package = runner.package(&spec, &NoProgress).await.unwrap();
+    runner.deploy(&package, &NoProgress).await.unwrap();
+    let invoke = |function: &'static str, n: u64| {
+        let runner = runner.clone();
+        async move {
+            let body = format!("{{\"n\":{n}}}");
+            let out = runner
+                .invoke(InvokeRequest::new(function, Payload::new(body, Some("application/json".into()))))
+                .await
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(out.payload.body()).unwrap()["n"].as_u64().unwrap()
+        }
+    };
+    // Warm both functions' instances first.
+    assert_eq!(invoke("five", 0).await, 5);
+    assert_eq!(invoke("step", 0).await, 1);
+    let rounds = if quick() { 300 } else { 3_000 };
+    let (mut fused, mut conducted) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    // Alternate the two, so that drift on the machine falls on both alike.
+    for _ in 0..rounds {
+        let s = Instant::now();
+        assert_eq!(invoke("five", 0).await, 5);
+        fused.push(s.elapsed());
+        let s = Instant::now();
+        let mut n = 0;
+        for _ in 0..5 {
+            n = invoke("step", n).await;
+        }
+        assert_eq!(n, 5);
+        conducted.push(s.elapsed());
+    }
+    fused.sort();
+    conducted.sort();
+    let (f50, f99, c50, c99) =
+        (percentile(&fused, 0.5), percentile(&fused, 0.99), percentile(&conducted, 0.5), percentile(&conducted, 0.99));
+    rows.push(Row {
+        what: "composition of 5 steps fused into one process-mode invocation, p50".into(),
+        value: format!("{:.1} µs (p99 {:.1} µs)", us(f50), us(f99)),
+        baseline: format!("{:.1} µs (p99 {:.1} µs), the client invoking the step 5 times", us(c50), us(c99)),
+        ratio: us(c50) / us(f50),
+        note: "ratio: how many times faster the fused run is; one invocation (and one instance) instead of five".into(),
+    });
+    runner.shutdown().await;
 }
