@@ -174,6 +174,11 @@ async fn parallel_and_map_over_the_apps_functions() {
     assert_eq!(app.call_json("both", &json!({"n": 0})).await.unwrap(), json!([{"n": 1}, {"n": 2}]));
     let out = app.call_json("each", &json!({"items": [{"n": 1}, {"n": 5}]})).await.unwrap();
     assert_eq!(out, json!([{"n": 2}, {"n": 6}]));
+    // A map 1,000 items wide (TRI-08).
+    let items: Vec<Value> = (0..1000).map(|n| json!({"n": n})).collect();
+    let out = app.call_json("each", &json!({"items": items})).await.unwrap();
+    assert_eq!(out.as_array().map(Vec::len), Some(1000));
+    assert!(out.as_array().unwrap().iter().enumerate().all(|(i, v)| v["n"] == json!(i + 1)), "{out}");
 }
 
 #[tokio::test]

@@ -929,6 +929,12 @@ async fn inv_10(h: &Harness) -> Check {
     let got = call_json(h, "call", serde_json::json!({"function": "typed", "payload": {"name": "Ada"}})).await?;
     let want = serde_json::json!({"reply": {"message": "Hello, Ada!"}});
     ensure!(got == want, "`call` invoked `typed` with {{\"name\":\"Ada\"}}: expected {want}, got {got}");
+    // A composition is called as the function it is.
+    let got = call_json(h, "call", serde_json::json!({"function": "seq-typed", "payload": {"name": "Ada"}})).await?;
+    ensure!(
+        got == want,
+        "`call` invoked the composition `seq-typed` with {{\"name\":\"Ada\"}}: expected {want}, got {got}"
+    );
     // A body that is not JSON keeps its bytes and content type both ways.
     let got = call_json(h, "call", serde_json::json!({"function": "echo", "text": "plain ünïcode"})).await?;
     let want = serde_json::json!({"text": "plain ünïcode", "content_type": "text/plain"});
