@@ -50,7 +50,7 @@ use crate::machine::{Action, Event, Program, State, advance};
 /// that calls itself, directly or through another, is stopped there with a `bad_input` error.
 pub const MAX_NESTING: u32 = 16;
 
-/// Declaring compositions on an [`App`] (in the `faas` prelude).
+/// Declaring compositions on an [`App`] (also `faas::AppExt`).
 pub trait AppExt {
     /// Adds composition `name` running `program` (a [`crate::Node`] from the builder DSL, or a
     /// [`Composition`] read from its JSON form). A program that does not check (a bad function

@@ -505,8 +505,8 @@ impl App {
 
     /// Adds a composition: `handler` runs it, given this app (so it can run the app's own
     /// functions in the same invocation), and `program` is its portable JSON form, published in
-    /// the manifest. `faas_composition`'s `App::composition` (its `AppExt` trait, in the `faas`
-    /// prelude) is the way to declare one; this is the hook it uses.
+    /// the manifest. `faas_composition`'s `App::composition` (its `AppExt` trait, also
+    /// `faas::AppExt`) is the way to declare one; this is the hook it uses.
     ///
     /// ```
     /// use faas_api::handler::{AppHandler, Invocation};
