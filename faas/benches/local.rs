@@ -341,8 +341,10 @@ async fn drive(addr: SocketAddr, path: &'static str, conns: usize, dur: Duration
 }
 
 /// Section 5: five steps fused into one invocation vs five invocations conducted by the caller,
-/// both through the local runner in process mode (a release build of examples/pipeline).
+/// both through the local runner in process mode (a release build of examples/pipeline); and, in
+/// process, what the machine adds per step: the fused run vs calling the step's handler 5 times.
 async fn compose(rows: &mut Vec<Row>) {
+    compose_in_process(rows).await;
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     eprintln!("building examples/pipeline (release)...");
     let binary = faas_packaging::build::cargo_build(
@@ -399,4 +401,40 @@ async fn compose(rows: &mut Vec<Row>) {
         note: "ratio: how many times faster the fused run is; one invocation (and one instance) instead of five".into(),
     });
     runner.shutdown().await;
+}
+
+/// The fused composition's own cost: `five` through `App::call` vs `step` through `App::call`
+/// five times, in one process.
+async fn compose_in_process(rows: &mut Vec<Row>) {
+    use faas::AppExt;
+    use faas::composition::{call, seq};
+    async fn step(_cx: Context, v: serde_json::Value) -> Result<serde_json::Value, Error> {
+        Ok(serde_json::json!({"n": v["n"].as_u64().unwrap_or(0) + 1}))
+    }
+    let app = App::new().function("step", step).composition("five", seq((0..5).map(|_| call("step"))));
+    let input = || Payload::new(r#"{"n":0}"#, Some("application/json".into()));
+    let rounds = if quick() { 2_000 } else { 50_000 };
+    let (mut fused, mut direct) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for _ in 0..rounds {
+        let s = Instant::now();
+        std::hint::black_box(app.call("five", Context::builder("five").build(), input()).await.unwrap());
+        fused.push(s.elapsed());
+        let s = Instant::now();
+        let mut p = input();
+        for _ in 0..5 {
+            p = app.call("step", Context::builder("step").build(), p).await.unwrap();
+        }
+        std::hint::black_box(p);
+        direct.push(s.elapsed());
+    }
+    fused.sort();
+    direct.sort();
+    let (f50, d50) = (percentile(&fused, 0.5), percentile(&direct, 0.5));
+    rows.push(Row {
+        what: "composition of 5 steps in process (App::call), p50".into(),
+        value: format!("{:.2} µs", us(f50)),
+        baseline: format!("{:.2} µs, the step's handler called 5 times", us(d50)),
+        ratio: us(f50) / us(d50),
+        note: format!("the machine adds {:.2} µs per step", (us(f50) - us(d50)) / 5.0),
+    });
 }
