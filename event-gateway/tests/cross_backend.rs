@@ -1,7 +1,8 @@
 //! Events crossing backends: a function on the local backend emits a CloudEvent with `cx.emit`; the
 //! local runner posts it to the gateway's ingress (`events_url`); a subscription routes it to a
 //! function deployed in the local Lambda emulator, reached through the Lambda runner (aws-sdk-lambda).
-//! The Lambda function's log, read back through CloudWatch Logs, proves it received that event. The
+//! The Lambda function's log, read back through CloudWatch Logs, proves it received that event; a
+//! second subscription delivers it to a composition of that app (a sink like any function). The
 //! emulator and the runners come from the list of backends, as the `faas-gateway` server takes them.
 
 use std::time::Duration;
@@ -52,6 +53,16 @@ target = "collect"
 id = "to-lambda"
 types = ["probe.emitted"]
 sink = "function:remote-collect"
+
+# A composition is a sink like any function: `seq-echo` is `seq([call("echo")])` of the probe app.
+[gateway.functions.remote-seq]
+backend = "emu"
+target = "seq-echo"
+
+[[gateway.subscriptions]]
+id = "to-composition"
+types = ["probe.emitted"]
+sink = "function:remote-seq"
 "#,
         emulator.url()
     );
@@ -96,6 +107,18 @@ sink = "function:remote-collect"
     let hit = hit.unwrap_or_else(|| panic!("the Lambda `collect` function never logged {wanted:?}: {seen:?}"));
     assert_eq!(hit.status, faas_api::ActivationStatus::Success, "{hit:?}");
     assert_eq!(seen.iter().filter(|a| a.logs.iter().any(|l| l.contains(&wanted))).count(), 1, "delivered once");
+    // The composition got it too, as one successful activation of its own.
+    let mut composed = vec![];
+    for _ in 0..150 {
+        let q = ActivationQuery { function: Some("seq-echo".into()), ..Default::default() };
+        composed = lambda.activations(q).await.unwrap();
+        if !composed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(composed.len(), 1, "the composition sink was delivered to once: {composed:?}");
+    assert_eq!(composed[0].status, faas_api::ActivationStatus::Success, "{composed:?}");
 
     local.shutdown().await;
     gateway.shutdown().await;
