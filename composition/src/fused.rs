@@ -149,7 +149,8 @@ async fn run(program: &Program, app: &App, invocation: Invocation) -> Result<Pay
                     let step = cx.step(&function, &state.seq.to_string()).with_extension(Nesting(nesting + 1));
                     app.call(&function, step, payload).await
                 } else {
-                    cx.invoke(&function, payload).await
+                    let sent = payload.len();
+                    cx.invoke(&function, payload).await.map_err(|e| step_limit(e, cx.function_name(), &function, sent))
                 };
                 Event::Answer(answer.and_then(|reply| {
                     current = Current::of(reply)?;
@@ -168,6 +169,21 @@ async fn run(program: &Program, app: &App, invocation: Invocation) -> Result<Pay
             Action::Finish(result) => return current.payload_for(&result?),
         };
     }
+}
+
+/// A step's backend refusing what it was sent as too large names the step and the size, so the
+/// caller of the composition can tell which step's limit it hit (the backend's message keeps the
+/// limit); every other error is the step's own, unchanged.
+fn step_limit(e: Error, composition: &str, function: &str, sent: usize) -> Error {
+    if e.kind() != faas_api::ErrorKind::PayloadTooLarge {
+        return e;
+    }
+    let error_type = e.error_type().to_string();
+    Error::new(
+        e.kind(),
+        format!("step `{function}` of composition `{composition}` was sent {sent} bytes: {}", e.message()),
+    )
+    .with_type(error_type)
 }
 
 /// A payload's value. Empty is `null`; JSON (or no content type) is parsed, and must parse; the

@@ -33,6 +33,10 @@ impl Services for Backend {
         self.0.lock().unwrap().push((name.to_string(), payload.body().to_vec()));
         match name {
             "remote" => Payload::json(&json!({"remote": payload.json_as::<Value>()?})),
+            "small" if payload.len() > 16 => {
+                Err(Error::payload_too_large("request payload of 20 bytes exceeds the limit of 16 bytes")
+                    .with_type("RequestTooLarge"))
+            }
             _ => Err(Error::not_found(format!("no function named `{name}`"))),
         }
     }
@@ -122,6 +126,19 @@ async fn steps_outside_the_app_go_through_the_backend() {
     assert_eq!(calls[0], ("remote".to_string(), br#"{"n":2}"#.to_vec()));
     assert_eq!(calls[1].0, "missing");
     assert_eq!(String::from_utf8(calls[1].1.clone()).unwrap(), r#"{"remote":{"n":2}}"#);
+}
+
+#[tokio::test]
+async fn a_step_over_its_backends_limit_is_named_with_the_size_sent() {
+    let backend = Arc::new(Backend::default());
+    let app = app(&Seen::default()).composition("big", seq([call("inc"), call("small")]));
+    let cx = Context::builder("big").services(backend.clone()).build();
+    let err = app.call("big", cx, Payload::json(&json!({"n": 1, "pad": "xxxx"})).unwrap()).await.unwrap_err();
+    assert_eq!((err.kind(), err.error_type()), (ErrorKind::PayloadTooLarge, "RequestTooLarge"));
+    assert_eq!(
+        err.message(),
+        "step `small` of composition `big` was sent 20 bytes: request payload of 20 bytes exceeds the limit of 16 bytes"
+    );
 }
 
 #[tokio::test]
