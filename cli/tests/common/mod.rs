@@ -112,9 +112,27 @@ impl DevServer {
 
 impl Drop for DevServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
+}
+
+/// Stops `child` as a user would, with SIGTERM, so that it removes what it made (an emulator's
+/// temporary state directory, `.faas/dev.json`); SIGKILL after 10 s if it has not exited.
+pub fn stop(child: &mut Child) {
+    if child.try_wait().ok().flatten().is_some() {
+        return;
+    }
+    // SAFETY: kill(2) on the pid of a child this process started and has not reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Polls `check` every 250 ms until it returns `Some`, or fails after `limit`.
@@ -169,13 +187,12 @@ pub fn script_cmd(dir: &Path) -> Command {
     cmd
 }
 
-/// A child process killed when dropped.
+/// A child process stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct Kill(pub std::process::Child);
 
 impl Drop for Kill {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        stop(&mut self.0);
     }
 }
 
