@@ -9,11 +9,12 @@
 //! through the backend (`cx.invoke`), and this invocation waits for it: the planner
 //! ([`crate::plan`]) reports those steps, which the durable conductor will take over.
 //!
-//! Payloads: a JSON payload (or one without a content type) is its JSON value, an empty one is
-//! `null`, any other content type is its text as a JSON string (base64 when it is not UTF-8). A
-//! step given exactly the value the previous step answered (or the run's input) receives the very
-//! bytes and content type it came with, and a run that ends on such a value answers those bytes:
-//! `seq([call("f")])` answers exactly what `f` answers.
+//! Payloads: an empty one is `null`; a body that parses as JSON (under a JSON content type, none,
+//! or the text types a typed function reads as JSON) is its JSON value; anything else is its
+//! text as a JSON string (base64 when it is not UTF-8). A step given exactly the value the
+//! previous step answered (or the run's input) receives the very bytes and content type it came
+//! with, and a run that ends on such a value answers those bytes: `seq([call("f")])` answers
+//! exactly what `f` answers, a refusal of malformed input included.
 //!
 //! ```
 //! use faas_api::{App, Context, Error};
@@ -117,8 +118,8 @@ struct Current {
 }
 
 impl Current {
-    fn of(payload: Payload) -> Result<Current, Error> {
-        Ok(Current { value: value_of(&payload)?, payload })
+    fn of(payload: Payload) -> Current {
+        Current { value: value_of(&payload), payload }
     }
 
     /// What to send for `value`: the payload it came as when it is the current value.
@@ -136,7 +137,7 @@ async fn run(program: &Program, app: &App, invocation: Invocation) -> Result<Pay
             cx.function_name()
         )));
     }
-    let mut current = Current::of(payload)?;
+    let mut current = Current::of(payload);
     let mut state = State::default();
     let mut event = Event::Start { input: current.value.clone(), seed: seed_of(cx.invocation_id()) };
     loop {
@@ -152,9 +153,9 @@ async fn run(program: &Program, app: &App, invocation: Invocation) -> Result<Pay
                     let sent = payload.len();
                     cx.invoke(&function, payload).await.map_err(|e| step_limit(e, cx.function_name(), &function, sent))
                 };
-                Event::Answer(answer.and_then(|reply| {
-                    current = Current::of(reply)?;
-                    Ok(current.value.clone())
+                Event::Answer(answer.map(|reply| {
+                    current = Current::of(reply);
+                    current.value.clone()
                 }))
             }
             Action::Sleep { ms } => {
@@ -186,29 +187,25 @@ fn step_limit(e: Error, composition: &str, function: &str, sent: usize) -> Error
     .with_type(error_type)
 }
 
-/// A payload's value. Empty is `null`; JSON (or no content type) is parsed, and must parse; the
-/// text types a typed function also reads as JSON (`text/plain`, a form, what `curl -d` sends)
-/// are parsed when they hold JSON and are their text otherwise; any other type is its text as a
-/// JSON string, base64 when it is not UTF-8.
-fn value_of(payload: &Payload) -> Result<Value, Error> {
+/// A payload's value: empty is `null`; a body that parses as JSON, under a JSON content type,
+/// none, or one of the text types a typed function also reads as JSON (`text/plain`, a form,
+/// what `curl -d` sends), is that JSON; anything else is its text as a JSON string (base64 when
+/// it is not UTF-8). Nothing is refused here: a body that does not parse still reaches the step
+/// as the bytes it is, and the step answers it as it would answer a direct call.
+fn value_of(payload: &Payload) -> Value {
     let body = payload.body();
     if body.is_empty() {
-        return Ok(Value::Null);
-    }
-    if payload.is_json_or_untyped() {
-        return serde_json::from_slice(body).map_err(|e| {
-            Error::bad_input(format!("a composition's input and its steps' JSON answers must parse: {e}"))
-        });
+        return Value::Null;
     }
     if payload.may_hold_json()
         && let Ok(value) = serde_json::from_slice(body)
     {
-        return Ok(value);
+        return value;
     }
-    Ok(Value::String(match std::str::from_utf8(body) {
+    Value::String(match std::str::from_utf8(body) {
         Ok(text) => text.to_string(),
         Err(_) => base64::engine::general_purpose::STANDARD.encode(body),
-    }))
+    })
 }
 
 /// FNV-1a of the run's id: retry jitter differs between runs and repeats within one.
@@ -222,13 +219,13 @@ mod tests {
 
     #[test]
     fn payload_values() {
-        assert_eq!(value_of(&Payload::empty()).unwrap(), Value::Null);
-        assert_eq!(value_of(&Payload::new("{\"a\":1}", None)).unwrap(), serde_json::json!({"a": 1}));
-        assert_eq!(value_of(&Payload::new("hi", Some("text/plain".into()))).unwrap(), "hi");
-        assert_eq!(value_of(&Payload::new(vec![0xff, 0], Some("application/octet-stream".into()))).unwrap(), "/wA=");
-        assert_eq!(value_of(&Payload::new("[1]", Some("text/plain".into()))).unwrap(), serde_json::json!([1]));
-        assert_eq!(value_of(&Payload::new("[1]", Some("image/svg".into()))).unwrap(), "[1]");
-        let err = value_of(&Payload::new("{", Some("application/json".into()))).unwrap_err();
-        assert!(err.message().contains("JSON"), "{}", err.message());
+        assert_eq!(value_of(&Payload::empty()), Value::Null);
+        assert_eq!(value_of(&Payload::new("{\"a\":1}", None)), serde_json::json!({"a": 1}));
+        assert_eq!(value_of(&Payload::new("hi", Some("text/plain".into()))), "hi");
+        assert_eq!(value_of(&Payload::new(vec![0xff, 0], Some("application/octet-stream".into()))), "/wA=");
+        assert_eq!(value_of(&Payload::new("[1]", Some("text/plain".into()))), serde_json::json!([1]));
+        assert_eq!(value_of(&Payload::new("[1]", Some("image/svg".into()))), "[1]");
+        // Not JSON after all: the text, and the step gets the bytes to refuse as it would.
+        assert_eq!(value_of(&Payload::new("{", Some("application/json".into()))), "{");
     }
 }

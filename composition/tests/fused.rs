@@ -107,6 +107,13 @@ async fn a_composition_of_one_step_answers_exactly_what_the_step_answers() {
     assert_eq!((out.body(), out.content_type()), (bytes.body(), bytes.content_type()));
     let empty = app.call("echo_too", Context::builder("echo_too").build(), Payload::empty()).await.unwrap();
     assert!(empty.is_empty());
+    // Malformed JSON reaches the step as it was, which refuses it as it would refuse it directly.
+    let app = app.composition("inc_too", seq([call("inc")]));
+    let bad = || Payload::new("{\"n\": ", Some("application/json".into()));
+    let direct = app.call("inc", Context::builder("inc").build(), bad()).await.unwrap_err();
+    let composed = app.call("inc_too", Context::builder("inc_too").build(), bad()).await.unwrap_err();
+    assert_eq!((composed.kind(), composed.message()), (direct.kind(), direct.message()));
+    assert_eq!(direct.kind(), ErrorKind::BadInput);
     // The step's error is the composition's, kind and type unchanged.
     let err = app.call("declined_too", Context::builder("d").build(), Payload::json(&1).unwrap()).await.unwrap_err();
     assert_eq!(
