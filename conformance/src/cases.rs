@@ -1021,16 +1021,18 @@ async fn cap_01(h: &Harness) -> Check {
 // Compositions (COMPOSITION.md, category TRI)
 
 /// Substitution: `seq([call(f)])` answers what `f` answers, byte for byte (body and content
-/// type), errors included (kind, type, message): a caller cannot tell the composition from `f`.
+/// type), errors included (kind, type, message; malformed JSON refused alike): a caller cannot
+/// tell the composition from `f`.
 async fn tri_01(h: &Harness) -> Check {
     let unicode = serde_json::to_vec(&serde_json::json!({"text": "Grüße 😀", "controls": "\u{0000}\n\t\"\\/"}))
         .expect("serialises");
-    let inputs: [(&str, Payload, &str); 5] = [
+    let inputs: [(&str, Payload, &str); 6] = [
         ("echo", Payload::empty(), "an empty body"),
         ("echo", Payload::new(unicode, Some("application/json".into())), "unicode JSON"),
         ("echo", Payload::bytes((0..=255u8).collect::<Vec<u8>>()), "all 256 byte values as application/octet-stream"),
         ("typed", json(serde_json::json!({"name": "Ada"})), "{\"name\":\"Ada\"}"),
         ("fail", json(serde_json::json!("boom")), "\"boom\""),
+        ("typed", Payload::new(&b"{\"name\": "[..], Some("application/json".into())), "malformed JSON"),
     ];
     for (step, payload, sent) in inputs {
         let (composition, _) =
