@@ -111,6 +111,9 @@ pub(crate) fn write_segment(path: &Path, records: &[Record]) -> io::Result<Writt
 
 struct Compaction {
     done: Receiver<io::Result<Written>>,
+    /// The helper thread: joined once its result is in, so that none outlives the writer (and the
+    /// store's lock on the directory it writes in).
+    thread: Option<std::thread::JoinHandle<()>>,
     /// End of the old segment when the snapshot was taken.
     offset: u64,
     gen: u64,
@@ -335,7 +338,9 @@ impl Writer {
             let _ = tx.send(write_segment(&path, &records));
         });
         match spawned {
-            Ok(_) => self.compaction = Some(Compaction { done, offset: self.file_len, gen, tmp }),
+            Ok(thread) => {
+                self.compaction = Some(Compaction { done, thread: Some(thread), offset: self.file_len, gen, tmp })
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "could not start the compaction thread");
                 self.next_compaction_at = self.file_len + self.compact_min_bytes;
@@ -351,7 +356,10 @@ impl Writer {
             Err(TryRecvError::Empty) => return,
             Err(TryRecvError::Disconnected) => Err(io::Error::other("the compaction thread panicked")),
         };
-        let c = self.compaction.take().expect("compaction running");
+        let mut c = self.compaction.take().expect("compaction running");
+        if let Some(thread) = c.thread.take() {
+            let _ = thread.join();
+        }
         if self.failed().is_some() {
             let _ = fs::remove_file(&c.tmp);
             return;
@@ -437,6 +445,9 @@ impl Writer {
         }
         if let Some(c) = self.compaction.take() {
             let _ = c.done.recv();
+            if let Some(thread) = c.thread {
+                let _ = thread.join();
+            }
             let _ = fs::remove_file(&c.tmp);
         }
         tracing::debug!(segment = %self.path.display(), "event log closed");
