@@ -1,5 +1,6 @@
 //! The embedded event store opening a data directory whose log is damaged: a valid log is written
-//! through the store (appends, claims, acks, retries, sometimes a compaction), then truncated,
+//! through the store (appends, claims, acks, retries, key–value puts and deletes, with and without
+//! conditions and TTLs, sometimes a compaction), then truncated,
 //! bit-flipped, overwritten or replaced by frames the input chooses, and the store is opened again.
 //!
 //! The check is against a model of the log (its documented framing, `len | crc32 | payload`,
@@ -10,8 +11,8 @@
 //!   tail as well; in any other record it is `Corrupt`, naming the file and the damaged record's
 //!   byte offset;
 //! - anything else (overwrites, hand-framed records) opens or fails with an error naming the file;
-//!   when it opens, it opens again to the same deliveries, and accepts a new append that is
-//!   claimable after another reopen.
+//!   when it opens, it opens again to the same deliveries and entries, and accepts a new append
+//!   (claimable after another reopen) and a new key–value write (readable after it).
 #![no_main]
 
 use std::collections::BTreeMap;
@@ -21,7 +22,7 @@ use std::time::{Duration, SystemTime};
 use arbitrary::Arbitrary;
 use bytes::Bytes;
 use faas_gateway_store::embedded::{EmbeddedOptions, EmbeddedStore};
-use faas_gateway_store::{Appended, EventStore, NewEvent, StoreError};
+use faas_gateway_store::{Appended, EventStore, Expect as Condition, KvStore, NewEvent, StoreError};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]
@@ -30,6 +31,29 @@ enum Step {
     Append(Vec<(u8, bool, Vec<u8>, u8)>),
     /// Claim what is due; ack the claimed deliveries picked by the mask, retry the others picked.
     Settle { ack: u16, retry: u16 },
+    /// A key–value write of one of a few keys.
+    Kv { key: u8, op: KvOp },
+}
+
+#[derive(Debug, Arbitrary)]
+enum KvOp {
+    /// Put a value; `ttl`: 0 none, 1 already expired, else an hour.
+    Put {
+        value: Vec<u8>,
+        condition: Cond,
+        ttl: u8,
+    },
+    Delete {
+        condition: Cond,
+    },
+}
+
+#[derive(Debug, Arbitrary)]
+enum Cond {
+    Any,
+    Absent,
+    /// The key's current revision (as read just before), or that plus this offset.
+    Current(u8),
 }
 
 #[derive(Debug, Arbitrary)]
@@ -54,11 +78,17 @@ struct Input {
 /// A pending delivery as the store hands it out: target, body, attempt.
 type Pending = Vec<(String, Vec<u8>, u32)>;
 
+/// Live key–value entries: key → (value, revision).
+type Entries = BTreeMap<String, (Vec<u8>, u64)>;
+
+const KEYS: [&str; 5] = ["a", "a/b", "state/app/k", "runs/1", "ü/x y"];
+
 fn options(compact: bool) -> EmbeddedOptions {
     EmbeddedOptions {
         dedupe_window: Duration::from_secs(600),
         max_event_bytes: 4096,
         compact_min_bytes: if compact { 256 } else { 64 << 20 },
+        max_value_bytes: 4096,
     }
 }
 
@@ -70,6 +100,23 @@ fn sorted(mut p: Pending) -> Pending {
 async fn pending(store: &EmbeddedStore) -> Pending {
     let claimed = store.claim(100_000, Duration::from_secs(3600), Duration::ZERO).await.expect("claim");
     sorted(claimed.into_iter().map(|d| (d.target, d.body.to_vec(), d.attempt)).collect())
+}
+
+/// Every live entry, read page by page (small pages, to exercise the cursor).
+async fn entries(store: &EmbeddedStore) -> Entries {
+    let mut out = Entries::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.kv_list("", after.as_deref(), 2).await.expect("kv list");
+        for (key, entry) in page.entries {
+            assert!(entry.expires_at.is_none_or(|at| at > SystemTime::now()), "listed an expired entry");
+            assert!(out.insert(key.clone(), (entry.value.to_vec(), entry.revision)).is_none(), "{key} listed twice");
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return out,
+        }
+    }
 }
 
 /// The current segment: the newest `events-N.log`.
@@ -123,6 +170,42 @@ impl Reader<'_> {
         let n = self.u32() as usize;
         self.take(n).to_vec()
     }
+}
+
+/// The key–value entries the frames leave, and the highest revision any of them names (the store's
+/// replay, as documented: a put already expired, or a delete, leaves the key absent).
+fn model_kv(frames: &[FrameInfo], now: u64) -> (Entries, u64) {
+    let mut entries = Entries::new();
+    let mut top = 0;
+    for f in frames {
+        let mut r = Reader(&f.payload[1..]);
+        match f.payload[0] {
+            6 => {
+                let key = String::from_utf8(r.bytes()).unwrap();
+                let revision = r.u64();
+                let expires_at = r.u64();
+                let value = r.bytes();
+                top = top.max(revision);
+                if expires_at == 0 || expires_at > now {
+                    entries.insert(key, (value, revision));
+                } else {
+                    entries.remove(&key);
+                }
+            }
+            7 => {
+                let key = String::from_utf8(r.bytes()).unwrap();
+                top = top.max(r.u64());
+                entries.remove(&key);
+            }
+            8 => top = top.max(r.u64().saturating_sub(1)),
+            _ => {}
+        }
+    }
+    (entries, top)
+}
+
+fn now_us() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_micros() as u64
 }
 
 /// The deliveries the first `n` frames leave pending (the store's replay, as documented).
@@ -254,8 +337,42 @@ async fn run(input: Input) {
                     }
                 }
             }
+            Step::Kv { key, op } => {
+                let key = KEYS[key as usize % KEYS.len()];
+                let current = store.kv_get(key).await.expect("kv get").map(|e| e.revision);
+                let condition = |c: &Cond| match c {
+                    Cond::Any => Condition::Any,
+                    Cond::Absent => Condition::Absent,
+                    Cond::Current(off) => Condition::Revision(current.unwrap_or(1) + *off as u64 % 2),
+                };
+                let (condition, result) = match op {
+                    KvOp::Put { value, condition: c, ttl } => {
+                        let ttl = match ttl % 3 {
+                            0 => None,
+                            1 => Some(Duration::ZERO),
+                            _ => Some(Duration::from_secs(3600)),
+                        };
+                        let value = Bytes::from(value.into_iter().take(64).collect::<Vec<u8>>());
+                        let c = condition(&c);
+                        (c, store.kv_put(key, value, c, ttl).await.map(|_| ()))
+                    }
+                    KvOp::Delete { condition: c } => {
+                        let c = condition(&c);
+                        (c, store.kv_delete(key, c).await.map(|_| ()))
+                    }
+                };
+                match result {
+                    Ok(()) => assert!(condition.met_by(current), "{condition:?} not met by {current:?}, yet written"),
+                    Err(StoreError::Conflict { current: reported, .. }) => {
+                        assert!(!condition.met_by(current), "{condition:?} met by {current:?}, yet a conflict");
+                        assert_eq!(reported, current, "the conflict names another revision than the current one");
+                    }
+                    Err(e) => panic!("kv write failed: {e}"),
+                }
+            }
         }
     }
+    let entries_before = entries(&store).await;
     store.shutdown().await;
     drop(store);
 
@@ -263,13 +380,15 @@ async fn run(input: Input) {
     let data = std::fs::read(&log).unwrap();
     debug(&dir, "after the first session");
     let written = frames(&data);
+    let (model_before, _) = model_kv(&written, now_us());
+    assert_eq!(entries_before, model_before, "the log does not hold the entries the store served");
 
     // 2. Damage.
     enum Expect {
-        /// Opens with exactly these pending deliveries.
-        Opens(Pending),
+        /// Opens with exactly these pending deliveries and entries; new revisions above `top`.
+        Opens(Pending, Entries, u64),
         /// Fails with `Corrupt` naming byte offset `at`, or (`tail_ok`) opens with `kept`.
-        CorruptAt { at: usize, tail_ok: bool, kept: Pending },
+        CorruptAt { at: usize, tail_ok: bool, kept: (Pending, Entries, u64) },
         /// Anything but a panic or an error that does not name the file.
         Anything,
     }
@@ -277,7 +396,8 @@ async fn run(input: Input) {
         Damage::Truncate(at) => {
             let at = at as usize % (data.len() + 1);
             let kept: Vec<FrameInfo> = written.into_iter().filter(|f| f.end <= at).collect();
-            (data[..at].to_vec(), Expect::Opens(model(&kept)))
+            let (kv, top) = model_kv(&kept, now_us());
+            (data[..at].to_vec(), Expect::Opens(model(&kept), kv, top))
         }
         Damage::Flip(at, mask) => {
             if data.is_empty() {
@@ -299,7 +419,8 @@ async fn run(input: Input) {
             let hit = frame_of(first);
             // The burst may run into the next record: a torn tail when it reaches the last one.
             let tail_ok = frame_of(last) + 1 == written.len();
-            (d, Expect::CorruptAt { at: written[hit].start, tail_ok, kept: model(&written[..hit]) })
+            let (kv, top) = model_kv(&written[..hit], now_us());
+            (d, Expect::CorruptAt { at: written[hit].start, tail_ok, kept: (model(&written[..hit]), kv, top) })
         }
         Damage::Overwrite(at, bytes) => {
             let at = at as usize % (data.len() + 1);
@@ -324,16 +445,20 @@ async fn run(input: Input) {
 
     // 3. Reopen.
     // (`pending` claims with a long lease: each store is asked once.)
-    let (store, now) = match (EmbeddedStore::open(&dir, opts.clone()).await, expect) {
-        (Ok(store), Expect::Opens(want)) => {
+    let (store, now, kv_now, top) = match (EmbeddedStore::open(&dir, opts.clone()).await, expect) {
+        (Ok(store), Expect::Opens(want, want_kv, top)) => {
             let got = pending(&store).await;
             assert_eq!(got, want, "lost or invented deliveries before a torn tail");
-            (store, got)
+            let kv = entries(&store).await;
+            assert_eq!(kv, want_kv, "lost or invented key–value entries before a torn tail");
+            (store, got, kv, top)
         }
-        (Ok(store), Expect::CorruptAt { tail_ok: true, kept, .. }) => {
+        (Ok(store), Expect::CorruptAt { tail_ok: true, kept: (want, want_kv, top), .. }) => {
             let got = pending(&store).await;
-            assert_eq!(got, kept, "lost or invented deliveries before a damaged last record");
-            (store, got)
+            assert_eq!(got, want, "lost or invented deliveries before a damaged last record");
+            let kv = entries(&store).await;
+            assert_eq!(kv, want_kv, "lost or invented key–value entries before a damaged last record");
+            (store, got, kv, top)
         }
         (Ok(_), Expect::CorruptAt { at, tail_ok: false, .. }) => {
             panic!(
@@ -352,14 +477,15 @@ async fn run(input: Input) {
             );
             return;
         }
-        (Err(e), Expect::Opens(_)) => panic!("a truncated log (a torn tail) does not open: {e}"),
+        (Err(e), Expect::Opens(..)) => panic!("a truncated log (a torn tail) does not open: {e}"),
         (Err(e), Expect::Anything) => {
             check_error(&e, &log);
             return;
         }
         (Ok(store), Expect::Anything) => {
             let got = pending(&store).await;
-            (store, got)
+            let kv = entries(&store).await;
+            (store, got, kv, 0)
         }
     };
 
@@ -371,6 +497,15 @@ async fn run(input: Input) {
         targets: vec!["tf".into()],
     };
     let stored = store.append(vec![fresh]).await.expect("append after reopening a damaged log");
+    let mut want_kv = kv_now;
+    match store.kv_put("fresh/key", Bytes::from_static(b"fresh"), Condition::Any, None).await {
+        Ok(revision) => {
+            assert!(revision > top, "revision {revision} handed out again after a reopen (log went up to {top})");
+            want_kv.insert("fresh/key".into(), (b"fresh".to_vec(), revision));
+        }
+        // A hand-framed log may have taken every revision there is.
+        Err(e) => panic!("kv put after reopening a damaged log: {e}"),
+    }
     store.shutdown().await;
     drop(store);
     debug(&dir, "after the second session");
@@ -380,6 +515,7 @@ async fn run(input: Input) {
         want.push(("tf".into(), b"fresh".to_vec(), 0));
     }
     assert_eq!(pending(&store).await, sorted(want), "reopening changed the pending deliveries");
+    assert_eq!(entries(&store).await, want_kv, "reopening changed the key–value entries");
     store.shutdown().await;
 }
 

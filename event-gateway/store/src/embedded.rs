@@ -3,7 +3,8 @@
 //! Layout of the data directory:
 //! - `LOCK` — held (`flock`) while a store has the directory open; a second process gets a clear error.
 //! - `events-<generation>.log` — the append-only log. Every record is framed with its length and a CRC32.
-//!   Records: event stored (with its deliveries), delivery acked, delivery retried, de-duplication key.
+//!   Records: event stored (with its deliveries), delivery acked, delivery retried, de-duplication key,
+//!   key–value put and delete (see [`crate::kv`]), and the key–value revision clock.
 //! - `registry.json` — the gateway's registry document (see [`EventStore::save_registry`]).
 //!
 //! Appends are group-committed: one writer thread batches whatever concurrent [`EventStore::append`] calls
@@ -13,7 +14,12 @@
 //! log is dead (acked deliveries), it is compacted into a new generation in the background.
 //!
 //! Pending deliveries, leases and de-duplication keys are kept in memory (the bodies of events with pending
-//! deliveries included), indexed by due time.
+//! deliveries included), indexed by due time, and so are the live key–value entries (in key order).
+//!
+//! Key–value writes ([`KvStore`]) are fsynced before they return, group-committed with appends. A
+//! condition is decided under the index's lock against the latest write of the key, durable or not, so
+//! two racing compare-and-sets on one key never both win; a write becomes visible to reads once it is
+//! durable. Expired keys read as absent at once and leave the log at the next compaction.
 
 mod record;
 mod state;
@@ -32,8 +38,9 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use self::record::{frame_at, next_valid_frame, Frame, Record, StoredDelivery};
-use self::state::{micros, EventEntry, NewEntry, State};
+use self::state::{micros, EventEntry, KvChange, KvValue, NewEntry, State};
 use self::writer::{segment_name, sync_dir, write_segment, Counters, Op, Shared, Writer};
+use crate::kv::{check_key, expiry, Expect, KvEntry, KvPage, KvStore, MAX_KEY_BYTES};
 use crate::{Appended, Delivery, DeliveryKey, EventStore, NewEvent, StoreError, StoreStats};
 
 const REGISTRY_FILE: &str = "registry.json";
@@ -56,6 +63,8 @@ pub struct EmbeddedOptions {
     pub max_event_bytes: usize,
     /// The log is compacted once it is at least this big and more than half of it is dead (default 64 MiB).
     pub compact_min_bytes: u64,
+    /// Largest key–value value accepted (default 1 MiB); larger ones get [`StoreError::ValueTooLarge`].
+    pub max_value_bytes: usize,
 }
 
 impl Default for EmbeddedOptions {
@@ -64,6 +73,7 @@ impl Default for EmbeddedOptions {
             dedupe_window: Duration::from_secs(600),
             max_event_bytes: 1 << 20,
             compact_min_bytes: 64 << 20,
+            max_value_bytes: 1 << 20,
         }
     }
 }
@@ -81,7 +91,7 @@ pub struct LogStats {
     pub compactions: u64,
     /// Current size of the log segment in bytes.
     pub log_bytes: u64,
-    /// Estimated bytes of the segment still needed (events with pending deliveries).
+    /// Estimated bytes of the segment still needed (events with pending deliveries, live key–value entries).
     pub live_bytes: u64,
 }
 
@@ -390,6 +400,75 @@ impl EventStore for EmbeddedStore {
     }
 }
 
+#[async_trait]
+impl KvStore for EmbeddedStore {
+    async fn kv_get(&self, key: &str) -> Result<Option<KvEntry>, StoreError> {
+        check_key(key)?;
+        Ok(self.state()?.kv_get(key, micros(SystemTime::now())))
+    }
+
+    async fn kv_put(&self, key: &str, value: Bytes, expect: Expect, ttl: Option<Duration>) -> Result<u64, StoreError> {
+        check_key(key)?;
+        let limit = self.options.max_value_bytes;
+        if value.len() > limit {
+            return Err(StoreError::ValueTooLarge { key: key.to_owned(), size: value.len(), limit });
+        }
+        let now = SystemTime::now();
+        // 0 stands for "no expiry" in the log; an expiry can never fall on the epoch itself.
+        let expires_at = expiry(now, ttl).map_or(0, |at| micros(at).max(1));
+        let (reply, done) = oneshot::channel();
+        let revision = {
+            let mut state = self.state()?;
+            let current = state.kv_current(key, micros(now));
+            if !expect.met_by(current) {
+                return Err(StoreError::Conflict { key: key.to_owned(), current });
+            }
+            let revision = state.kv_decide(key, true);
+            let record = Record::KvPut { key: key.to_owned(), revision, expires_at, value };
+            let frame = record.encode();
+            let Record::KvPut { key, value, .. } = record else { unreachable!() };
+            let value = KvValue { value, revision, expires_at, frame_len: frame.len() as u64 };
+            // Queued under the index's lock, so the log holds the writes in the order they were decided.
+            self.send(Op::Kv { frame, change: KvChange { key, value: Some(value) }, reply })?;
+            revision
+        };
+        self.wait(done).await?;
+        Ok(revision)
+    }
+
+    async fn kv_delete(&self, key: &str, expect: Expect) -> Result<bool, StoreError> {
+        check_key(key)?;
+        let (reply, done) = oneshot::channel();
+        {
+            let mut state = self.state()?;
+            let current = state.kv_current(key, micros(SystemTime::now()));
+            if !expect.met_by(current) {
+                return Err(StoreError::Conflict { key: key.to_owned(), current });
+            }
+            if current.is_none() {
+                return Ok(false);
+            }
+            let revision = state.kv_decide(key, false);
+            let frame = Record::KvDelete { key: key.to_owned(), revision }.encode();
+            self.send(Op::Kv { frame, change: KvChange { key: key.to_owned(), value: None }, reply })?;
+        }
+        self.wait(done).await?;
+        Ok(true)
+    }
+
+    async fn kv_list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<KvPage, StoreError> {
+        for (what, text) in [("prefix", Some(prefix)), ("after", after)] {
+            if let Some(text) = text.filter(|t| t.len() > MAX_KEY_BYTES) {
+                return Err(StoreError::BadKey {
+                    key: text.chars().take(80).collect(),
+                    reason: format!("a list {what} is at most {MAX_KEY_BYTES} bytes; this one has {}", text.len()),
+                });
+            }
+        }
+        Ok(self.state()?.kv_list(prefix, after, limit, micros(SystemTime::now())))
+    }
+}
+
 /// Replaces `registry.json` atomically and durably: temp file, fsync, rename, directory fsync.
 fn save_registry_blocking(dir: &Path, document: &[u8]) -> Result<(), StoreError> {
     let tmp = dir.join(format!("{REGISTRY_FILE}.tmp"));
@@ -479,6 +558,7 @@ fn open_blocking(dir: &Path, options: &EmbeddedOptions) -> Result<Opened, StoreE
         bytes = len,
         events = state.events.len(),
         deliveries = state.deliveries.len(),
+        kv_keys = state.kv.len(),
         dedupe_keys = state.dedupe.len(),
         "event log opened"
     );
@@ -500,7 +580,7 @@ fn open_blocking(dir: &Path, options: &EmbeddedOptions) -> Result<Opened, StoreE
 fn replay(path: &Path, window_us: u64) -> Result<(State, u64), StoreError> {
     let data = fs::read(path).map_err(io_error(path))?;
     let now = micros(SystemTime::now());
-    let mut state = State { next_seq: 1, ..Default::default() };
+    let mut state = State { next_seq: 1, next_revision: 1, ..Default::default() };
     let mut offset = 0usize;
     while offset < data.len() {
         let (payload, len) = match frame_at(&data, offset) {
@@ -541,6 +621,11 @@ fn replay(path: &Path, window_us: u64) -> Result<(State, u64), StoreError> {
             Record::Ack { seq, idx } => state.apply_ack((seq, idx)),
             Record::Retry { seq, idx, attempt, not_before } => state.apply_retry((seq, idx), attempt, not_before),
             Record::Dedupe { received_at, source, id } => state.restore_dedupe(source, id, received_at, now, window_us),
+            Record::KvPut { key, revision, expires_at, value } => {
+                state.apply_kv_put(key, KvValue { value, revision, expires_at, frame_len: len as u64 }, now)
+            }
+            Record::KvDelete { key, revision } => state.apply_kv_delete(&key, revision),
+            Record::KvClock { next_revision } => state.next_revision = state.next_revision.max(next_revision),
         }
         offset += len;
     }

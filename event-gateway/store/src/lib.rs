@@ -19,6 +19,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub mod embedded;
+pub mod kv;
+pub mod testing;
+
+pub use kv::{Expect, KvEntry, KvPage, KvStore};
 
 /// One event to store, with the targets it must be delivered to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +100,36 @@ pub enum StoreError {
     #[error("event of {size} bytes is larger than the store's limit of {limit} bytes")]
     TooLarge {
         /// Size of the event body.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A key–value write's condition ([`Expect`]) did not hold: the key changed (or appeared, or went)
+    /// since it was read. Read it again and retry.
+    #[error("key {key} has changed: {}", match current {
+        Some(revision) => format!("its current revision is {revision}"),
+        None => "it is absent now".to_owned(),
+    })]
+    Conflict {
+        /// The key.
+        key: String,
+        /// Its current revision (`None`: absent).
+        current: Option<u64>,
+    },
+    /// A key breaks the rules of [`kv::check_key`].
+    #[error("invalid key {key:?}: {reason}")]
+    BadKey {
+        /// The key (shortened if long).
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A value is larger than the store accepts.
+    #[error("value of {size} bytes for key {key} is larger than the store's limit of {limit} bytes")]
+    ValueTooLarge {
+        /// The key.
+        key: String,
+        /// Size of the value.
         size: usize,
         /// The limit.
         limit: usize,

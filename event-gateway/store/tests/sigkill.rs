@@ -3,11 +3,14 @@
 //! This test binary re-executes itself as the writer child (selected by an environment variable): the child
 //! opens the store, appends events from 64 concurrent tasks and prints `S <id>` for every append that
 //! returned, while 4 worker tasks claim and ack deliveries (`A <id> <target>` just before each ack) so
-//! the log also compacts. The parent SIGKILLs it mid-load, reopens the store and checks that every stored
-//! event's every delivery is either still pending or was acked, and that every stored id is still a
-//! duplicate. Three rounds on the same directory (each replays what the previous kills left).
+//! the log also compacts, and 8 tasks increment one key–value counter each with compare-and-set (`K <task>
+//! <n>` once the put of `n` returned). The parent SIGKILLs it mid-load, reopens the store and checks that
+//! every stored event's every delivery is either still pending or was acked, that every stored id is still
+//! a duplicate, and that every counter holds its last acknowledged value (or the one after it, whose put
+//! was durable but not yet answered). Three rounds on the same directory (each replays what the previous
+//! kills left).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -16,12 +19,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use faas_gateway_store::embedded::{EmbeddedOptions, EmbeddedStore};
-use faas_gateway_store::{Appended, EventStore, NewEvent};
+use faas_gateway_store::{Appended, EventStore, Expect, KvStore, NewEvent};
 
 const CHILD_DIR: &str = "FAAS_STORE_SIGKILL_CHILD_DIR";
 const CHILD_ROUND: &str = "FAAS_STORE_SIGKILL_ROUND";
 const TARGETS: [&str; 2] = ["a", "b"];
 const APPENDERS: usize = 64;
+const COUNTERS: usize = 8;
 const ROUNDS: usize = 3;
 
 fn options() -> EmbeddedOptions {
@@ -72,6 +76,21 @@ fn child(dir: &Path, round: &str) {
                 }
             });
         }
+        for task in 0..COUNTERS {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let key = format!("counters/{task}");
+                loop {
+                    let (n, expect) = match store.kv_get(&key).await.expect("kv get") {
+                        Some(e) => (counter_value(&e.value), Expect::Revision(e.revision)),
+                        None => (0, Expect::Absent),
+                    };
+                    let put = store.kv_put(&key, Bytes::from((n + 1).to_string()), expect, None).await;
+                    put.expect("only this task writes its counter");
+                    say(format!("K {task} {}", n + 1));
+                }
+            });
+        }
         for _ in 0..4 {
             let store = store.clone();
             tokio::spawn(async move {
@@ -96,8 +115,21 @@ fn child(dir: &Path, round: &str) {
     });
 }
 
+fn counter_value(value: &[u8]) -> u64 {
+    std::str::from_utf8(value).expect("UTF-8").parse().expect("a number")
+}
+
+/// What the child acknowledged, accumulated over the rounds.
+#[derive(Default)]
+struct Acknowledged {
+    stored: HashSet<String>,
+    acked: HashSet<(String, String)>,
+    /// Highest acknowledged value of each counter.
+    counters: HashMap<usize, u64>,
+}
+
 /// One round: run the child, kill it mid-load, collect what it acknowledged.
-fn run_child(dir: &Path, round: usize, stored: &mut HashSet<String>, acked: &mut HashSet<(String, String)>) -> u64 {
+fn run_child(dir: &Path, round: usize, seen: &mut Acknowledged) -> u64 {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .env(CHILD_DIR, dir)
         .env(CHILD_ROUND, round.to_string())
@@ -122,11 +154,16 @@ fn run_child(dir: &Path, round: usize, stored: &mut HashSet<String>, acked: &mut
         let mut parts = line.split(' ');
         match (parts.next(), parts.next(), parts.next()) {
             (Some("S"), Some(id), None) => {
-                stored.insert(id.to_owned());
+                seen.stored.insert(id.to_owned());
                 *stored_now += 1;
             }
             (Some("A"), Some(id), Some(target)) => {
-                acked.insert((id.to_owned(), target.to_owned()));
+                seen.acked.insert((id.to_owned(), target.to_owned()));
+            }
+            (Some("K"), Some(task), Some(n)) => {
+                let n: u64 = n.parse().unwrap();
+                let max = seen.counters.entry(task.parse().unwrap()).or_default();
+                *max = (*max).max(n);
             }
             (Some("C"), Some(n), None) => *compactions = n.parse().unwrap(),
             _ => panic!("unexpected child output {line:?}"),
@@ -155,12 +192,12 @@ fn run_child(dir: &Path, round: usize, stored: &mut HashSet<String>, acked: &mut
 
 fn parent() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let mut stored = HashSet::new();
-    let mut acked = HashSet::new();
+    let mut seen = Acknowledged::default();
     let mut compactions = 0;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     for round in 0..ROUNDS {
-        compactions += run_child(dir.path(), round, &mut stored, &mut acked);
+        compactions += run_child(dir.path(), round, &mut seen);
+        let Acknowledged { stored, acked, counters } = &seen;
         rt.block_on(async {
             let store = EmbeddedStore::open(dir.path(), options()).await.expect("reopen after SIGKILL");
             let pending: BTreeSet<(String, String)> = store
@@ -171,7 +208,7 @@ fn parent() {
                 .map(|d| (id_of(&d.body), d.target))
                 .collect();
             let mut lost = Vec::new();
-            for id in &stored {
+            for id in stored {
                 for target in TARGETS {
                     let key = (id.clone(), target.to_owned());
                     if !pending.contains(&key) && !acked.contains(&key) {
@@ -198,10 +235,20 @@ fn parent() {
                     &fresh[..fresh.len().min(5)]
                 );
             }
+            for task in 0..COUNTERS {
+                let acknowledged = counters.get(&task).copied().unwrap_or(0);
+                let value =
+                    store.kv_get(&format!("counters/{task}")).await.unwrap().map_or(0, |e| counter_value(&e.value));
+                assert!(
+                    value == acknowledged || value == acknowledged + 1,
+                    "round {round}: counter {task} holds {value} after the kill, but {acknowledged} was acknowledged"
+                );
+            }
             println!(
-                "round {round}: reopened; {} pending deliveries, none of {} acknowledged events lost",
+                "round {round}: reopened; {} pending deliveries, none of {} acknowledged events lost; counters at {:?}",
                 pending.len(),
-                stored.len()
+                stored.len(),
+                (0..COUNTERS).map(|t| counters.get(&t).copied().unwrap_or(0)).collect::<Vec<_>>()
             );
             store.shutdown().await;
         });

@@ -19,6 +19,9 @@ const T_EVENT: u8 = 2;
 const T_ACK: u8 = 3;
 const T_RETRY: u8 = 4;
 const T_DEDUPE: u8 = 5;
+const T_KV_PUT: u8 = 6;
+const T_KV_DELETE: u8 = 7;
+const T_KV_CLOCK: u8 = 8;
 
 /// One delivery as stored inside an event record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +48,13 @@ pub(crate) enum Record {
     Retry { seq: u64, idx: u32, attempt: u32, not_before: u64 },
     /// A de-duplication key whose event is no longer live (written by compaction).
     Dedupe { received_at: u64, source: String, id: String },
+    /// A key–value write; `expires_at` is in microseconds since the Unix epoch, 0 for none.
+    KvPut { key: String, revision: u64, expires_at: u64, value: Bytes },
+    /// A key–value delete, taking a revision of its own.
+    KvDelete { key: String, revision: u64 },
+    /// The next key–value revision to hand out (written by compaction, so that the revisions of keys
+    /// deleted and compacted away are never handed out again).
+    KvClock { next_revision: u64 },
 }
 
 impl Record {
@@ -90,6 +100,22 @@ impl Record {
                 put_u64(out, *received_at);
                 put_bytes(out, source.as_bytes());
                 put_bytes(out, id.as_bytes());
+            }
+            Record::KvPut { key, revision, expires_at, value } => {
+                out.push(T_KV_PUT);
+                put_bytes(out, key.as_bytes());
+                put_u64(out, *revision);
+                put_u64(out, *expires_at);
+                put_bytes(out, value);
+            }
+            Record::KvDelete { key, revision } => {
+                out.push(T_KV_DELETE);
+                put_bytes(out, key.as_bytes());
+                put_u64(out, *revision);
+            }
+            Record::KvClock { next_revision } => {
+                out.push(T_KV_CLOCK);
+                put_u64(out, *next_revision);
             }
         }
         let payload_len = out.len() - start - FRAME_HEADER;
@@ -138,6 +164,14 @@ impl Record {
             T_ACK => Record::Ack { seq: r.u64()?, idx: r.u32()? },
             T_RETRY => Record::Retry { seq: r.u64()?, idx: r.u32()?, attempt: r.u32()?, not_before: r.u64()? },
             T_DEDUPE => Record::Dedupe { received_at: r.u64()?, source: r.string()?, id: r.string()? },
+            T_KV_PUT => Record::KvPut {
+                key: r.string()?,
+                revision: r.u64()?,
+                expires_at: r.u64()?,
+                value: Bytes::copy_from_slice(r.bytes()?),
+            },
+            T_KV_DELETE => Record::KvDelete { key: r.string()?, revision: r.u64()? },
+            T_KV_CLOCK => Record::KvClock { next_revision: r.u64()? },
             other => return Err(format!("unknown record type {other}")),
         };
         if r.pos != payload.len() {
@@ -171,7 +205,7 @@ pub(crate) fn frame_at(data: &[u8], offset: usize) -> Frame<'_> {
     let payload = &rest[FRAME_HEADER..FRAME_HEADER + len];
     // The type byte first: it rules out most offsets of a damaged tail before hashing up to its
     // whole length, which `next_valid_frame` would otherwise do at every byte.
-    if !(T_HEADER..=T_DEDUPE).contains(&payload[0]) || crc32fast::hash(payload) != crc {
+    if !(T_HEADER..=T_KV_CLOCK).contains(&payload[0]) || crc32fast::hash(payload) != crc {
         return Frame::Invalid;
     }
     Frame::Valid { payload, len: FRAME_HEADER + len }
@@ -255,6 +289,10 @@ mod tests {
             Record::Ack { seq: 7, idx: 0 },
             Record::Retry { seq: 7, idx: 2, attempt: 4, not_before: 11 },
             Record::Dedupe { received_at: 3, source: "/s".into(), id: "x".into() },
+            Record::KvPut { key: "state/a".into(), revision: 9, expires_at: 0, value: Bytes::from_static(b"v") },
+            Record::KvPut { key: "k".into(), revision: 10, expires_at: 77, value: Bytes::new() },
+            Record::KvDelete { key: "state/a".into(), revision: 11 },
+            Record::KvClock { next_revision: 12 },
         ]
     }
 

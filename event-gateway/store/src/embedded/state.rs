@@ -1,12 +1,14 @@
 //! The in-memory index of the embedded store: live events, pending deliveries by due time, leases and
 //! de-duplication keys. Rebuilt from the log on open; kept in step with it afterwards.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
 use super::record::{Record, StoredDelivery};
+use crate::kv::{KvEntry, KvPage};
 use crate::{Delivery, DeliveryKey};
 
 /// Microseconds since the Unix epoch (0 for times before it).
@@ -54,6 +56,49 @@ pub(crate) struct NewEntry {
     pub deliveries: Vec<StoredDelivery>,
 }
 
+/// A key's committed value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KvValue {
+    pub value: Bytes,
+    pub revision: u64,
+    /// Microseconds since the Unix epoch; 0 for no expiry.
+    pub expires_at: u64,
+    /// Bytes its record occupies in the current segment (for the dead-space estimate).
+    pub frame_len: u64,
+}
+
+impl KvValue {
+    fn live_at(&self, now: u64) -> bool {
+        self.expires_at == 0 || self.expires_at > now
+    }
+
+    fn entry(&self) -> KvEntry {
+        KvEntry {
+            value: self.value.clone(),
+            revision: self.revision,
+            expires_at: (self.expires_at != 0).then(|| from_micros(self.expires_at)),
+        }
+    }
+}
+
+/// A key–value write decided (its condition held, its revision taken) and queued, to be committed to the
+/// index once durable.
+#[derive(Debug)]
+pub(crate) struct KvChange {
+    pub key: String,
+    /// The new value (with its revision); `None` for a delete.
+    pub value: Option<KvValue>,
+}
+
+/// Writes of one key decided but not yet durable: conditions are evaluated against the latest of them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KvPending {
+    /// Revision of the latest such write; `None` if it is a delete.
+    pub latest: Option<u64>,
+    /// How many are outstanding.
+    pub count: u32,
+}
+
 /// Why an ack or retry was refused.
 #[derive(Debug)]
 pub(crate) struct Unknown;
@@ -72,7 +117,13 @@ pub(crate) struct State {
     pub dedupe_order: VecDeque<(u64, (String, String))>,
     pub next_seq: u64,
     pub next_claim: u64,
-    /// Sum of `frame_len` of live events.
+    /// Committed key–value entries (expired ones until they are read, overwritten or compacted away).
+    pub kv: BTreeMap<String, KvValue>,
+    /// Key–value writes decided but not yet durable, by key.
+    pub kv_pending: HashMap<String, KvPending>,
+    /// The next key–value revision (revisions start at 1).
+    pub next_revision: u64,
+    /// Sum of `frame_len` of live events and key–value entries.
     pub live_bytes: u64,
     /// Set once `shutdown` was called: no new operations.
     pub closed: bool,
@@ -269,8 +320,124 @@ impl State {
         Ok(Record::Retry { seq: slot.0, idx: slot.1, attempt, not_before })
     }
 
-    /// The records a fresh segment needs to reproduce this state: live events with their live deliveries,
-    /// then the de-duplication keys (still in the window) of events that are no longer live.
+    /// The revision a condition on `key` is checked against at `now`: the latest write decided, durable
+    /// or not; `None` if that leaves the key absent (or expired).
+    pub(crate) fn kv_current(&self, key: &str, now: u64) -> Option<u64> {
+        match self.kv_pending.get(key) {
+            Some(pending) => pending.latest,
+            None => self.kv.get(key).filter(|v| v.live_at(now)).map(|v| v.revision),
+        }
+    }
+
+    /// Takes the next revision for a write of `key` (`put`: a put, else a delete) whose condition held,
+    /// and marks the write pending until [`State::kv_commit`] or [`State::kv_abandon`].
+    pub(crate) fn kv_decide(&mut self, key: &str, put: bool) -> u64 {
+        // Saturating: only a hand-made log can bring the clock near the end of u64.
+        let revision = self.next_revision.max(1);
+        self.next_revision = revision.saturating_add(1);
+        let pending = self.kv_pending.entry(key.to_owned()).or_insert(KvPending { latest: None, count: 0 });
+        pending.latest = put.then_some(revision);
+        pending.count += 1;
+        revision
+    }
+
+    fn kv_settle(&mut self, key: &str) {
+        if let Some(pending) = self.kv_pending.get_mut(key) {
+            pending.count -= 1;
+            if pending.count == 0 {
+                self.kv_pending.remove(key);
+            }
+        }
+    }
+
+    /// Applies a decided write once it is durable.
+    pub(crate) fn kv_commit(&mut self, change: KvChange) {
+        self.kv_settle(&change.key);
+        match change.value {
+            Some(value) => self.kv_insert(change.key, value),
+            None => self.kv_remove(&change.key),
+        }
+    }
+
+    /// Forgets a decided write that did not become durable.
+    pub(crate) fn kv_abandon(&mut self, change: &KvChange) {
+        self.kv_settle(&change.key);
+    }
+
+    fn kv_insert(&mut self, key: String, value: KvValue) {
+        self.next_revision = self.next_revision.max(value.revision.saturating_add(1));
+        self.live_bytes += value.frame_len;
+        if let Some(old) = self.kv.insert(key, value) {
+            self.live_bytes = self.live_bytes.saturating_sub(old.frame_len);
+        }
+    }
+
+    fn kv_remove(&mut self, key: &str) {
+        if let Some(old) = self.kv.remove(key) {
+            self.live_bytes = self.live_bytes.saturating_sub(old.frame_len);
+        }
+    }
+
+    /// Applies a put read from the log (replay): one already expired leaves the key absent.
+    pub(crate) fn apply_kv_put(&mut self, key: String, value: KvValue, now: u64) {
+        if value.live_at(now) {
+            self.kv_insert(key, value);
+        } else {
+            self.next_revision = self.next_revision.max(value.revision.saturating_add(1));
+            self.kv_remove(&key);
+        }
+    }
+
+    /// Applies a delete read from the log (replay).
+    pub(crate) fn apply_kv_delete(&mut self, key: &str, revision: u64) {
+        self.next_revision = self.next_revision.max(revision.saturating_add(1));
+        self.kv_remove(key);
+    }
+
+    /// The committed entry of `key` at `now`; an expired one is dropped from the index.
+    pub(crate) fn kv_get(&mut self, key: &str, now: u64) -> Option<KvEntry> {
+        match self.kv.get(key) {
+            Some(v) if v.live_at(now) => Some(v.entry()),
+            Some(_) => {
+                self.kv_remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Up to `limit` committed live entries whose keys start with `prefix`, after `after`.
+    pub(crate) fn kv_list(&mut self, prefix: &str, after: Option<&str>, limit: usize, now: u64) -> KvPage {
+        let limit = limit.max(1);
+        let start = match after {
+            Some(after) if after >= prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix),
+        };
+        let mut page = KvPage::default();
+        let mut expired = Vec::new();
+        for (key, value) in self.kv.range::<str, _>((start, Bound::Unbounded)) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if !value.live_at(now) {
+                expired.push(key.clone());
+                continue;
+            }
+            if page.entries.len() == limit {
+                page.next = page.entries.last().map(|(key, _)| key.clone());
+                break;
+            }
+            page.entries.push((key.clone(), value.entry()));
+        }
+        for key in expired {
+            self.kv_remove(&key);
+        }
+        page
+    }
+
+    /// The records a fresh segment needs to reproduce this state: the key–value clock, live events with
+    /// their live deliveries, the de-duplication keys (still in the window) of events that are no longer
+    /// live, then the live key–value entries.
     pub(crate) fn snapshot(&self, now: u64, window: u64) -> Vec<Record> {
         let mut seqs: Vec<u64> = self.events.keys().copied().collect();
         seqs.sort_unstable();
@@ -283,8 +450,9 @@ impl State {
                 not_before: d.not_before,
             });
         }
-        let mut out = Vec::with_capacity(seqs.len() + self.dedupe.len() + 1);
+        let mut out = Vec::with_capacity(seqs.len() + self.dedupe.len() + self.kv.len() + 2);
         out.push(Record::Header { next_seq: self.next_seq });
+        out.push(Record::KvClock { next_revision: self.next_revision.max(1) });
         let mut live_keys = std::collections::HashSet::new();
         for seq in seqs {
             let e = &self.events[&seq];
@@ -303,6 +471,16 @@ impl State {
         for ((source, id), &(at, durable)) in &self.dedupe {
             if durable && at.saturating_add(window) > now && !live_keys.contains(&(source.as_str(), id.as_str(), at)) {
                 out.push(Record::Dedupe { received_at: at, source: source.clone(), id: id.clone() });
+            }
+        }
+        for (key, v) in &self.kv {
+            if v.live_at(now) {
+                out.push(Record::KvPut {
+                    key: key.clone(),
+                    revision: v.revision,
+                    expires_at: v.expires_at,
+                    value: v.value.clone(),
+                });
             }
         }
         out
@@ -391,7 +569,8 @@ mod tests {
         s.ack(&got[0].key).unwrap();
         let snap = s.snapshot(20, 5);
         assert!(matches!(&snap[0], Record::Header { next_seq: 2 }));
-        match &snap[1] {
+        assert!(matches!(&snap[1], Record::KvClock { next_revision: 1 }));
+        match &snap[2] {
             Record::Event { deliveries, .. } => {
                 assert_eq!(deliveries.len(), 1);
                 assert_eq!(deliveries[0].target, "b");
@@ -401,5 +580,70 @@ mod tests {
         }
         let dedupes: Vec<_> = snap.iter().filter(|r| matches!(r, Record::Dedupe { .. })).collect();
         assert_eq!(dedupes.len(), 1, "{snap:?}");
+    }
+
+    fn put(s: &mut State, key: &str, expires_at: u64) -> u64 {
+        let revision = s.kv_decide(key, true);
+        let value = KvValue { value: Bytes::from(key.to_owned()), revision, expires_at, frame_len: 10 };
+        s.kv_commit(KvChange { key: key.into(), value: Some(value) });
+        revision
+    }
+
+    #[test]
+    fn conditions_see_pending_writes_and_commits_settle_them() {
+        let mut s = State::default();
+        let r1 = put(&mut s, "a", 0);
+        assert_eq!((r1, s.kv_current("a", 5)), (1, Some(1)));
+        assert_eq!(s.kv_decide("a", false), 2);
+        assert_eq!(s.kv_current("a", 5), None, "a pending delete decides the next condition");
+        assert_eq!(s.kv_get("a", 5).map(|e| e.revision), Some(r1), "but is not visible before it is durable");
+        s.kv_commit(KvChange { key: "a".into(), value: None });
+        assert!(s.kv_pending.is_empty() && s.kv.is_empty());
+        assert_eq!(s.live_bytes, 0);
+        assert_eq!(s.kv_decide("b", true), 3);
+        s.kv_abandon(&KvChange { key: "b".into(), value: None });
+        assert!(s.kv_pending.is_empty());
+        assert_eq!(s.next_revision, 4, "an abandoned revision is not handed out again");
+    }
+
+    #[test]
+    fn expired_entries_are_absent_and_left_out_of_snapshots() {
+        let mut s = State::default();
+        put(&mut s, "p/a", 100);
+        put(&mut s, "p/b", 0);
+        put(&mut s, "p/c", 0);
+        put(&mut s, "q", 0);
+        assert_eq!(s.live_bytes, 40);
+        assert_eq!(s.kv_current("p/a", 99), Some(1));
+        assert_eq!(s.kv_current("p/a", 100), None);
+        let snap = s.snapshot(100, 0);
+        let kept: Vec<&str> = snap
+            .iter()
+            .filter_map(|r| match r {
+                Record::KvPut { key, .. } => Some(key.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kept, ["p/b", "p/c", "q"]);
+        assert!(matches!(snap[1], Record::KvClock { next_revision: 5 }));
+        let page = s.kv_list("p/", None, 1, 100);
+        assert_eq!(page.entries.len(), 1);
+        assert_eq!((page.entries[0].0.as_str(), page.next.as_deref()), ("p/b", Some("p/b")));
+        assert_eq!(s.live_bytes, 30, "the expired entry the listing passed was dropped");
+        let page = s.kv_list("p/", Some("p/b"), 1, 100);
+        assert_eq!((page.entries[0].0.as_str(), page.next), ("p/c", None));
+        assert!(s.kv_list("p/", Some("p/c"), 1, 100).entries.is_empty());
+        assert_eq!(s.kv_list("p/", Some("a"), 5, 100).entries.len(), 2, "an `after` before the prefix");
+    }
+
+    #[test]
+    fn replay_of_an_expired_put_removes_the_older_value() {
+        let mut s = State::default();
+        s.apply_kv_put("k".into(), KvValue { value: Bytes::new(), revision: 3, expires_at: 0, frame_len: 5 }, 50);
+        s.apply_kv_put("k".into(), KvValue { value: Bytes::new(), revision: 4, expires_at: 40, frame_len: 5 }, 50);
+        assert!(s.kv.is_empty());
+        assert_eq!((s.next_revision, s.live_bytes), (5, 0));
+        s.apply_kv_delete("gone", 9);
+        assert_eq!(s.next_revision, 10);
     }
 }

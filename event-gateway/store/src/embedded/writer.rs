@@ -6,8 +6,12 @@
 //! but not synced on their own (a lost ack only causes a redelivery); a dirty log is synced within
 //! [`SYNC_INTERVAL`] anyway.
 //!
+//! Key–value writes are decided (condition checked, revision taken) in the index by the caller, then written
+//! and fsynced like appends, and committed to the index before their callers are answered.
+//!
 //! Compaction: when the segment is mostly dead records, the thread snapshots the live state (events with
-//! pending deliveries, de-duplication keys still in the window) at the current end of the segment, and a
+//! pending deliveries, de-duplication keys still in the window, live key–value entries and the revision
+//! clock) at the current end of the segment, and a
 //! helper thread writes the snapshot to `events-<gen+1>.log.tmp` and fsyncs it while appends go on. The
 //! writer then copies the records appended in the meantime to the new file, fsyncs it, renames it into
 //! place and fsyncs the directory; on open, the highest complete generation wins and older ones are
@@ -25,7 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{oneshot, Notify};
 
 use super::record::Record;
-use super::state::{micros, NewEntry, State};
+use super::state::{micros, KvChange, NewEntry, State};
 use crate::StoreError;
 
 /// A log with unsynced acks/retries is synced at the latest this long after the first of them.
@@ -47,6 +51,8 @@ pub(crate) enum Op {
     Barrier { reply: Reply },
     /// An ack or retry record: write in order, no fsync of its own.
     Record { frame: Vec<u8>, reply: Reply },
+    /// A key–value write whose condition held (already decided in the index): write, fsync, then commit it.
+    Kv { frame: Vec<u8>, change: KvChange, reply: Reply },
     /// Finish queued work, abandon a running compaction, close the files, release the lock, then answer.
     Shutdown { reply: oneshot::Sender<()> },
 }
@@ -85,28 +91,37 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// What [`write_segment`] wrote: the file's length, and (sequence number, frame length) of every event.
-pub(crate) type Written = (u64, Vec<(u64, u64)>);
+/// What [`write_segment`] wrote.
+#[derive(Debug, Default)]
+pub(crate) struct Written {
+    /// The file's length.
+    pub len: u64,
+    /// (sequence number, frame length) of every event.
+    pub events: Vec<(u64, u64)>,
+    /// (key, revision, frame length) of every key–value entry.
+    pub kv: Vec<(String, u64, u64)>,
+}
 
 /// Writes `records` to a new file at `path` and fsyncs it.
 pub(crate) fn write_segment(path: &Path, records: &[Record]) -> io::Result<Written> {
     let file = OpenOptions::new().write(true).create_new(true).open(path)?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut buf = Vec::with_capacity(64 << 10);
-    let mut len = 0u64;
-    let mut event_lens = Vec::new();
+    let mut written = Written::default();
     for record in records {
         buf.clear();
         let frame_len = record.encode_into(&mut buf) as u64;
-        if let Record::Event { seq, .. } = record {
-            event_lens.push((*seq, frame_len));
+        match record {
+            Record::Event { seq, .. } => written.events.push((*seq, frame_len)),
+            Record::KvPut { key, revision, .. } => written.kv.push((key.clone(), *revision, frame_len)),
+            _ => {}
         }
         out.write_all(&buf)?;
-        len += frame_len;
+        written.len += frame_len;
     }
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
-    Ok((len, event_lens))
+    Ok(written)
 }
 
 struct Compaction {
@@ -247,6 +262,7 @@ impl Writer {
         let mut need_sync = false;
         let mut replies = Vec::with_capacity(batch.len());
         let mut entries = Vec::new();
+        let mut kv = Vec::new();
         let mut shutdown = None;
         for op in batch {
             match op {
@@ -266,6 +282,12 @@ impl Writer {
                 }
                 Op::Record { frame, reply } => {
                     buf.extend_from_slice(&frame);
+                    replies.push(reply);
+                }
+                Op::Kv { frame, change, reply } => {
+                    buf.extend_from_slice(&frame);
+                    kv.push(change);
+                    need_sync = true;
                     replies.push(reply);
                 }
                 Op::Shutdown { reply } => shutdown = Some(reply),
@@ -304,6 +326,16 @@ impl Writer {
             drop(state);
             self.shared.counters.appended_events.fetch_add(count, Ordering::Relaxed);
             self.shared.notify.notify_waiters();
+        }
+        if !kv.is_empty() {
+            let mut state = self.shared.lock();
+            for change in kv {
+                if result.is_ok() {
+                    state.kv_commit(change);
+                } else {
+                    state.kv_abandon(&change);
+                }
+            }
         }
         for reply in replies {
             let _ = reply.send(result.clone().map_err(|msg| self.error(&msg)));
@@ -364,7 +396,7 @@ impl Writer {
             let _ = fs::remove_file(&c.tmp);
             return;
         }
-        let (snapshot_len, event_lens) = match result {
+        let written = match result {
             Ok(ok) => ok,
             Err(e) => return self.abandon(c, "writing the snapshot", &e),
         };
@@ -396,7 +428,7 @@ impl Writer {
         let old_len = self.file_len;
         self.file = file;
         self.gen = c.gen;
-        self.file_len = snapshot_len + (old_len - c.offset);
+        self.file_len = written.len + (old_len - c.offset);
         self.dirty_since = None;
         if let Err(e) = sync_dir(&self.dir) {
             self.poison("fsync of the data directory", &e);
@@ -407,12 +439,18 @@ impl Writer {
         }
         {
             let mut state = self.shared.lock();
-            for (seq, len) in event_lens {
+            for (seq, len) in written.events {
                 if let Some(event) = state.events.get_mut(&seq) {
                     event.frame_len = len;
                 }
             }
-            state.live_bytes = state.events.values().map(|e| e.frame_len).sum();
+            for (key, revision, len) in written.kv {
+                if let Some(value) = state.kv.get_mut(&key).filter(|v| v.revision == revision) {
+                    value.frame_len = len;
+                }
+            }
+            state.live_bytes = state.events.values().map(|e| e.frame_len).sum::<u64>()
+                + state.kv.values().map(|v| v.frame_len).sum::<u64>();
         }
         self.shared.counters.compactions.fetch_add(1, Ordering::Relaxed);
         self.shared.counters.log_bytes.store(self.file_len, Ordering::Relaxed);
@@ -436,6 +474,10 @@ impl Writer {
         while let Ok(op) = self.rx.try_recv() {
             let reply = match op {
                 Op::Append { reply, .. } | Op::Barrier { reply } | Op::Record { reply, .. } => reply,
+                Op::Kv { change, reply, .. } => {
+                    self.shared.lock().kv_abandon(&change);
+                    reply
+                }
                 Op::Shutdown { reply } => {
                     let _ = reply.send(());
                     continue;
