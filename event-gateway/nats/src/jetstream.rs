@@ -80,6 +80,18 @@ pub struct JetStreamOptions {
     /// storing an event, before acknowledging it) are deleted once they are this old. It must exceed the
     /// longest `append`. Default 15 minutes.
     pub orphan_grace: Duration,
+    /// Name of the key–value bucket (its stream is `KV_<name>`; see the [crate docs](crate#key-value-bucket));
+    /// `None` (the default) uses `<stream>_KV`. Letters, digits, `-` and `_`.
+    pub kv_bucket: Option<String>,
+    /// Largest value [`kv_put`](faas_gateway_store::KvStore::kv_put) accepts. A value travels in one
+    /// message, so the effective limit is the smaller of this and the server's `max_payload` less
+    /// [`HEADROOM`] (with the defaults of both: 1 MiB − 1 KiB); larger values get
+    /// [`StoreError::ValueTooLarge`] naming the effective limit
+    /// ([`JetStreamStore::kv_value_limit`]). Default 1 MiB.
+    pub max_value_bytes: usize,
+    /// How often the key–value sweeper removes expired values and delete markers from the bucket (they
+    /// read as absent before that already). Default 5 s.
+    pub kv_sweep_interval: Duration,
 }
 
 impl Default for JetStreamOptions {
@@ -94,6 +106,9 @@ impl Default for JetStreamOptions {
             ack_wait: Duration::from_secs(30),
             request_timeout: Duration::from_secs(5),
             orphan_grace: Duration::from_secs(15 * 60),
+            kv_bucket: None,
+            max_value_bytes: 1024 * 1024,
+            kv_sweep_interval: Duration::from_secs(5),
         }
     }
 }
@@ -130,6 +145,17 @@ impl JetStreamOptions {
         if self.max_event_bytes == 0 || self.max_event_bytes > i32::MAX as usize {
             return bad(format!("max_event_bytes {} is out of range", self.max_event_bytes));
         }
+        if let Some(bucket) = &self.kv_bucket {
+            if !is_valid_name(bucket) {
+                return bad(format!("key-value bucket name {bucket:?} must be letters, digits, '-' or '_'"));
+            }
+        }
+        if self.max_value_bytes == 0 || self.max_value_bytes > i32::MAX as usize {
+            return bad(format!("max_value_bytes {} is out of range", self.max_value_bytes));
+        }
+        if self.kv_sweep_interval < Duration::from_millis(100) {
+            return bad(format!("kv_sweep_interval {:?} is below 100 ms", self.kv_sweep_interval));
+        }
         if !(1..=5).contains(&self.replicas) {
             return bad(format!("replicas {} must be between 1 and 5", self.replicas));
         }
@@ -138,6 +164,19 @@ impl JetStreamOptions {
 
     fn prefix(&self) -> &str {
         self.subject_prefix.as_deref().unwrap_or(&self.stream)
+    }
+
+    /// The key–value bucket's name: [`kv_bucket`](Self::kv_bucket), or `<stream>_KV`.
+    ///
+    /// ```
+    /// use faas_gateway_nats::JetStreamOptions;
+    ///
+    /// assert_eq!(JetStreamOptions::default().kv_bucket_name(), "FAAS_GATEWAY_KV");
+    /// let named = JetStreamOptions { kv_bucket: Some("state".into()), ..Default::default() };
+    /// assert_eq!(named.kv_bucket_name(), "state");
+    /// ```
+    pub fn kv_bucket_name(&self) -> String {
+        self.kv_bucket.clone().unwrap_or_else(|| format!("{}_KV", self.stream))
     }
 }
 
@@ -246,6 +285,8 @@ pub struct JetStreamStore {
     owed: Mutex<HashMap<u64, OwedAck>>,
     /// Held while failed acks are sent again, so a claim waits for them.
     resending: tokio::sync::Mutex<()>,
+    /// The key–value bucket and its sweeper ([`faas_gateway_store::KvStore`], in `kv.rs`).
+    pub(crate) kv: crate::kv::KvBucket,
 }
 
 impl std::fmt::Debug for JetStreamStore {
@@ -260,7 +301,8 @@ impl std::fmt::Debug for JetStreamStore {
 
 impl JetStreamStore {
     /// Connects to the NATS server at `url` (`nats://host:port`, several separated by commas), and creates
-    /// (or updates to `options`) the streams, the durable consumer and the registry bucket.
+    /// (or updates to `options`) the streams, the durable consumer, the registry stream and the key–value
+    /// bucket (whose sweeper runs until the store is dropped).
     ///
     /// Fails with [`StoreError::Unavailable`] naming the problem when the server cannot be reached within
     /// [`JetStreamOptions::request_timeout`], has no JetStream, or refuses the configuration.
@@ -386,6 +428,7 @@ impl JetStreamStore {
         let registry = create_or_update(&context, registry_config, timeout)
             .await
             .map_err(|e| at(&format!("cannot create stream {registry_name}"), &e))?;
+        let kv = crate::kv::KvBucket::open(&context, &client, &options, &shown).await?;
         tracing::info!(url = %shown, stream = %options.stream, consumer = %options.consumer, "connected to NATS JetStream");
         let store = Arc::new(JetStreamStore {
             client,
@@ -402,6 +445,7 @@ impl JetStreamStore {
             claims: Arc::new(Mutex::new(HashMap::new())),
             owed: Mutex::new(HashMap::new()),
             resending: tokio::sync::Mutex::new(()),
+            kv,
         });
         tokio::spawn(resend_owed_acks(Arc::downgrade(&store)));
         tokio::spawn(sweep_orphans(Arc::downgrade(&store)));
@@ -1042,7 +1086,10 @@ fn lock(claims: &Claims) -> std::sync::MutexGuard<'_, HashMap<u64, Claimed>> {
 }
 
 /// Runs `fut` bounded by `timeout`; errors (and the timeout) become strings.
-async fn bounded_call<T, E: Display>(timeout: Duration, fut: impl Future<Output = Result<T, E>>) -> Result<T, String> {
+pub(crate) async fn bounded_call<T, E: Display>(
+    timeout: Duration,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, String> {
     match tokio::time::timeout(timeout, fut).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(e.to_string()),
@@ -1050,7 +1097,7 @@ async fn bounded_call<T, E: Display>(timeout: Duration, fut: impl Future<Output 
     }
 }
 
-async fn create_or_update(
+pub(crate) async fn create_or_update(
     context: &jetstream::Context,
     config: stream::Config,
     timeout: Duration,
@@ -1190,6 +1237,9 @@ mod tests {
             JetStreamOptions { subject_prefix: Some("a.*".into()), ..Default::default() },
             JetStreamOptions { dedupe_window: Duration::ZERO, ..Default::default() },
             JetStreamOptions { replicas: 0, ..Default::default() },
+            JetStreamOptions { kv_bucket: Some("a.b".into()), ..Default::default() },
+            JetStreamOptions { max_value_bytes: 0, ..Default::default() },
+            JetStreamOptions { kv_sweep_interval: Duration::from_millis(10), ..Default::default() },
         ];
         for options in bad {
             let err = options.validate().unwrap_err().to_string();
