@@ -192,7 +192,7 @@ fn step_limit(e: Error, composition: &str, function: &str, sent: usize) -> Error
 /// what `curl -d` sends), is that JSON; anything else is its text as a JSON string (base64 when
 /// it is not UTF-8). Nothing is refused here: a body that does not parse still reaches the step
 /// as the bytes it is, and the step answers it as it would answer a direct call.
-fn value_of(payload: &Payload) -> Value {
+pub fn value_of(payload: &Payload) -> Value {
     let body = payload.body();
     if body.is_empty() {
         return Value::Null;

@@ -171,6 +171,8 @@ pub struct Deliverer {
     pub defaults: DeliveryPolicy,
     /// Deliveries in flight at most.
     pub concurrency: usize,
+    /// Runs the continuations of compositions (deliveries to [`crate::conductor::CONDUCTOR_TARGET`]).
+    pub conductor: Arc<crate::conductor::Conductor>,
 }
 
 impl std::fmt::Debug for Deliverer {
@@ -312,6 +314,10 @@ impl Deliverer {
 
     /// One delivery, start to finish.
     async fn deliver(&self, delivery: Delivery) {
+        if delivery.target == crate::conductor::CONDUCTOR_TARGET {
+            self.conductor.transition(&self.sinks, delivery).await;
+            return;
+        }
         let Some(subscription) = self.registry.subscription(&delivery.target) else {
             tracing::info!("subscription deleted since the event arrived; delivery dropped");
             self.metrics.delivery(DeliveryResult::Dropped);

@@ -27,6 +27,7 @@
 //! Routes on the one listener: `POST /` ([`ingress`]), the management API ([`management`], bearer token),
 //! `GET /metrics` ([`metrics`]), `GET /healthz`.
 
+pub mod conductor;
 pub mod config;
 pub mod delivery;
 pub mod filter;
@@ -34,6 +35,7 @@ pub mod ingress;
 pub mod management;
 pub mod metrics;
 pub mod registry;
+pub mod runs;
 pub mod server;
 pub mod sink;
 pub mod subscription;

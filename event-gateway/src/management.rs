@@ -162,7 +162,7 @@ pub fn router(state: ManagementState) -> Router {
 }
 
 /// Checks the bearer token in constant time: 401 + `WWW-Authenticate: Bearer` without one, 403 when wrong.
-async fn authorize(State(state): State<ManagementState>, request: Request, next: Next) -> Response {
+pub(crate) async fn authorize(State(state): State<ManagementState>, request: Request, next: Next) -> Response {
     let Some(expected) = state.token.as_deref() else {
         return ApiError {
             status: StatusCode::FORBIDDEN,
@@ -199,6 +199,16 @@ async fn authorize(State(state): State<ManagementState>, request: Request, next:
 
 /// Reads a JSON body of at most [`MAX_BODY`] bytes into `T`, naming the offending field on error.
 async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body, what: &str) -> Result<T, ApiError> {
+    json_body_limited(headers, body, what, MAX_BODY).await
+}
+
+/// [`json_body`] with another size limit.
+pub(crate) async fn json_body_limited<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    what: &str,
+    limit: usize,
+) -> Result<T, ApiError> {
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
         let essence = ct.split(';').next().unwrap_or("").trim();
@@ -212,14 +222,14 @@ async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body, what: &
     }
     let too_large = || ApiError {
         status: StatusCode::PAYLOAD_TOO_LARGE,
-        message: format!("request body is larger than the limit of {MAX_BODY} bytes"),
+        message: format!("request body is larger than the limit of {limit} bytes"),
         field: None,
     };
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    if declared.is_some_and(|n: usize| n > MAX_BODY) {
+    if declared.is_some_and(|n: usize| n > limit) {
         return Err(too_large());
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| too_large())?;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| too_large())?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(format!("request body is empty; expected a JSON {what}")));
     }

@@ -11,10 +11,11 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use faas_gateway_store::embedded::{EmbeddedOptions, EmbeddedStore};
-use faas_gateway_store::{EventStore, StoreError};
+use faas_gateway_store::{EventStore, GatewayStore, KvStore, StoreError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::conductor::Conductor;
 use crate::config::GatewayConfig;
 use crate::delivery::Deliverer;
 use crate::ingress::Ingress;
@@ -164,7 +165,7 @@ fn stored_limit(max_event_bytes: usize) -> usize {
     max_event_bytes / 3 * 4 + 64 * 1024
 }
 
-async fn open_store(config: &GatewayConfig) -> Result<Arc<dyn EventStore>, GatewayError> {
+async fn open_store(config: &GatewayConfig) -> Result<Arc<dyn GatewayStore>, GatewayError> {
     let max_event_bytes = stored_limit(config.max_event_bytes);
     match config.store {
         crate::config::StoreKind::Embedded => {
@@ -241,7 +242,9 @@ async fn stopped_signal(rx: &mut watch::Receiver<bool>) {
 /// ```
 pub async fn start(options: GatewayOptions) -> Result<RunningGateway, GatewayError> {
     let GatewayOptions { config, backends, runners, bind } = options;
-    let store = open_store(&config).await?;
+    let both = open_store(&config).await?;
+    let store: Arc<dyn EventStore> = both.clone();
+    let kv: Arc<dyn KvStore> = both;
     let mut declared = config.declared();
     declared.backends.extend(backends.keys().cloned());
     let registry =
@@ -257,17 +260,17 @@ pub async fn start(options: GatewayOptions) -> Result<RunningGateway, GatewayErr
     let addr = bind.unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, config.port)));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| GatewayError::Bind { addr, source })?;
     let addr = listener.local_addr().map_err(|source| GatewayError::Bind { addr, source })?;
-    let management = crate::management::router(crate::management::ManagementState {
-        registry: registry.clone(),
-        token: config.token.clone(),
-        addr,
-    });
+    let management_state =
+        crate::management::ManagementState { registry: registry.clone(), token: config.token.clone(), addr };
+    let management = crate::management::router(management_state.clone());
+    let conductor = Arc::new(Conductor::new(store.clone(), kv, registry.clone(), config.delivery.attempt_timeout));
     let app = Router::new()
         .route("/", post(crate::ingress::post_event))
         .with_state(ingress)
         .route("/metrics", get(metrics_route).with_state((metrics.clone(), store.clone())))
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
-        .merge(management);
+        .merge(management)
+        .merge(crate::runs::router(conductor.clone(), management_state));
 
     let (stop, stopped) = watch::channel(false);
     let mut server_stop = stopped.clone();
@@ -287,8 +290,17 @@ pub async fn start(options: GatewayOptions) -> Result<RunningGateway, GatewayErr
         metrics,
         defaults: config.delivery.clone(),
         concurrency: config.concurrency,
+        conductor: conductor.clone(),
     });
     let workers = tokio::spawn(deliverer.run(stopped.clone()));
+    // Runs whose record moved but whose wake-up was not appended (a crash between the two) go on.
+    tokio::spawn(async move {
+        match conductor.recover().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(runs = n, "running compositions woken"),
+            Err(e) => tracing::warn!(error = %e, "waking the running compositions failed"),
+        }
+    });
 
     let mut refresh_stop = stopped;
     let refresher = tokio::spawn(async move {

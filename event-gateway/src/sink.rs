@@ -206,28 +206,48 @@ impl SinkClient {
         traceparent: Option<String>,
         timeout: Duration,
     ) -> Attempt {
-        let runner = match self.functions.runner(backend).await {
-            Ok(r) => r,
-            Err(e) => return Attempt::from_error(&e),
-        };
-        let mut request = InvokeRequest::new(
-            function,
-            Payload::new(body.to_vec(), Some(faas_api::payload::CLOUDEVENTS_JSON.to_string())),
-        );
-        request.traceparent = traceparent;
-        match tokio::time::timeout(timeout, runner.invoke(request)).await {
-            Err(_) => Attempt::no_answer(format!("function `{function}` on `{backend}` ran past {timeout:?}"), true),
-            Ok(Ok(_)) => Attempt {
+        let payload = Payload::new(body.to_vec(), Some(faas_api::payload::CLOUDEVENTS_JSON.to_string()));
+        match self.invoke_function(backend, function, payload, traceparent, timeout).await {
+            Ok(_) => Attempt {
                 status: Some(200),
                 retry_after: None,
                 body: Bytes::new(),
                 detail: format!("function `{function}` on `{backend}` succeeded"),
                 timed_out: false,
             },
-            Ok(Err(e)) => Attempt::from_error(&e),
+            Err(e) if e.kind() == faas_api::ErrorKind::Timeout && e.message().starts_with(TIMED_OUT) => {
+                Attempt::no_answer(e.message().to_string(), true)
+            }
+            Err(e) => Attempt::from_error(&e),
+        }
+    }
+
+    /// Invokes `function` on backend profile `backend` synchronously with `payload`, waiting at most
+    /// `timeout` (then a `timeout` error); returns its answer.
+    pub async fn invoke_function(
+        &self,
+        backend: &str,
+        function: &str,
+        payload: Payload,
+        traceparent: Option<String>,
+        timeout: Duration,
+    ) -> Result<Payload, Error> {
+        let runner = self.functions.runner(backend).await?;
+        let mut request = InvokeRequest::new(function, payload);
+        request.traceparent = traceparent;
+        match tokio::time::timeout(timeout, runner.invoke(request)).await {
+            Err(_) => Err(Error::new(
+                faas_api::ErrorKind::Timeout,
+                format!("{TIMED_OUT} `{function}` on `{backend}` ran past {timeout:?}"),
+            )),
+            Ok(Ok(response)) => Ok(response.payload),
+            Ok(Err(e)) => Err(e),
         }
     }
 }
+
+/// How the gateway's own timeout of a function call starts its message.
+const TIMED_OUT: &str = "the gateway's call of function";
 
 async fn read_prefix(mut body: hyper::body::Incoming, limit: usize) -> Bytes {
     let mut out = Vec::new();

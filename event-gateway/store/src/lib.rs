@@ -24,6 +24,12 @@ pub mod testing;
 
 pub use kv::{Expect, KvEntry, KvPage, KvStore};
 
+/// A store with both sides, events and key–value: what the gateway runs on (its conductor keeps runs
+/// in the key–value side). Every type implementing both traits is one.
+pub trait GatewayStore: EventStore + KvStore {}
+
+impl<T: EventStore + KvStore> GatewayStore for T {}
+
 /// One event to store, with the targets it must be delivered to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
