@@ -167,7 +167,13 @@ fn check_action_loop(u: &mut Unstructured<'_>) -> Result<()> {
             if faas_runner_openwhisk::host::web::request_of(run.value()).is_some() {
                 continue; // A web action answers an HTTP response of its own.
             }
-            let back = wire::payload_of_result(answer).expect("the echo failed");
+            let back = wire::payload_of_result(answer).unwrap_or_else(|| {
+                panic!(
+                    "the echo failed: request {} answered {}",
+                    String::from_utf8_lossy(request),
+                    String::from_utf8_lossy(answer)
+                )
+            });
             assert!(same(&back, p), "echo: {p:?} came back as {back:?}");
         }
     }

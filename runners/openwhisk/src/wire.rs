@@ -225,13 +225,16 @@ pub fn params_of_traced(payload: &Payload, traceparent: Option<&str>) -> Vec<u8>
 }
 
 /// The result a host answers for `result`: the reply as it is when OpenWhisk can carry it as a
-/// success (an object without `error`, or an array), else the reply in the envelope; an error as
-/// `{"error": <portable error>}`.
+/// success (an object without `error`, or an array, on one line), else the reply in the envelope;
+/// an error as `{"error": <portable error>}`. JSON spread over several lines goes in the envelope,
+/// which keeps its bytes: an ActionLoop answer is one line.
 pub fn result_of(result: Result<Payload, Error>) -> Vec<u8> {
     match result {
         Ok(reply) => {
             let body = reply.body();
-            let as_is = reply.is_json_or_untyped() && (is_object_without(body, Some("error")) || is_array(body));
+            let as_is = reply.is_json_or_untyped()
+                && !body.contains(&b'\n')
+                && (is_object_without(body, Some("error")) || is_array(body));
             if as_is {
                 body.to_vec()
             } else {
@@ -365,6 +368,19 @@ pub fn api_error(what: &str, status: u16, body: &[u8]) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `fuzz/openwhisk_action`: an echo of the payload `\n\n[\n\n\n\n\n\n]` (an array
+    /// spread over lines) was answered as it was, so the ActionLoop answer spanned several lines and
+    /// the host replaced it by a `crash` error.
+    #[test]
+    fn json_over_several_lines_is_answered_on_one_line_with_its_bytes() {
+        for body in [&b"\n\n[\n\n\n\n\n\n]"[..], b"{\n  \"a\": 1\n}"] {
+            let reply = Payload::new(body.to_vec(), Some("application/json".into()));
+            let result = result_of(Ok(reply));
+            assert!(!result.contains(&b'\n'), "{}", String::from_utf8_lossy(&result));
+            assert_eq!(payload_of_result(&result).unwrap().body().as_ref(), body, "the bytes come back");
+        }
+    }
 
     /// Found by `fuzz/openwhisk_action`: `error_of_result` read any JSON array whose first item
     /// could be an error (`["/guest/echo"]`) as `{"error": ...}`, so an action answering an array
