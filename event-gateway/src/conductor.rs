@@ -39,6 +39,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
+use crate::metrics::Metrics;
 use crate::registry::RegistryHandle;
 use crate::sink::SinkClient;
 
@@ -178,6 +179,7 @@ pub struct Conductor {
     programs: Mutex<HashMap<String, Arc<Program>>>,
     /// Woken whenever a run this process conducts ends (waiters also poll, for runs other replicas end).
     ended: Notify,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Conductor {
@@ -233,14 +235,34 @@ fn value_of(payload: &Payload) -> Value {
 
 impl Conductor {
     /// A conductor on `store` (both of its sides), invoking steps through the functions of `registry`,
-    /// each for at most `step_timeout`.
+    /// each for at most `step_timeout`, counting runs and transitions in `metrics`.
     pub fn new(
         events: Arc<dyn EventStore>,
         kv: Arc<dyn KvStore>,
         registry: RegistryHandle,
         step_timeout: Duration,
+        metrics: Arc<Metrics>,
     ) -> Conductor {
-        Conductor { events, kv, registry, step_timeout, programs: Mutex::new(HashMap::new()), ended: Notify::new() }
+        Conductor {
+            events,
+            kv,
+            registry,
+            step_timeout,
+            programs: Mutex::new(HashMap::new()),
+            ended: Notify::new(),
+            metrics,
+        }
+    }
+
+    fn ended(&self, status: RunStatus) {
+        let status = match status {
+            RunStatus::Running => return,
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        };
+        self.metrics.run_ended(status);
+        self.ended.notify_waiters();
     }
 
     /// Starts a run of `composition` (its portable JSON form) named `name` on `input`. `id`: the run's id
@@ -293,11 +315,10 @@ impl Conductor {
             Err(e) => return Err(e.into()),
         }
         tracing::info!(run = %id, composition = name, "run started");
+        self.metrics.run_started();
         // A crash here leaves a record without its first wake-up: see `recover`.
         self.wake(&stored).await?;
-        if stored.record.status.is_final() {
-            self.ended.notify_waiters();
-        }
+        self.ended(stored.record.status);
         Ok(stored.record)
     }
 
@@ -345,7 +366,7 @@ impl Conductor {
             match self.kv.kv_put(&run_key(id), encode(&stored), Expect::Revision(revision), None).await {
                 Ok(_) => {
                     tracing::info!(run = id, "run cancelled");
-                    self.ended.notify_waiters();
+                    self.ended(RunStatus::Cancelled);
                     return Ok(Some(stored.record));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
@@ -574,10 +595,11 @@ impl Conductor {
         }
         match written {
             Ok(_) => {
+                self.metrics.transition(started.elapsed());
                 self.wake(&stored).await?;
                 if stored.record.status.is_final() {
                     tracing::info!(run = %wake.run, status = ?stored.record.status, steps = stored.record.steps, "run ended");
-                    self.ended.notify_waiters();
+                    self.ended(stored.record.status);
                 }
             }
             Err(StoreError::Conflict { .. }) => {

@@ -64,6 +64,11 @@ struct ResultLabel {
     result: DeliveryResult,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StatusLabel {
+    status: String,
+}
+
 /// The gateway's metrics; cheap to share behind an `Arc`.
 pub struct Metrics {
     registry: Registry,
@@ -72,6 +77,10 @@ pub struct Metrics {
     deliveries: Family<ResultLabel, Counter>,
     backlog: Gauge,
     latency: Histogram,
+    runs_started: Counter,
+    runs_ended: Family<StatusLabel, Counter>,
+    transitions: Counter,
+    step_latency: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -111,7 +120,29 @@ impl Metrics {
             // Show every series from the start, at zero.
             let _ = deliveries.get_or_create(&ResultLabel { result });
         }
-        Metrics { registry, received, duplicates, deliveries, backlog, latency }
+        let runs_started = Counter::default();
+        let runs_ended = Family::<StatusLabel, Counter>::default();
+        let transitions = Counter::default();
+        let step_latency = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 18));
+        registry.register("runs_started", "Composition runs started by the durable conductor", runs_started.clone());
+        registry.register("runs_ended", "Composition runs ended, by status", runs_ended.clone());
+        registry.register("run_transitions", "Steps and timers the conductor completed", transitions.clone());
+        registry.register("run_step_seconds", "Time a conducted step took, the call included", step_latency.clone());
+        for status in ["succeeded", "failed", "cancelled"] {
+            let _ = runs_ended.get_or_create(&StatusLabel { status: status.into() });
+        }
+        Metrics {
+            registry,
+            received,
+            duplicates,
+            deliveries,
+            backlog,
+            latency,
+            runs_started,
+            runs_ended,
+            transitions,
+            step_latency,
+        }
     }
 
     /// Counts `n` events stored at ingress.
@@ -132,6 +163,22 @@ impl Metrics {
     /// Records the ingress-to-delivery latency of a delivered event.
     pub fn latency(&self, latency: Duration) {
         self.latency.observe(latency.as_secs_f64());
+    }
+
+    /// Counts a run started.
+    pub fn run_started(&self) {
+        self.runs_started.inc();
+    }
+
+    /// Counts a run ended with `status` (`succeeded`, `failed`, `cancelled`).
+    pub fn run_ended(&self, status: &str) {
+        self.runs_ended.get_or_create(&StatusLabel { status: status.into() }).inc();
+    }
+
+    /// Counts one transition of a run, whose step took `took`.
+    pub fn transition(&self, took: Duration) {
+        self.transitions.inc();
+        self.step_latency.observe(took.as_secs_f64());
     }
 
     /// Renders every metric in the Prometheus text format, with the backlog gauge set to `backlog`.

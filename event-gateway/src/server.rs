@@ -263,7 +263,8 @@ pub async fn start(options: GatewayOptions) -> Result<RunningGateway, GatewayErr
     let management_state =
         crate::management::ManagementState { registry: registry.clone(), token: config.token.clone(), addr };
     let management = crate::management::router(management_state.clone());
-    let conductor = Arc::new(Conductor::new(store.clone(), kv, registry.clone(), config.delivery.attempt_timeout));
+    let conductor =
+        Arc::new(Conductor::new(store.clone(), kv, registry.clone(), config.delivery.attempt_timeout, metrics.clone()));
     let app = Router::new()
         .route("/", post(crate::ingress::post_event))
         .with_state(ingress)

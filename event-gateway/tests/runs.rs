@@ -36,6 +36,11 @@ struct Gateway {
 }
 
 async fn start(dir: &std::path::Path, runner: Arc<LocalRunner>) -> Gateway {
+    start_on(dir, runner, None).await
+}
+
+/// A gateway on the embedded store in `dir`, or on JetStream at `nats` (then `dir` is unused).
+async fn start_on(dir: &std::path::Path, runner: Arc<LocalRunner>, nats: Option<String>) -> Gateway {
     let toml = r#"
 [backends.steps]
 kind = "in-test"
@@ -49,6 +54,10 @@ backend = "steps"
     let mut config = faas_gateway::config::GatewayConfig::parse(toml, "faas.toml").expect("config parses");
     config.data_dir = dir.to_path_buf();
     config.token = Some(TOKEN.to_string());
+    if let Some(url) = nats {
+        config.store = faas_gateway::config::StoreKind::Nats;
+        config.nats_url = Some(url);
+    }
     let mut runners = Registry::new();
     runners.register("in-test", move |_profile: BackendProfile| {
         let runner: Arc<dyn Runner> = runner.clone();
@@ -129,6 +138,15 @@ async fn a_twenty_step_run_with_a_timer_ends_with_its_result_and_history() {
     assert!(run.get("current").is_none(), "an ended run has no current step: {run}");
     assert!(started.elapsed() >= Duration::from_millis(300), "the timer waited");
     assert_eq!(calls.load(Ordering::SeqCst), 20, "each step ran once");
+    let metrics = client().get(format!("{}/metrics", gateway.url)).send().await.unwrap().text().await.unwrap();
+    let series = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in {metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(series("faas_gateway_runs_started_total"), 1.0);
+    assert_eq!(series("faas_gateway_runs_ended_total{status=\"succeeded\"}"), 1.0);
+    assert_eq!(series("faas_gateway_run_transitions_total"), 21.0);
+    assert_eq!(series("faas_gateway_run_step_seconds_count"), 21.0);
 
     // Listed, and read back.
     let listed: Value = client()
@@ -248,5 +266,44 @@ async fn a_run_goes_on_after_the_gateway_restarts() {
     assert_eq!(status, 200);
     assert_eq!((run["status"].as_str(), &run["result"]), (Some("succeeded"), &json!({"n": 43})), "{run}");
     assert_eq!(calls.load(Ordering::SeqCst), 3);
+    second.stop().await;
+}
+
+/// Two gateway replicas on one JetStream: a run started on one goes on on the other when the first
+/// stops in the middle of it (its record and wake-ups are in JetStream, not in either process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_jetstream_share_the_runs() {
+    let nats = match faas_gateway_nats::testing::NatsServer::start() {
+        Ok(Some(server)) => server,
+        Ok(None) => {
+            assert!(std::env::var_os("FAAS_REQUIRE_NATS").is_none(), "nats-server is required (FAAS_REQUIRE_NATS)");
+            eprintln!("skipped: nats-server not found");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let calls = Arc::new(AtomicU64::new(0));
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = start_on(dir.path(), runner(&calls), Some(nats.url())).await;
+    let mut second = start_on(dir.path(), runner(&calls), Some(nats.url())).await;
+    let mut nodes = vec![call("inc")];
+    for _ in 0..5 {
+        nodes.push(wait(200));
+        nodes.push(call("inc"));
+    }
+    let (status, run) = post_run(
+        &first.url,
+        &json!({"composition": "shared", "program": program(seq(nodes)), "input": {"n": 0}, "id": "shared-1"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{run}");
+    let (_, seen) = get_run(&second.url, "shared-1", 0).await;
+    assert_eq!(seen["id"], "shared-1", "the other replica sees the run at once: {seen}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    first.stop().await;
+    let (status, run) = get_run(&second.url, "shared-1", 60).await;
+    assert_eq!(status, 200);
+    assert_eq!((run["status"].as_str(), &run["result"]), (Some("succeeded"), &json!({"n": 6})), "{run}");
+    assert!(calls.load(Ordering::SeqCst) >= 6, "every step ran");
     second.stop().await;
 }
