@@ -58,6 +58,9 @@ pub enum Command {
     Plan(NameArgs),
     /// Run the conformance suite against a backend and print its capability matrix.
     Conformance(ConformanceArgs),
+    /// Durable runs of compositions conducted by the project's gateway: list (the default), start,
+    /// show, cancel.
+    Runs(RunsArgs),
     /// Run the CloudEvents gateway: ingress at `POST /`, subscriptions, durable delivery to functions
     /// on any backend and to HTTP sinks, management API, `/metrics`.
     Gateway(GatewayArgs),
@@ -78,6 +81,78 @@ pub struct GatewayArgs {
     /// NATS URL for `--store nats` (e.g. nats://127.0.0.1:4222).
     #[arg(long, value_name = "URL")]
     pub nats_url: Option<String>,
+}
+
+/// `faas runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// What to do (default: `list`).
+    #[command(subcommand)]
+    pub command: Option<RunsCommand>,
+}
+
+/// The subcommands of `faas runs`.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs, the most recently started first.
+    List(RunsListArgs),
+    /// Start a run of a composition registered with the gateway (`faas deploy` registers an app's
+    /// compositions while the gateway runs) and follow it to its end.
+    Start(RunsStartArgs),
+    /// Show one run: its status, current step, the last steps, its result or error.
+    Show(RunsShowArgs),
+    /// Cancel a running run: no step starts after this.
+    Cancel(RunIdArgs),
+}
+
+/// `faas runs list`.
+#[derive(Debug, Default, Args)]
+pub struct RunsListArgs {
+    /// Only the runs of this composition.
+    #[arg(long)]
+    pub composition: Option<String>,
+    /// Only runs with this status: running, succeeded, failed or cancelled.
+    #[arg(long, value_parser = ["running", "succeeded", "failed", "cancelled"])]
+    pub status: Option<String>,
+    /// Show at most this many.
+    #[arg(long, short = 'n', default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: u32,
+}
+
+/// `faas runs start`.
+#[derive(Debug, Args)]
+pub struct RunsStartArgs {
+    /// The composition.
+    pub name: String,
+    /// The run's input, JSON.
+    #[arg(long, short = 'd', conflicts_with = "file")]
+    pub data: Option<String>,
+    /// Read the input (JSON) from a file (`-` for standard input).
+    #[arg(long, short = 'f', value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// The run's id (default: a fresh one). Starting a run with an id already used fails.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Print the run's id and return at once instead of following it to its end.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+/// `faas runs show`.
+#[derive(Debug, Args)]
+pub struct RunsShowArgs {
+    /// The run's id.
+    pub id: String,
+    /// Follow the run until it ends.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// A command that takes a run id.
+#[derive(Debug, Args)]
+pub struct RunIdArgs {
+    /// The run's id.
+    pub id: String,
 }
 
 /// `faas new`.

@@ -184,6 +184,8 @@ pub async fn deploy(global: &GlobalArgs, args: DeployArgs, out: Output) -> CliRe
     let package = runner.package(&app, &spinner).await.map_err(|e| backend::with_hint(&profile, e))?;
     spinner.step("deploying");
     let report = runner.deploy(&package, &spinner).await.map_err(|e| backend::with_hint(&profile, e))?;
+    spinner.step("registering with the gateway");
+    let gateway = crate::gateway::register_app(&project.root, &profile.name, &app).await;
     spinner.finish();
     out.json_ok(json!({
         "backend": profile.name,
@@ -192,12 +194,29 @@ pub async fn deploy(global: &GlobalArgs, args: DeployArgs, out: Output) -> CliRe
         "artifact": package.artifact,
         "size": package.size,
         "report": report,
+        "gateway": gateway,
     }));
     out.say(format!("deployed `{}` to `{}` ({}), {} bytes", app.app, profile.name, profile.kind, package.size));
     for (what, names) in [("created", &report.created), ("updated", &report.updated), ("unchanged", &report.unchanged)]
     {
         if !names.is_empty() {
             out.say(format!("  {what:<9} {}", names.join(", ")));
+        }
+    }
+    if let Some(g) = &gateway {
+        if !g.url.is_empty() {
+            out.say(format!(
+                "registered with the gateway at {}: {} function(s), composition(s) {}",
+                g.url,
+                g.functions.len(),
+                if g.compositions.is_empty() { "none".to_string() } else { g.compositions.join(", ") }
+            ));
+        }
+        if !g.declared.is_empty() {
+            out.say(format!("  as faas.toml declares them: {}", g.declared.join(", ")));
+        }
+        for problem in &g.problems {
+            out.note(format!("warning: not registered with the gateway: {problem}"));
         }
     }
     Ok(())
@@ -389,7 +408,8 @@ fn status(a: &Activation) -> String {
     }
 }
 
-fn time(ms: u64) -> String {
+/// A time in milliseconds since the Unix epoch, in local time.
+pub(crate) fn time(ms: u64) -> String {
     match chrono::DateTime::from_timestamp_millis(ms as i64) {
         Some(t) => t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
         None => ms.to_string(),

@@ -23,6 +23,7 @@ pub mod output;
 pub mod plan;
 pub mod progress;
 pub mod project;
+pub mod runs;
 pub mod scaffold;
 
 use std::ffi::OsString;
@@ -128,6 +129,7 @@ async fn dispatch(cli: Cli, out: Output) -> CliResult {
         Command::Activations(args) => commands::activations(&global, args, out).await,
         Command::Plan(args) => plan::plan(&global, args, out).await,
         Command::Conformance(args) => conformance::conformance(&global, args, out).await,
+        Command::Runs(args) => runs::runs(&global, args, out).await,
         Command::Gateway(args) => gateway::gateway(&global, args, out).await,
     }
 }

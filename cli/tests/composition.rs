@@ -87,6 +87,70 @@ fn a_composition_is_planned_invoked_and_recorded_like_a_function() {
     assert_eq!(v["error"]["kind"], "bad_input", "{v}");
     assert_eq!(v["error"]["errorMessage"], "an order needs at least one item", "{v}");
 
+    // Conducted by the project's gateway: `faas deploy` registers the app's functions and
+    // compositions with it while it runs, and `faas runs` starts, follows, lists, shows and
+    // cancels runs, each step a separate invocation through the local backend.
+    let o = faas(&project, &["runs", "--json"]);
+    let v = json(&o);
+    assert_eq!(v["error"]["kind"], "not_found", "{v}");
+    assert!(v["hint"].as_str().unwrap().contains("faas gateway"), "{v}");
+    let mut gateway = DevServer::start(&project, &["gateway", "--port", "0"]);
+    let gateway_json = project.join(".faas").join("gateway.json");
+    wait_for("gateway.json", Duration::from_secs(60), &mut gateway, |_| std::fs::read(&gateway_json).ok());
+    let o = faas(&project, &["deploy", "--json"]);
+    let v = json(&o);
+    assert_eq!(v["ok"], true, "{v}\n{}", stderr(&o));
+    assert_eq!(v["gateway"]["compositions"], serde_json::json!(["checkout"]), "{v}");
+    assert_eq!(v["gateway"]["problems"], serde_json::json!([]), "{v}");
+    let functions = v["gateway"]["functions"].to_string();
+    for f in ["validate", "review", "charge", "receipt", "notify", "checkout"] {
+        assert!(functions.contains(&format!("\"{f}\"")), "{f} routed: {v}");
+    }
+    let o = faas(&project, &["runs", "start", "checkout", "--data", PAID, "--id", "order-1", "--json"]);
+    let v = json(&o);
+    assert_eq!(v["ok"], true, "{v}\n{}\n{}", stderr(&o), gateway.output());
+    assert_eq!(v["result"], serde_json::json!([{"receipt": "paid for 900 cents"}, {"notified": true}]), "{v}");
+    let steps: Vec<&str> =
+        v["run"]["history"].as_array().unwrap().iter().map(|s| s["function"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["validate", "charge", "receipt", "notify"], "{v}");
+    let o = faas(&project, &["runs", "start", "checkout", "--data", PAID]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), r#"[{"receipt":"paid for 900 cents"},{"notified":true}]"#);
+    // A step's error fails the run and the command, as an invocation's would.
+    let o = faas(&project, &["runs", "start", "checkout", "--data", empty, "--json"]);
+    assert!(!o.status.success());
+    let v = json(&o);
+    assert_eq!(v["error"]["errorMessage"], "an order needs at least one item", "{v}");
+    assert!(v["hint"].as_str().unwrap().contains("faas runs show"), "{v}");
+    let o = faas(&project, &["runs", "start", "checkout", "--data", "{not json", "--json"]);
+    let v = json(&o);
+    assert_eq!(v["error"]["kind"], "bad_input", "{v}");
+    assert!(v["error"]["errorMessage"].as_str().unwrap().contains("--data is not JSON"), "{v}");
+    let o = faas(&project, &["runs", "start", "refund", "--json"]);
+    let v = json(&o);
+    assert_eq!(v["error"]["kind"], "not_found", "{v}");
+    assert!(v["hint"].as_str().unwrap().contains("faas deploy"), "{v}");
+
+    let o = faas(&project, &["runs", "list", "--json"]);
+    let v = json(&o);
+    assert_eq!(v["runs"].as_array().unwrap().len(), 3, "{v}");
+    let o = faas(&project, &["runs", "list", "--status", "failed", "--json"]);
+    assert_eq!(json(&o)["runs"].as_array().unwrap().len(), 1);
+    let o = faas(&project, &["runs"]);
+    let table = stdout(&o);
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(table.contains("order-1") && table.contains("succeeded"), "{table}");
+    assert!(table.contains("bad_input: an order needs at least one item"), "{table}");
+    let o = faas(&project, &["runs", "show", "order-1"]);
+    let text = stdout(&o);
+    assert!(text.contains("status       succeeded"), "{text}");
+    assert!(text.contains("charge") && text.contains("notify"), "{text}");
+    let o = faas(&project, &["runs", "cancel", "order-1"]);
+    assert!(stdout(&o).contains("had already ended: succeeded"), "{}", stdout(&o));
+    let o = faas(&project, &["runs", "show", "nope", "--json"]);
+    assert_eq!(json(&o)["error"]["kind"], "not_found");
+    drop(gateway);
+
     // A step naming a function that exists nowhere, and compositions calling each other in a
     // cycle, are refused at deploy time, each named, before anything is deployed.
     let broken = CHECKOUT.replace(

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use faas_api::{Error, ErrorKind, Payload};
+use faas_api::{Error, ErrorKind, EventFilter, Payload};
 use faas_composition::machine::{advance, Action, Event, Program, State};
 use faas_composition::Composition;
 use faas_gateway_store::kv::{Expect, KvStore};
@@ -150,6 +150,31 @@ pub struct RunRecord {
 enum Pending {
     Invoke { function: String, input: Value },
     Wait { until_ms: u64 },
+    Await { filter: EventFilter, until_ms: u64 },
+}
+
+/// What `awaits/<run>` holds while a run waits for an event: which continuation waits, for what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Awaiting {
+    n: u64,
+    filter: EventFilter,
+}
+
+/// How a filter reads in a run's `current` and in errors: `type=order.paid source=/shop`.
+fn describe(filter: &EventFilter) -> String {
+    let parts: Vec<String> = [("type", &filter.event_type), ("source", &filter.source), ("subject", &filter.subject)]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect();
+    if parts.is_empty() {
+        "any event".to_string()
+    } else {
+        parts.join(" ")
+    }
+}
+
+fn await_key(run: &str) -> String {
+    format!("awaits/{run}")
 }
 
 /// What `runs/<id>` holds: the record, and the continuation while the run goes on.
@@ -162,11 +187,14 @@ struct Stored {
     pending: Option<Pending>,
 }
 
-/// The body of a wake-up event.
+/// The body of a wake-up event; `event`: the CloudEvent (structured JSON) that answers the run's
+/// `await_event`, appended by ingress in the same batch as the event itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Wake {
     run: String,
     n: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    event: Option<Value>,
 }
 
 /// The durable conductor (see the [module documentation](self)).
@@ -179,6 +207,9 @@ pub struct Conductor {
     programs: Mutex<HashMap<String, Arc<Program>>>,
     /// Woken whenever a run this process conducts ends (waiters also poll, for runs other replicas end).
     ended: Notify,
+    /// The runs waiting for an event: run → (continuation, filter). Filled as this process's runs start
+    /// waiting, and from the store's `awaits/` keys by [`Conductor::refresh_awaits`] (other replicas').
+    awaits: std::sync::RwLock<HashMap<String, (Awaiting, Option<std::time::Instant>)>>,
     metrics: Arc<Metrics>,
 }
 
@@ -250,6 +281,7 @@ impl Conductor {
             step_timeout,
             programs: Mutex::new(HashMap::new()),
             ended: Notify::new(),
+            awaits: std::sync::RwLock::new(HashMap::new()),
             metrics,
         }
     }
@@ -316,6 +348,9 @@ impl Conductor {
         }
         tracing::info!(run = %id, composition = name, "run started");
         self.metrics.run_started();
+        if let Some(Pending::Await { filter, .. }) = &stored.pending {
+            self.note_await(&id, 0, filter).await?;
+        }
         // A crash here leaves a record without its first wake-up: see `recover`.
         self.wake(&stored).await?;
         self.ended(stored.record.status);
@@ -366,6 +401,7 @@ impl Conductor {
             match self.kv.kv_put(&run_key(id), encode(&stored), Expect::Revision(revision), None).await {
                 Ok(_) => {
                     tracing::info!(run = id, "run cancelled");
+                    self.forget_await(id).await;
                     self.ended(RunStatus::Cancelled);
                     return Ok(Some(stored.record));
                 }
@@ -401,18 +437,15 @@ impl Conductor {
         let pending = match action {
             Action::Invoke { function, input } => Pending::Invoke { function, input },
             Action::Sleep { ms } => Pending::Wait { until_ms: now_ms().saturating_add(ms) },
-            Action::AwaitEvent { .. } => {
-                let e = Error::new(
-                    ErrorKind::BackendUnavailable,
-                    "await_event is not conducted by the gateway yet: this run cannot wait for an event",
-                );
-                return Self::end(stored, Err(e));
+            Action::AwaitEvent { filter, timeout_ms } => {
+                Pending::Await { filter, until_ms: now_ms().saturating_add(timeout_ms) }
             }
             Action::Finish(outcome) => return Self::end(stored, outcome),
         };
         stored.record.current = Some(match &pending {
             Pending::Invoke { function, .. } => format!("invoke {function}"),
             Pending::Wait { .. } => "wait".to_string(),
+            Pending::Await { filter, .. } => format!("await {}", describe(filter)),
         });
         stored.record.seq = n;
         stored.state = Some(state);
@@ -444,7 +477,7 @@ impl Conductor {
         let event = NewEvent {
             source: SOURCE.to_string(),
             id: format!("exec/{run}/{n}"),
-            body: encode(&Wake { run: run.clone(), n }),
+            body: encode(&Wake { run: run.clone(), n, event: None }),
             targets: vec![CONDUCTOR_TARGET.to_string()],
         };
         if self.events.append(vec![event]).await? == [Appended::Duplicate] {
@@ -474,6 +507,78 @@ impl Conductor {
                 None => return Ok(woken),
             }
         }
+    }
+
+    /// Notes, in memory and in the store, that the run waits for an event at continuation `n`, so that
+    /// ingress on any replica answers it.
+    async fn note_await(&self, run: &str, n: u64, filter: &EventFilter) -> Result<(), RunError> {
+        let awaiting = Awaiting { n, filter: filter.clone() };
+        self.awaits
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run.to_string(), (awaiting.clone(), Some(std::time::Instant::now())));
+        self.kv.kv_put(&await_key(run), encode(&awaiting), Expect::Any, None).await?;
+        Ok(())
+    }
+
+    /// The run waits for no event any more.
+    async fn forget_await(&self, run: &str) {
+        self.awaits.write().unwrap_or_else(|e| e.into_inner()).remove(run);
+        if let Err(e) = self.kv.kv_delete(&await_key(run), Expect::Any).await {
+            // Harmless: an event matching it appends a wake-up that is dropped as stale.
+            tracing::warn!(run, error = %e, "removing a finished await from the store failed");
+        }
+    }
+
+    /// Reloads the runs waiting for an event from the store (those other replicas conduct, and this
+    /// one's after a restart); returns how many wait. The gateway calls it every second.
+    pub async fn refresh_awaits(&self) -> Result<usize, RunError> {
+        let mut found = HashMap::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.kv.kv_list("awaits/", after.as_deref(), 1000).await?;
+            for (key, entry) in &page.entries {
+                if let Ok(awaiting) = serde_json::from_slice::<Awaiting>(&entry.value) {
+                    found.insert(key.trim_start_matches("awaits/").to_string(), (awaiting, None));
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let mut awaits = self.awaits.write().unwrap_or_else(|e| e.into_inner());
+        // What this process noted while the list was read may not be in it yet: keep it a while.
+        for (run, (awaiting, noted)) in awaits.drain() {
+            if noted.is_some_and(|at| at.elapsed() < Duration::from_secs(10)) {
+                found.entry(run).or_insert((awaiting, noted));
+            }
+        }
+        *awaits = found;
+        Ok(awaits.len())
+    }
+
+    /// The wake-ups that `event`, arriving at ingress, answers: one for each run waiting for an event
+    /// its filter matches, carrying the event (structured JSON). Ingress appends them in the same batch
+    /// as the event, so an accepted event is never lost to a waiting run; of several events matching
+    /// one wait, the first appended answers it (the wake-ups share an id, so the store drops the rest).
+    pub fn answers(&self, event: &cloudevents::Event) -> Vec<NewEvent> {
+        let awaits = self.awaits.read().unwrap_or_else(|e| e.into_inner());
+        let matching: Vec<(&String, u64)> =
+            awaits.iter().filter(|(_, (a, _))| a.filter.matches(event)).map(|(run, (a, _))| (run, a.n)).collect();
+        if matching.is_empty() {
+            return Vec::new();
+        }
+        let value = serde_json::to_value(event).unwrap_or(Value::Null);
+        matching
+            .into_iter()
+            .map(|(run, n)| NewEvent {
+                source: SOURCE.to_string(),
+                id: format!("exec/{run}/{n}/event"),
+                body: encode(&Wake { run: run.clone(), n, event: Some(value.clone()) }),
+                targets: vec![CONDUCTOR_TARGET.to_string()],
+            })
+            .collect()
     }
 
     async fn program(&self, key: &str) -> Result<Arc<Program>, RunError> {
@@ -542,6 +647,10 @@ impl Conductor {
             tracing::debug!(run = %wake.run, n = wake.n, seq = stored.record.seq, "stale wake-up dropped");
             return self.ack(delivery).await;
         }
+        if wake.event.is_some() && !matches!(pending, Pending::Await { .. }) {
+            tracing::debug!(run = %wake.run, n = wake.n, "an event for a run that waits for none; dropped");
+            return self.ack(delivery).await;
+        }
         let program = self.program(&stored.record.program).await?;
         let started = std::time::Instant::now();
         let (event, function, outcome) = match &pending {
@@ -561,6 +670,30 @@ impl Conductor {
                     return Ok(());
                 }
                 (Event::Timer, "wait".to_string(), "ok".to_string())
+            }
+            Pending::Await { filter, until_ms } => {
+                let answer = match wake.event.clone() {
+                    Some(event) => Ok(event),
+                    None if now_ms() < *until_ms => {
+                        // Not come yet: make sure ingress knows of the wait (a crash may have lost the
+                        // note), and hold the wake-up until the timeout.
+                        let known = self.awaits.read().unwrap_or_else(|e| e.into_inner()).contains_key(&wake.run);
+                        if !known {
+                            self.note_await(&wake.run, wake.n, filter).await?;
+                        }
+                        self.events.retry_at(&delivery.key, UNIX_EPOCH + Duration::from_millis(*until_ms)).await?;
+                        return Ok(());
+                    }
+                    None => Err(Error::timeout(format!(
+                        "no event matching {} came within the await's timeout",
+                        describe(filter)
+                    ))),
+                };
+                let outcome = match &answer {
+                    Ok(_) => "ok".to_string(),
+                    Err(e) => e.kind().as_str().to_string(),
+                };
+                (Event::Answer(answer), "await".to_string(), outcome)
             }
         };
         let record = &mut stored.record;
@@ -596,6 +729,12 @@ impl Conductor {
         match written {
             Ok(_) => {
                 self.metrics.transition(started.elapsed());
+                if matches!(pending, Pending::Await { .. }) {
+                    self.forget_await(&wake.run).await;
+                }
+                if let Some(Pending::Await { filter, .. }) = &stored.pending {
+                    self.note_await(&wake.run, stored.record.seq, filter).await?;
+                }
                 self.wake(&stored).await?;
                 if stored.record.status.is_final() {
                     tracing::info!(run = %wake.run, status = ?stored.record.status, steps = stored.record.steps, "run ended");

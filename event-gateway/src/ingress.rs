@@ -26,6 +26,7 @@ use cloudevents::{AttributesReader, Event};
 use faas_gateway_store::{Appended, EventStore, NewEvent, StoreError};
 use http_body_util::{BodyExt, Limited};
 
+use crate::conductor::Conductor;
 use crate::metrics::Metrics;
 use crate::registry::RegistryHandle;
 
@@ -41,6 +42,8 @@ pub struct Ingress {
     pub max_event_bytes: usize,
     /// Bearer token required on `POST /`, if any.
     pub token: Option<String>,
+    /// The conductor whose runs waiting for an event (`await_event`) ingress answers.
+    pub conductor: Option<Arc<Conductor>>,
 }
 
 impl std::fmt::Debug for Ingress {
@@ -150,6 +153,7 @@ impl Ingress {
             .and_then(|v| v.to_str().ok())
             .filter(|v| faas_api::TraceContext::parse(v).is_some());
         let mut batch = Vec::with_capacity(events.len());
+        let mut received = Vec::with_capacity(events.len());
         for event in events {
             let event = with_traceparent(event, traceparent);
             let targets = self.registry.matching(&event);
@@ -162,12 +166,17 @@ impl Ingress {
                 subscriptions = targets.len(),
                 "event received"
             );
+            received.push(batch.len());
             batch.push(NewEvent {
                 source: event.source().to_string(),
                 id: event.id().to_string(),
                 body: body.into(),
                 targets,
             });
+            // Runs waiting for this event: their wake-ups go into the same append.
+            if let Some(conductor) = &self.conductor {
+                batch.extend(conductor.answers(&event));
+            }
         }
         let results = self.store.append(batch).await.map_err(|e| match e {
             StoreError::TooLarge { size, limit } => Rejection::new(
@@ -179,8 +188,8 @@ impl Ingress {
                 Rejection::new(StatusCode::SERVICE_UNAVAILABLE, format!("the event store is unavailable: {other}"))
             }
         })?;
-        let duplicates = results.iter().filter(|r| matches!(r, Appended::Duplicate)).count();
-        let accepted = results.len() - duplicates;
+        let duplicates = received.iter().filter(|&&i| matches!(results.get(i), Some(Appended::Duplicate))).count();
+        let accepted = received.len() - duplicates;
         self.metrics.received(accepted as u64);
         self.metrics.duplicates(duplicates as u64);
         Ok((StatusCode::ACCEPTED, axum::Json(serde_json::json!({ "accepted": accepted, "duplicates": duplicates })))

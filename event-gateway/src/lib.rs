@@ -27,6 +27,7 @@
 //! Routes on the one listener: `POST /` ([`ingress`]), the management API ([`management`], bearer token),
 //! `GET /metrics` ([`metrics`]), `GET /healthz`.
 
+pub mod compositions;
 pub mod conductor;
 pub mod config;
 pub mod delivery;

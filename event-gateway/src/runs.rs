@@ -1,13 +1,17 @@
 //! The runs API of the durable conductor ([`crate::conductor`]), beside the management API and behind
 //! the same bearer token:
 //!
-//! - `POST /runs` `{"composition": NAME, "program": {...}, "input": ..., "id": ID?, "wait": SECONDS?}`
-//!   starts a run of `program` (the composition's portable JSON form, `{"faas":"composition/v1",...}`)
-//!   and answers 201 with its record; with `wait` (at most 300), it waits that long for the run to end
-//!   and answers 200 with the ended record, or 202 with the running one.
-//! - `GET /runs?after=ID&limit=N` lists runs by id (`{"runs": [...], "next": ID?}`).
+//! - `POST /runs` `{"composition": NAME, "program": {...}?, "input": ..., "id": ID?, "wait": SECONDS?}`
+//!   starts a run of the composition registered as `NAME` ([`crate::compositions`]), or of `program` (a
+//!   portable JSON form, `{"faas":"composition/v1",...}`) when one is given, and answers 201 with its
+//!   record; with `wait` (at most 300), it waits that long for the run to end and answers 200 with the
+//!   ended record, or 202 with the running one.
+//! - `GET /runs?after=ID&limit=N&composition=NAME&status=STATUS` lists runs by id (`{"runs": [...],
+//!   "next": ID?}`; the filters apply within each page, so a page may hold fewer than `limit`).
 //! - `GET /runs/{id}?wait=SECONDS` one run (status, current step, the last steps, result or error).
 //! - `DELETE /runs/{id}` cancels a running run (answers its record; a run already over is unchanged).
+//! - `PUT /compositions/{name}`, `GET /compositions`, `GET /compositions/{name}`,
+//!   `DELETE /compositions/{name}`: the registered compositions ([`crate::compositions`]).
 //!
 //! Errors are the management API's: `{"error": ..., "field": ...}` with 400 (invalid program, input or
 //! id, naming the JSON path), 404, 409 (the id is taken) or 503 (the store failed).
@@ -19,12 +23,13 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::conductor::{Conductor, RunError, RunRecord};
+use crate::compositions::{Compositions, RegisteredComposition};
+use crate::conductor::{Conductor, RunError, RunRecord, RunStatus};
 use crate::management::{authorize, json_body_limited, ManagementState};
 use crate::subscription::ApiError;
 
@@ -39,8 +44,9 @@ pub const MAX_WAIT_SECONDS: u64 = 300;
 struct StartRun {
     /// The composition's name (shown in the record).
     composition: String,
-    /// Its portable JSON form.
-    program: Value,
+    /// Its portable JSON form; `None`: the one registered as `composition`.
+    #[serde(default)]
+    program: Option<Value>,
     #[serde(default)]
     input: Value,
     #[serde(default)]
@@ -53,6 +59,15 @@ struct StartRun {
 struct ListQuery {
     after: Option<String>,
     limit: Option<usize>,
+    composition: Option<String>,
+    status: Option<String>,
+}
+
+/// What the routes share.
+#[derive(Debug)]
+struct Api {
+    conductor: Arc<Conductor>,
+    compositions: Compositions,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,32 +99,55 @@ fn answer(status: StatusCode, record: &RunRecord) -> Response {
     (status, Json(record)).into_response()
 }
 
-async fn start(State(conductor): State<Arc<Conductor>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn start(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let request: StartRun = json_body_limited(&headers, body, "run", MAX_RUN_BODY).await?;
     if let Err(e) = faas_api::validate_function_name(&request.composition) {
         return Err(ApiError::invalid("composition", e.message()));
     }
     let wait = wait_of(request.wait)?;
-    let record = conductor.start(&request.composition, &request.program, request.input, request.id).await?;
+    let program = match request.program {
+        Some(program) => program,
+        None => match api.compositions.get(&request.composition).await? {
+            Some(registered) => registered.program,
+            None => {
+                return Err(ApiError::not_found(format!(
+                    "no composition `{}` is registered with the gateway (PUT /compositions/{}, or `faas deploy` \
+                     while the gateway runs), and the request gives no `program`",
+                    request.composition, request.composition
+                )))
+            }
+        },
+    };
+    let conductor = &api.conductor;
+    let record = conductor.start(&request.composition, &program, request.input, request.id).await?;
     let Some(wait) = wait else { return Ok(answer(StatusCode::CREATED, &record)) };
     let record = conductor.wait(&record.id, wait).await?.unwrap_or(record);
     let status = if record.status.is_final() { StatusCode::OK } else { StatusCode::ACCEPTED };
     Ok(answer(status, &record))
 }
 
-async fn list(State(conductor): State<Arc<Conductor>>, Query(query): Query<ListQuery>) -> Result<Response, ApiError> {
-    let (runs, next) = conductor.list(query.after.as_deref(), query.limit.unwrap_or(100)).await?;
+async fn list(State(api): State<Arc<Api>>, Query(query): Query<ListQuery>) -> Result<Response, ApiError> {
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(s) => Some(serde_json::from_value::<RunStatus>(Value::String(s.to_string())).map_err(|_| {
+            ApiError::invalid("status", format!("`{s}` is not a run status: running, succeeded, failed or cancelled"))
+        })?),
+    };
+    let (mut runs, next) = api.conductor.list(query.after.as_deref(), query.limit.unwrap_or(100)).await?;
+    runs.retain(|r| {
+        query.composition.as_deref().is_none_or(|c| r.composition == c) && status.is_none_or(|s| r.status == s)
+    });
     Ok(Json(serde_json::json!({ "runs": runs, "next": next })).into_response())
 }
 
 async fn get_run(
-    State(conductor): State<Arc<Conductor>>,
+    State(api): State<Arc<Api>>,
     Path(id): Path<String>,
     Query(query): Query<WaitQuery>,
 ) -> Result<Response, ApiError> {
     let record = match wait_of(query.wait)? {
-        Some(wait) => conductor.wait(&id, wait).await?,
-        None => conductor.record(&id).await?,
+        Some(wait) => api.conductor.wait(&id, wait).await?,
+        None => api.conductor.record(&id).await?,
     };
     match record {
         Some(record) => Ok(answer(StatusCode::OK, &record)),
@@ -117,18 +155,56 @@ async fn get_run(
     }
 }
 
-async fn cancel(State(conductor): State<Arc<Conductor>>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    match conductor.cancel(&id).await? {
+async fn cancel(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    match api.conductor.cancel(&id).await? {
         Some(record) => Ok(answer(StatusCode::OK, &record)),
         None => Err(ApiError::not_found(format!("no run `{id}`"))),
     }
 }
 
-/// The runs routes, behind the management token of `management`.
-pub fn router(conductor: Arc<Conductor>, management: ManagementState) -> Router {
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn put_composition(
+    State(api): State<Arc<Api>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let program: Value = json_body_limited(&headers, body, "composition", MAX_RUN_BODY).await?;
+    let (registered, created) = api.compositions.put(&name, program).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(registered)).into_response())
+}
+
+async fn list_compositions(State(api): State<Arc<Api>>, Query(query): Query<PageQuery>) -> Result<Response, ApiError> {
+    let (found, next) = api.compositions.list(query.after.as_deref(), query.limit.unwrap_or(100)).await?;
+    Ok(Json(serde_json::json!({ "compositions": found, "next": next })).into_response())
+}
+
+async fn get_composition(State(api): State<Arc<Api>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let found: Option<RegisteredComposition> = api.compositions.get(&name).await?;
+    match found {
+        Some(c) => Ok(Json(c).into_response()),
+        None => Err(ApiError::not_found(format!("no composition `{name}` is registered with the gateway"))),
+    }
+}
+
+async fn delete_composition(State(api): State<Arc<Api>>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    api.compositions.delete(&name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The runs and compositions routes, behind the management token of `management`.
+pub fn router(conductor: Arc<Conductor>, compositions: Compositions, management: ManagementState) -> Router {
     Router::new()
         .route("/runs", get(list).post(start))
         .route("/runs/{id}", get(get_run).delete(cancel))
+        .route("/compositions", get(list_compositions))
+        .route("/compositions/{name}", put(put_composition).get(get_composition).delete(delete_composition))
         .route_layer(axum::middleware::from_fn_with_state(management, authorize))
-        .with_state(conductor)
+        .with_state(Arc::new(Api { conductor, compositions }))
 }

@@ -250,12 +250,16 @@ pub async fn start(options: GatewayOptions) -> Result<RunningGateway, GatewayErr
     let registry =
         RegistryHandle::open(store.clone(), declared).await.map_err(|e| GatewayError::Registry(e.to_string()))?;
     let metrics = Arc::new(Metrics::new());
+    let compositions = crate::compositions::Compositions::new(kv.clone(), registry.clone());
+    let conductor =
+        Arc::new(Conductor::new(store.clone(), kv, registry.clone(), config.delivery.attempt_timeout, metrics.clone()));
     let ingress = Arc::new(Ingress {
         store: store.clone(),
         registry: registry.clone(),
         metrics: metrics.clone(),
         max_event_bytes: config.max_event_bytes,
         token: config.ingress_token.clone(),
+        conductor: Some(conductor.clone()),
     });
     let addr = bind.unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, config.port)));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| GatewayError::Bind { addr, source })?;
@@ -263,15 +267,13 @@ pub async fn start(options: GatewayOptions) -> Result<RunningGateway, GatewayErr
     let management_state =
         crate::management::ManagementState { registry: registry.clone(), token: config.token.clone(), addr };
     let management = crate::management::router(management_state.clone());
-    let conductor =
-        Arc::new(Conductor::new(store.clone(), kv, registry.clone(), config.delivery.attempt_timeout, metrics.clone()));
     let app = Router::new()
         .route("/", post(crate::ingress::post_event))
         .with_state(ingress)
         .route("/metrics", get(metrics_route).with_state((metrics.clone(), store.clone())))
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .merge(management)
-        .merge(crate::runs::router(conductor.clone(), management_state));
+        .merge(crate::runs::router(conductor.clone(), compositions, management_state));
 
     let (stop, stopped) = watch::channel(false);
     let mut server_stop = stopped.clone();
@@ -295,7 +297,12 @@ pub async fn start(options: GatewayOptions) -> Result<RunningGateway, GatewayErr
     });
     let workers = tokio::spawn(deliverer.run(stopped.clone()));
     // Runs whose record moved but whose wake-up was not appended (a crash between the two) go on.
+    let recovering = conductor.clone();
     tokio::spawn(async move {
+        let conductor = recovering;
+        if let Err(e) = conductor.refresh_awaits().await {
+            tracing::warn!(error = %e, "loading the runs waiting for events failed");
+        }
         match conductor.recover().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(runs = n, "running compositions woken"),
@@ -313,6 +320,10 @@ pub async fn start(options: GatewayOptions) -> Result<RunningGateway, GatewayErr
                 _ = tick.tick() => {
                     if let Err(e) = registry.refresh().await {
                         tracing::warn!(error = %e, "refreshing the registry from the store failed");
+                    }
+                    // The runs other replicas started waiting for events.
+                    if let Err(e) = conductor.refresh_awaits().await {
+                        tracing::warn!(error = %e, "refreshing the runs waiting for events failed");
                     }
                 }
                 _ = stopped_signal(&mut refresh_stop) => break,

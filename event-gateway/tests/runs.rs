@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use faas_api::{App, BackendProfile, Context, Error, Registry, Runner};
-use faas_composition::{call, seq, wait, Composition, Node};
+use faas_composition::{await_event, call, object, pointer, seq, value, wait, Composition, Node};
 use faas_runner_local::{LocalOptions, LocalRunner};
 use serde_json::{json, Value};
 
@@ -306,4 +306,184 @@ async fn replicas_on_jetstream_share_the_runs() {
     assert_eq!((run["status"].as_str(), &run["result"]), (Some("succeeded"), &json!({"n": 6})), "{run}");
     assert!(calls.load(Ordering::SeqCst) >= 6, "every step ran");
     second.stop().await;
+}
+
+async fn send(method: reqwest::Method, url: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut request = client().request(method, url).bearer_auth(TOKEN);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A composition registered with the gateway is run by its name; registering one checks its steps
+/// against the registered functions (the JSON path named) before anything is saved; a run keeps the
+/// program it started with when the composition is replaced or deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_compositions_run_by_name_and_unknown_steps_are_refused_at_registration() {
+    use reqwest::Method;
+    let (calls, _dir, mut gateway) = fixture().await;
+    let url = |path: &str| format!("{}{path}", gateway.url);
+
+    let count = program(seq([call("inc"), call("inc")]));
+    let (status, registered) = send(Method::PUT, &url("/compositions/count"), Some(&count)).await;
+    assert_eq!(status, 201, "{registered}");
+    assert_eq!(registered["steps"], json!(["inc"]), "{registered}");
+    assert_eq!(registered["program"], count);
+    let (status, _) = send(Method::PUT, &url("/compositions/count"), Some(&count)).await;
+    assert_eq!(status, 200, "replaced");
+
+    // Unknown steps, a malformed form and a bad name are refused, each named, and change nothing.
+    let lost = program(seq([call("inc"), call("nowhere")]));
+    let (status, body) = send(Method::PUT, &url("/compositions/lost"), Some(&lost)).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("/program/steps/1")), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("composition `lost` calls `nowhere`, which is not a function registered"),
+        "{body}"
+    );
+    let bad = json!({"faas": "composition/v1", "program": {"op": "call"}});
+    let (status, body) = send(Method::PUT, &url("/compositions/bad"), Some(&bad)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("/program"), "{body}");
+    let (status, body) = send(Method::PUT, &url("/compositions/a%20b"), Some(&count)).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("name")), "{body}");
+    let (status, listed) = send(Method::GET, &url("/compositions"), None).await;
+    assert_eq!(status, 200);
+    let names: Vec<&str> =
+        listed["compositions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["count"], "{listed}");
+    assert_eq!(send(Method::GET, &url("/compositions/lost"), None).await.0, 404);
+
+    // Run by name.
+    let (status, run) = post_run(&gateway.url, &json!({"composition": "count", "input": {"n": 5}, "wait": 30})).await;
+    assert_eq!((status, &run["status"], &run["result"]), (200, &json!("succeeded"), &json!({"n": 7})), "{run}");
+    let (status, body) = post_run(&gateway.url, &json!({"composition": "unknown", "input": 1})).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("no composition `unknown` is registered"), "{body}");
+
+    // A run started before the composition changes keeps its program.
+    let slow = program(seq([call("inc"), wait(600), call("inc")]));
+    assert_eq!(send(Method::PUT, &url("/compositions/slow"), Some(&slow)).await.0, 201);
+    let (status, run) =
+        post_run(&gateway.url, &json!({"composition": "slow", "input": {"n": 0}, "id": "slow-a"})).await;
+    assert_eq!(status, 201, "{run}");
+    assert_eq!(send(Method::PUT, &url("/compositions/slow"), Some(&program(call("fail")))).await.0, 200);
+    let (status, _) = send(Method::DELETE, &url("/compositions/slow"), None).await;
+    assert_eq!(status, 204);
+    assert_eq!(send(Method::DELETE, &url("/compositions/slow"), None).await.0, 404);
+    let (_, run) = get_run(&gateway.url, "slow-a", 30).await;
+    assert_eq!((&run["status"], &run["result"]), (&json!("succeeded"), &json!({"n": 2})), "{run}");
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+
+    // Listing filters by composition and status.
+    let (_, failing) =
+        post_run(&gateway.url, &json!({"composition": "broken", "program": program(call("fail")), "wait": 30})).await;
+    assert_eq!(failing["status"], "failed", "{failing}");
+    let (status, listed) = send(Method::GET, &url("/runs?composition=count"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["runs"].as_array().unwrap().len(), 1, "{listed}");
+    let (_, listed) = send(Method::GET, &url("/runs?status=failed"), None).await;
+    let ids: Vec<&Value> = listed["runs"].as_array().unwrap().iter().map(|r| &r["id"]).collect();
+    assert_eq!(ids, [&failing["id"]], "{listed}");
+    let (status, body) = send(Method::GET, &url("/runs?status=sleeping"), None).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("status")), "{body}");
+    let anonymous = client().get(url("/compositions")).send().await.unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401, "the compositions need the management token");
+    gateway.stop().await;
+}
+
+async fn post_event(url: &str, event: &Value) -> (u16, Value) {
+    let response = client()
+        .post(format!("{url}/"))
+        .header("content-type", "application/cloudevents+json")
+        .body(event.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Polls the run until `done` holds of its record (at most 20 s).
+async fn until(url: &str, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, run) = get_run(url, id, 0).await;
+        if done(&run) || std::time::Instant::now() > deadline {
+            return run;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `await_event`: the run waits, costing nothing, until an event accepted at ingress matches its
+/// filter; the event (structured JSON) is the value it goes on with. Events that do not match are
+/// ignored, the first matching one answers, and a wait that no event answers ends in `timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_waits_for_a_matching_event_from_ingress() {
+    let (calls, _dir, mut gateway) = fixture().await;
+    let filter = faas_api::EventFilter::new().event_type("com.example.paid").subject("order-7");
+    let paid = program(seq([
+        call("inc"),
+        await_event(filter.clone(), 20_000),
+        value(object([("n", pointer("/data/n"))])),
+        call("inc"),
+    ]));
+    let (status, run) =
+        post_run(&gateway.url, &json!({"composition": "paid", "program": paid, "input": {"n": 0}, "id": "pay-1"}))
+            .await;
+    assert_eq!(status, 201, "{run}");
+    let run = until(&gateway.url, "pay-1", |r| r["current"].as_str().is_some_and(|c| c.starts_with("await"))).await;
+    assert_eq!(run["current"], "await type=com.example.paid subject=order-7", "{run}");
+
+    // Not this one: another subject, another type.
+    for (ty, subject) in [("com.example.paid", "order-8"), ("com.example.refund", "order-7")] {
+        let event = json!({"specversion": "1.0", "id": format!("{ty}-{subject}"), "source": "/shop", "type": ty,
+                           "subject": subject, "data": {"n": 100}});
+        let (status, body) = post_event(&gateway.url, &event).await;
+        assert_eq!((status, &body["accepted"]), (202, &json!(1)), "{body}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, run) = get_run(&gateway.url, "pay-1", 0).await;
+    assert_eq!(run["status"], "running", "{run}");
+
+    // This one, in a batch with a second match: the first answers; `accepted` counts events only.
+    let batch = json!([
+        {"specversion": "1.0", "id": "p1", "source": "/shop", "type": "com.example.paid", "subject": "order-7", "data": {"n": 41}},
+        {"specversion": "1.0", "id": "p2", "source": "/shop", "type": "com.example.paid", "subject": "order-7", "data": {"n": 99}}
+    ]);
+    let response = client()
+        .post(format!("{}/", gateway.url))
+        .header("content-type", "application/cloudevents-batch+json")
+        .body(batch.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"accepted": 2, "duplicates": 0}));
+    let (_, run) = get_run(&gateway.url, "pay-1", 30).await;
+    assert_eq!((&run["status"], &run["result"]), (&json!("succeeded"), &json!({"n": 42})), "{run}");
+    let steps: Vec<(&str, &str)> = run["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["function"].as_str().unwrap(), s["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(steps, [("inc", "ok"), ("await", "ok"), ("inc", "ok")], "{run}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+    // No event comes: the run fails with `timeout`, naming what it waited for.
+    let lonely =
+        program(seq([await_event(faas_api::EventFilter::new().event_type("com.example.never"), 300), call("inc")]));
+    let (status, run) = post_run(&gateway.url, &json!({"composition": "lonely", "program": lonely, "wait": 30})).await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!((&run["status"], &run["error"]["kind"]), (&json!("failed"), &json!("timeout")), "{run}");
+    assert!(run["error"]["errorMessage"].as_str().unwrap().contains("type=com.example.never"), "{run}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "the step after the timeout never ran");
+    gateway.stop().await;
 }
