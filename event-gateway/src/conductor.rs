@@ -509,6 +509,53 @@ impl Conductor {
         }
     }
 
+    /// Runs `composition` (its portable JSON form) on `input` in memory, as an *express* run: nothing is
+    /// stored, steps are invoked one after another as the durable conductor would, timers are plain
+    /// sleeps, and the outcome is answered to the caller. A gateway that stops loses the run (the caller
+    /// sees its request fail and may retry: at-least-once, as Step Functions' express workflows). At most
+    /// `limit` long; an `await_event` fails (an express run cannot wait for events). Returns the outcome
+    /// and the number of steps done.
+    pub async fn express(
+        &self,
+        sinks: &SinkClient,
+        composition: &Value,
+        input: Value,
+        limit: Duration,
+    ) -> Result<(Result<Value, Error>, u64), RunError> {
+        let parsed = Composition::from_value(composition).map_err(|e| RunError::Invalid(e.to_string()))?;
+        let program = Program::compile(&parsed.program);
+        let seed = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or([0; 8]));
+        let (state, action) = advance(&program, State::default(), Event::Start { input, seed })
+            .map_err(|e| RunError::Invalid(e.message().to_string()))?;
+        let mut steps = 0u64;
+        let run = async {
+            let (mut state, mut action) = (state, action);
+            loop {
+                let event = match action {
+                    Action::Invoke { function, input } => Event::Answer(self.invoke(sinks, &function, &input).await),
+                    Action::Sleep { ms } => {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        Event::Timer
+                    }
+                    Action::AwaitEvent { .. } => Event::Answer(Err(Error::unavailable(
+                        "an express run cannot wait for an event: start the run durably (without \"mode\": \"express\")",
+                    ))),
+                    Action::Finish(outcome) => return outcome,
+                };
+                steps += 1;
+                match advance(&program, state, event) {
+                    Ok(next) => (state, action) = next,
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let outcome = match tokio::time::timeout(limit, run).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Error::timeout(format!("the express run went past its limit of {} s", limit.as_secs()))),
+        };
+        Ok((outcome, steps))
+    }
+
     /// Notes, in memory and in the store, that the run waits for an event at continuation `n`, so that
     /// ingress on any replica answers it.
     async fn note_await(&self, run: &str, n: u64, filter: &EventFilter) -> Result<(), RunError> {

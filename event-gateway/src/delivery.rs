@@ -164,7 +164,7 @@ pub struct Deliverer {
     /// Subscriptions and function routes.
     pub registry: RegistryHandle,
     /// Sends to sinks.
-    pub sinks: SinkClient,
+    pub sinks: Arc<SinkClient>,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// The gateway's default policy (each subscription may override parts of it).

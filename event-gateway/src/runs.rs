@@ -6,6 +6,8 @@
 //!   portable JSON form, `{"faas":"composition/v1",...}`) when one is given, and answers 201 with its
 //!   record; with `wait` (at most 300), it waits that long for the run to end and answers 200 with the
 //!   ended record, or 202 with the running one.
+//!   With `"mode": "express"`, the run is done in memory instead, nothing stored, and always waited
+//!   for (at most 300 s): 200 `{"status", "result" | "error", "steps", "duration_ms", ...}`.
 //! - `GET /runs?after=ID&limit=N&composition=NAME&status=STATUS` lists runs by id (`{"runs": [...],
 //!   "next": ID?}`; the filters apply within each page, so a page may hold fewer than `limit`).
 //! - `GET /runs/{id}?wait=SECONDS` one run (status, current step, the last steps, result or error).
@@ -31,6 +33,7 @@ use serde_json::Value;
 use crate::compositions::{Compositions, RegisteredComposition};
 use crate::conductor::{Conductor, RunError, RunRecord, RunStatus};
 use crate::management::{authorize, json_body_limited, ManagementState};
+use crate::sink::SinkClient;
 use crate::subscription::ApiError;
 
 /// Largest `POST /runs` body: the program and the input.
@@ -53,6 +56,9 @@ struct StartRun {
     id: Option<String>,
     #[serde(default)]
     wait: Option<u64>,
+    /// `durable` (the default) or `express`.
+    #[serde(default)]
+    mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,10 +70,11 @@ struct ListQuery {
 }
 
 /// What the routes share.
-#[derive(Debug)]
 struct Api {
     conductor: Arc<Conductor>,
     compositions: Compositions,
+    /// How express runs reach their steps.
+    sinks: Arc<SinkClient>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +126,41 @@ async fn start(State(api): State<Arc<Api>>, headers: HeaderMap, body: Body) -> R
         },
     };
     let conductor = &api.conductor;
+    match request.mode.as_deref() {
+        None | Some("durable") => {}
+        Some("express") => {
+            if request.id.is_some() || request.wait.is_some() {
+                let field = if request.id.is_some() { "id" } else { "wait" };
+                return Err(ApiError::invalid(
+                    field,
+                    "an express run is not stored: it has no id, and it is always waited for",
+                ));
+            }
+            let started = std::time::Instant::now();
+            let limit = Duration::from_secs(MAX_WAIT_SECONDS);
+            let (outcome, steps) = conductor.express(&api.sinks, &program, request.input, limit).await?;
+            let mut answer = serde_json::json!({
+                "composition": request.composition,
+                "mode": "express",
+                "steps": steps,
+                "duration_ms": started.elapsed().as_millis() as u64,
+            });
+            match outcome {
+                Ok(result) => {
+                    answer["status"] = "succeeded".into();
+                    answer["result"] = result;
+                }
+                Err(e) => {
+                    answer["status"] = "failed".into();
+                    answer["error"] = serde_json::from_slice(&e.to_json()).unwrap_or(Value::Null);
+                }
+            }
+            return Ok(Json(answer).into_response());
+        }
+        Some(other) => {
+            return Err(ApiError::invalid("mode", format!("`{other}` is not a run mode: durable or express")));
+        }
+    }
     let record = conductor.start(&request.composition, &program, request.input, request.id).await?;
     let Some(wait) = wait else { return Ok(answer(StatusCode::CREATED, &record)) };
     let record = conductor.wait(&record.id, wait).await?.unwrap_or(record);
@@ -199,12 +241,17 @@ async fn delete_composition(State(api): State<Arc<Api>>, Path(name): Path<String
 }
 
 /// The runs and compositions routes, behind the management token of `management`.
-pub fn router(conductor: Arc<Conductor>, compositions: Compositions, management: ManagementState) -> Router {
+pub fn router(
+    conductor: Arc<Conductor>,
+    compositions: Compositions,
+    sinks: Arc<SinkClient>,
+    management: ManagementState,
+) -> Router {
     Router::new()
         .route("/runs", get(list).post(start))
         .route("/runs/{id}", get(get_run).delete(cancel))
         .route("/compositions", get(list_compositions))
         .route("/compositions/{name}", put(put_composition).get(get_composition).delete(delete_composition))
         .route_layer(axum::middleware::from_fn_with_state(management, authorize))
-        .with_state(Arc::new(Api { conductor, compositions }))
+        .with_state(Arc::new(Api { conductor, compositions, sinks }))
 }

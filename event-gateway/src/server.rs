@@ -267,13 +267,14 @@ pub async fn start(options: GatewayOptions) -> Result<RunningGateway, GatewayErr
     let management_state =
         crate::management::ManagementState { registry: registry.clone(), token: config.token.clone(), addr };
     let management = crate::management::router(management_state.clone());
+    let sinks = Arc::new(SinkClient::new(FunctionRunners::new(runners, backends)));
     let app = Router::new()
         .route("/", post(crate::ingress::post_event))
         .with_state(ingress)
         .route("/metrics", get(metrics_route).with_state((metrics.clone(), store.clone())))
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .merge(management)
-        .merge(crate::runs::router(conductor.clone(), compositions, management_state));
+        .merge(crate::runs::router(conductor.clone(), compositions, sinks.clone(), management_state));
 
     let (stop, stopped) = watch::channel(false);
     let mut server_stop = stopped.clone();
@@ -289,7 +290,7 @@ pub async fn start(options: GatewayOptions) -> Result<RunningGateway, GatewayErr
     let deliverer = Arc::new(Deliverer {
         store: store.clone(),
         registry: registry.clone(),
-        sinks: SinkClient::new(FunctionRunners::new(runners, backends)),
+        sinks,
         metrics,
         defaults: config.delivery.clone(),
         concurrency: config.concurrency,

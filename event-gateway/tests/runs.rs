@@ -487,3 +487,43 @@ async fn a_run_waits_for_a_matching_event_from_ingress() {
     assert_eq!(calls.load(Ordering::SeqCst), 2, "the step after the timeout never ran");
     gateway.stop().await;
 }
+
+/// An express run is done in memory and answered: the same outcome as a durable run, nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn express_runs_answer_in_memory_and_store_nothing() {
+    let (calls, _dir, mut gateway) = fixture().await;
+    let count = program(seq([call("inc"), wait(50), call("inc"), call("inc")]));
+    let (status, run) = post_run(
+        &gateway.url,
+        &json!({"composition": "count", "program": count, "input": {"n": 1}, "mode": "express"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(
+        (&run["status"], &run["result"], &run["steps"]),
+        (&json!("succeeded"), &json!({"n": 4}), &json!(4)),
+        "{run}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let (status, run) = post_run(
+        &gateway.url,
+        &json!({"composition": "broken", "program": program(seq([call("fail"), call("inc")])), "mode": "express"}),
+    )
+    .await;
+    assert_eq!(
+        (status, &run["status"], &run["error"]["errorType"]),
+        (200, &json!("failed"), &json!("OutOfStock")),
+        "{run}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "the step after the failure never ran");
+    let (_, listed) = send(reqwest::Method::GET, &format!("{}/runs", gateway.url), None).await;
+    assert_eq!(listed["runs"], json!([]), "express runs are not stored: {listed}");
+    for (body, field) in [
+        (json!({"composition": "c", "program": program(call("inc")), "mode": "express", "id": "x"}), "id"),
+        (json!({"composition": "c", "program": program(call("inc")), "mode": "fast"}), "mode"),
+    ] {
+        let (status, answer) = post_run(&gateway.url, &body).await;
+        assert_eq!((status, answer["field"].as_str()), (400, Some(field)), "{answer}");
+    }
+    gateway.stop().await;
+}
