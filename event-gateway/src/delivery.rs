@@ -19,10 +19,12 @@ use base64::Engine as _;
 use bytes::Bytes;
 use faas_gateway_store::{Delivery, EventStore};
 use rand::Rng;
+use sha2::Digest;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::conductor::RunError;
 use crate::metrics::{DeliveryResult, Metrics};
 use crate::registry::RegistryHandle;
 use crate::sink::{Attempt, SinkClient, ERROR_BODY_LIMIT};
@@ -173,6 +175,8 @@ pub struct Deliverer {
     pub concurrency: usize,
     /// Runs the continuations of compositions (deliveries to [`crate::conductor::CONDUCTOR_TARGET`]).
     pub conductor: Arc<crate::conductor::Conductor>,
+    /// The compositions `composition:NAME` sinks start runs of.
+    pub compositions: crate::compositions::Compositions,
 }
 
 impl std::fmt::Debug for Deliverer {
@@ -309,6 +313,37 @@ impl Deliverer {
                 let body = Bytes::from(serde_json::to_vec(event).unwrap_or_default());
                 self.sinks.send_function(&route.backend, &target, body, traceparent, timeout).await
             }
+            Sink::Composition(name) => self.start_run(&name, event).await,
+        }
+    }
+
+    /// A delivery to `composition:NAME`: starts a durable run of the registered composition, the event
+    /// (structured JSON) as its input. The run's id is derived from the composition and the event's
+    /// `source` and `id`, so a delivery made again (after a crash before its acknowledgement) starts no
+    /// second run. The delivery is done once the run is started, not when it ends.
+    async fn start_run(&self, name: &str, event: &serde_json::Value) -> Attempt {
+        let answer = |status: Option<u16>, detail: String| Attempt {
+            status,
+            retry_after: None,
+            body: Bytes::new(),
+            detail,
+            timed_out: false,
+        };
+        let program = match self.compositions.get(name).await {
+            Ok(Some(registered)) => registered.program,
+            Ok(None) => return answer(Some(404), format!("no composition `{name}` is registered with the gateway")),
+            Err(e) => return answer(None, e.message),
+        };
+        let text = |k: &str| event[k].as_str().unwrap_or_default().to_string();
+        let key = format!("{name}\0{}\0{}", text("source"), text("id"));
+        let digest: String = sha2::Sha256::digest(key.as_bytes()).iter().take(20).map(|b| format!("{b:02x}")).collect();
+        let id = format!("event-{digest}");
+        match self.conductor.start(name, &program, event.clone(), Some(id.clone())).await {
+            Ok(_) | Err(RunError::Exists(_)) => {
+                answer(Some(202), format!("run `{id}` of composition `{name}` started"))
+            }
+            Err(RunError::Invalid(m)) => answer(Some(400), m),
+            Err(RunError::Store(m)) => answer(None, m),
         }
     }
 

@@ -396,23 +396,47 @@ mod tests {
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     }
 
-    /// Every route of the router (every path in [`paths`], every method it answers) is in the document,
-    /// and the document lists no management route the router does not answer.
+    /// Every route of the management and runs routers (every method they answer) is in the document,
+    /// and the document lists no route they do not answer.
     #[tokio::test]
     async fn every_route_is_documented_and_every_documented_route_exists() {
         let doc: Value = serde_json::from_str(OPENAPI).unwrap();
         let documented = doc["paths"].as_object().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).await.unwrap();
-        let registry = RegistryHandle::open(store, Declared::default()).await.unwrap();
+        let registry = RegistryHandle::open(store.clone(), Declared::default()).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = router(ManagementState { registry, token: Some("t".into()), addr });
+        let state = ManagementState { registry: registry.clone(), token: Some("t".into()), addr };
+        // The runs API shares the listener, the token and the document.
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+        let conductor = std::sync::Arc::new(crate::conductor::Conductor::new(
+            store.clone(),
+            store.clone(),
+            registry.clone(),
+            std::time::Duration::from_secs(1),
+            metrics,
+        ));
+        let compositions = crate::compositions::Compositions::new(store, registry);
+        let sinks = std::sync::Arc::new(crate::sink::SinkClient::new(crate::sink::FunctionRunners::new(
+            faas_api::Registry::new(),
+            Default::default(),
+        )));
+        let app = router(state.clone()).merge(crate::runs::router(conductor, compositions, sinks, state));
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let client = reqwest::Client::new();
 
-        let router_paths =
-            [paths::SUBSCRIPTIONS, paths::SUBSCRIPTION, paths::FUNCTIONS, paths::FUNCTION, paths::OPENAPI];
+        let router_paths = [
+            paths::SUBSCRIPTIONS,
+            paths::SUBSCRIPTION,
+            paths::FUNCTIONS,
+            paths::FUNCTION,
+            paths::OPENAPI,
+            "/runs",
+            "/runs/{id}",
+            "/compositions",
+            "/compositions/{name}",
+        ];
         for path in router_paths {
             let item = documented.get(path).unwrap_or_else(|| panic!("{path} is not in openapi.json"));
             let concrete = path.replace("{id}", "some-id").replace("{name}", "some-name");

@@ -81,6 +81,8 @@ pub struct RunningGateway {
     server: JoinHandle<()>,
     workers: JoinHandle<()>,
     refresher: JoinHandle<()>,
+    /// The store, until the last task using it lets it go (so that shutdown can wait for that).
+    store: std::sync::Weak<dyn GatewayStore>,
 }
 
 impl RunningGateway {
@@ -91,12 +93,23 @@ impl RunningGateway {
 
     /// Graceful shutdown: stops accepting requests (requests in progress finish), stops claiming deliveries,
     /// and waits for the deliveries in flight to finish (each is bounded by its attempt timeout). Nothing
-    /// acknowledged is lost: a delivery that did not finish comes back when its lease expires.
+    /// acknowledged is lost: a delivery that did not finish comes back when its lease expires. Returns once
+    /// the store is let go (at most 10 s more), so a new gateway can open the same data directory at once.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.server.await;
         let _ = self.workers.await;
         let _ = self.refresher.await;
+        // Tasks that were still finishing (a request's connection, the wake-up of running runs at start)
+        // hold the store a little longer; the embedded store's data directory is locked until they end.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.store.strong_count() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!("the store is still in use 10 s after the shutdown; not waiting for it longer");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         tracing::info!("gateway stopped");
     }
 
@@ -243,6 +256,7 @@ async fn stopped_signal(rx: &mut watch::Receiver<bool>) {
 pub async fn start(options: GatewayOptions) -> Result<RunningGateway, GatewayError> {
     let GatewayOptions { config, backends, runners, bind } = options;
     let both = open_store(&config).await?;
+    let store_alive = Arc::downgrade(&both);
     let store: Arc<dyn EventStore> = both.clone();
     let kv: Arc<dyn KvStore> = both;
     let mut declared = config.declared();
@@ -274,7 +288,7 @@ pub async fn start(options: GatewayOptions) -> Result<RunningGateway, GatewayErr
         .route("/metrics", get(metrics_route).with_state((metrics.clone(), store.clone())))
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .merge(management)
-        .merge(crate::runs::router(conductor.clone(), compositions, sinks.clone(), management_state));
+        .merge(crate::runs::router(conductor.clone(), compositions.clone(), sinks.clone(), management_state));
 
     let (stop, stopped) = watch::channel(false);
     let mut server_stop = stopped.clone();
@@ -295,6 +309,7 @@ pub async fn start(options: GatewayOptions) -> Result<RunningGateway, GatewayErr
         defaults: config.delivery.clone(),
         concurrency: config.concurrency,
         conductor: conductor.clone(),
+        compositions,
     });
     let workers = tokio::spawn(deliverer.run(stopped.clone()));
     // Runs whose record moved but whose wake-up was not appended (a crash between the two) go on.
@@ -332,5 +347,5 @@ pub async fn start(options: GatewayOptions) -> Result<RunningGateway, GatewayErr
         }
     });
     tracing::info!(%addr, "gateway listening");
-    Ok(RunningGateway { addr, stop, server, workers, refresher })
+    Ok(RunningGateway { addr, stop, server, workers, refresher, store: store_alive })
 }

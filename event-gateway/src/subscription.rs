@@ -50,7 +50,7 @@ pub const MAX_STRING: usize = 4096;
 /// address or a bracketed IPv6 address, with an optional port (0-65535, no leading zeros) and a path,
 /// query and fragment of visible ASCII characters (percent-encode anything else). No user info.
 pub const SINK_PATTERN: &str = concat!(
-    r"^(function:[A-Za-z0-9][A-Za-z0-9_-]{0,63}|https?://(",
+    r"^((function|composition):[A-Za-z0-9][A-Za-z0-9_-]{0,63}|https?://(",
     r"([A-Za-z0-9_-]+\.)*[A-Za-z][A-Za-z0-9_-]*",
     r"|(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}",
     r"|\[(([0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,7}:|([0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}",
@@ -133,6 +133,9 @@ pub enum Sink {
     Http(url::Url),
     /// `function:NAME`: a function in the gateway's function registry.
     Function(String),
+    /// `composition:NAME`: a durable run of a composition registered with the gateway
+    /// ([`crate::compositions`]), the event as its input.
+    Composition(String),
 }
 
 impl Sink {
@@ -157,6 +160,11 @@ impl Sink {
             faas_api::validate_function_name(name)
                 .map_err(|e| invalid(format!("`{s}` does not name a valid function: {}", e.message())))?;
             return Ok(Sink::Function(name.to_string()));
+        }
+        if let Some(name) = s.strip_prefix("composition:") {
+            faas_api::validate_function_name(name)
+                .map_err(|e| invalid(format!("`{s}` does not name a valid composition: {}", e.message())))?;
+            return Ok(Sink::Composition(name.to_string()));
         }
         match url::Url::parse(s) {
             Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
@@ -221,6 +229,7 @@ impl std::fmt::Display for Sink {
         match self {
             Sink::Http(u) => f.write_str(u.as_str()),
             Sink::Function(name) => write!(f, "function:{name}"),
+            Sink::Composition(name) => write!(f, "composition:{name}"),
         }
     }
 }
@@ -679,10 +688,10 @@ fn validate_settings(settings: &HttpSettings, sink: &Sink) -> Result<(), ApiErro
     if settings.headers.is_empty() {
         return Ok(());
     }
-    if matches!(sink, Sink::Function(_)) {
+    if !matches!(sink, Sink::Http(_)) {
         return Err(ApiError::invalid(
             "protocolsettings.headers",
-            "headers apply to HTTP sinks only; this subscription's sink is a function",
+            format!("headers apply to HTTP sinks only; this subscription's sink is `{sink}`"),
         ));
     }
     check_count("protocolsettings.headers", settings.headers.len())?;

@@ -527,3 +527,50 @@ async fn express_runs_answer_in_memory_and_store_nothing() {
     }
     gateway.stop().await;
 }
+
+/// A subscription whose sink is `composition:NAME` starts one durable run per event, the event as its
+/// input; the same event delivered again (or sent again) starts no second run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_to_a_composition_starts_one_run_per_event() {
+    use reqwest::Method;
+    let (calls, _dir, mut gateway) = fixture().await;
+    let url = |path: &str| format!("{}{path}", gateway.url);
+    let on_order = program(seq([value(object([("n", pointer("/data/n"))])), call("inc")]));
+    assert_eq!(send(Method::PUT, &url("/compositions/on-order"), Some(&on_order)).await.0, 201);
+    let (status, sub) = send(
+        Method::POST,
+        &url("/subscriptions"),
+        Some(&json!({"types": ["com.example.order"], "sink": "composition:on-order"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{sub}");
+    let (status, body) = send(
+        Method::POST,
+        &url("/subscriptions"),
+        Some(&json!({"sink": "composition:on-order", "protocolsettings": {"headers": {"x-a": "1"}}})),
+    )
+    .await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("protocolsettings.headers")), "{body}");
+
+    for i in [10, 20] {
+        let event = json!({"specversion": "1.0", "id": format!("order-{i}"), "source": "/shop", "type": "com.example.order", "data": {"n": i}});
+        assert_eq!(post_event(&gateway.url, &event).await.0, 202);
+        assert_eq!(post_event(&gateway.url, &event).await.1["duplicates"], 1, "sent twice, received once");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let runs = loop {
+        let (_, listed) = send(Method::GET, &url("/runs?composition=on-order&status=succeeded"), None).await;
+        let runs = listed["runs"].as_array().unwrap().clone();
+        if runs.len() >= 2 || std::time::Instant::now() > deadline {
+            break runs;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut results: Vec<u64> = runs.iter().map(|r| r["result"]["n"].as_u64().unwrap()).collect();
+    results.sort();
+    assert_eq!(results, [11, 21], "{runs:?}");
+    assert!(runs.iter().all(|r| r["id"].as_str().unwrap().starts_with("event-")), "{runs:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "one run per event");
+    gateway.stop().await;
+}
