@@ -1,4 +1,4 @@
-//! SIGKILL the gateway binary in the middle of a 20-step durable run, several times, restarting it on
+//! SIGKILL the gateway binary in the middle of a 20-step durable run, five times (TRI-04), restarting it on
 //! the same data directory each time: the run finishes with the same result, its continuation number
 //! never goes back, and a step runs again at most once per kill. The steps are the conformance probe's
 //! `echo`, deployed in the Lambda emulator (this test's process) and reached by the gateway through
@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 const TOKEN: &str = "conductor-crash-token";
 const STEPS: usize = 20;
-const KILLS: u64 = 3;
+const KILLS: u64 = 5; // TRI-04 of COMPOSITION.md
 
 fn gateway(config: &std::path::Path) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_faas-gateway"));
