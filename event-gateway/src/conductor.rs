@@ -578,7 +578,7 @@ impl Conductor {
     }
 
     /// Reloads the runs waiting for an event from the store (those other replicas conduct, and this
-    /// one's after a restart); returns how many wait. The gateway calls it every second.
+    /// one's after a restart); returns how many wait. The gateway calls it every 2 s, with the registry.
     pub async fn refresh_awaits(&self) -> Result<usize, RunError> {
         let mut found = HashMap::new();
         let mut after: Option<String> = None;
