@@ -223,7 +223,7 @@ fn request(u: &mut Unstructured<'_>) -> Result<(Method, String, Option<Vec<u8>>)
                     "/emulator/v1/projects/p/locations/l/nothing",
                 ],
             )?;
-            let p = if p.starts_with('/') && p.bytes().all(|b| b.is_ascii_graphic()) { p } else { "/".into() };
+            let p = faas_fuzz::sendable_path(p);
             let n = u.int_in_range(0..=64)?;
             (method, p, Some(u.bytes(n)?.to_vec()))
         }

@@ -211,8 +211,7 @@ fn request(u: &mut Unstructured<'_>, emu: &Emulator) -> Result<(Method, String, 
                     "/2015-03-31/functions?MaxItems=x&Marker=%FF",
                 ],
             )?;
-            let path =
-                if path.starts_with('/') && path.bytes().all(|b| b.is_ascii_graphic()) { path } else { "/".into() };
+            let path = faas_fuzz::sendable_path(path);
             let n = u.int_in_range(0..=64)?;
             (method, path, u.bytes(n)?.to_vec())
         }

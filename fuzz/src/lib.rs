@@ -116,6 +116,22 @@ impl Live {
     }
 }
 
+/// `path` if an HTTP client can send it as a request target (it starts with `/` and
+/// `http::uri::PathAndQuery` accepts it), or `/` otherwise: a fuzzed raw path such as
+/// `/f?MaxItems=0y>` holds bytes no client puts on the wire, so sending it tests nothing.
+///
+/// ```
+/// assert_eq!(faas_fuzz::sendable_path("/a?b=c".into()), "/a?b=c");
+/// assert_eq!(faas_fuzz::sendable_path("/a?b=`>".into()), "/");
+/// ```
+pub fn sendable_path(path: String) -> String {
+    if path.starts_with('/') && path.parse::<http::uri::PathAndQuery>().is_ok() {
+        path
+    } else {
+        "/".into()
+    }
+}
+
 /// `s` with every byte but ASCII letters, digits and those in `keep` percent-encoded.
 pub fn percent_encode(s: &str, keep: &[u8]) -> String {
     s.bytes()
