@@ -16,12 +16,15 @@
 //!    `n` is dropped. A run that ended or was cancelled takes no further step: **a run never goes back**;
 //! 2. do the action: invoke the step through the runner SPI (the gateway waits, not a billed function),
 //!    or, for a timer not yet due, put the wake-up back with `retry_at` (a durable timer);
-//! 3. `advance` the machine with the outcome, write the record with the next continuation (`seq` = `n` +
-//!    1) by a compare-and-set on the revision read in 1, append the wake-up `n + 1`, acknowledge `n`.
+//! 3. `advance` the machine with the outcome, then, in **one store commit**
+//!    ([`GatewayStore::advance`]): write the record with the next continuation (`seq` = `n` + 1) by a
+//!    compare-and-set on the revision read in 1, append the wake-up `n + 1`, acknowledge `n`. On the
+//!    embedded log that is one write and one fsync; on JetStream the three, confirmed in that order.
 //!
-//! A crash between any two of these leaves the wake-up `n` pending: it comes back when its lease
-//! expires; either the record had not moved (the step runs again: at-least-once, as for deliveries) or
-//! it had (step 1 appends the missing wake-up). When two workers race on one run (a lease that expired
+//! A crash at any point leaves the wake-up `n` pending unless the whole commit landed (a torn write or
+//! a store doing the parts one by one keeps a prefix of them, in that order): it comes back when its
+//! lease expires; either the record had not moved (the step runs again: at-least-once, as for
+//! deliveries) or it had (step 1 appends the missing wake-up). When two workers race on one run (a lease that expired
 //! under a slow step), the compare-and-set lets exactly one of them move the record.
 
 use std::collections::HashMap;
@@ -32,8 +35,8 @@ use bytes::Bytes;
 use faas_api::{Error, ErrorKind, EventFilter, Payload};
 use faas_composition::machine::{advance, Action, Event, Program, State};
 use faas_composition::Composition;
-use faas_gateway_store::kv::{Expect, KvStore};
-use faas_gateway_store::{Appended, Delivery, EventStore, NewEvent, StoreError};
+use faas_gateway_store::kv::Expect;
+use faas_gateway_store::{Advance, Appended, Delivery, GatewayStore, NewEvent, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -199,8 +202,7 @@ struct Wake {
 
 /// The durable conductor (see the [module documentation](self)).
 pub struct Conductor {
-    events: Arc<dyn EventStore>,
-    kv: Arc<dyn KvStore>,
+    store: Arc<dyn GatewayStore>,
     registry: RegistryHandle,
     /// Longest a step may run.
     step_timeout: Duration,
@@ -268,15 +270,13 @@ impl Conductor {
     /// A conductor on `store` (both of its sides), invoking steps through the functions of `registry`,
     /// each for at most `step_timeout`, counting runs and transitions in `metrics`.
     pub fn new(
-        events: Arc<dyn EventStore>,
-        kv: Arc<dyn KvStore>,
+        store: Arc<dyn GatewayStore>,
         registry: RegistryHandle,
         step_timeout: Duration,
         metrics: Arc<Metrics>,
     ) -> Conductor {
         Conductor {
-            events,
-            kv,
+            store,
             registry,
             step_timeout,
             programs: Mutex::new(HashMap::new()),
@@ -311,8 +311,8 @@ impl Conductor {
         check_run_id(&id)?;
         let text = encode(composition);
         let program_key = format!("programs/{}", hex(&Sha256::digest(&text)));
-        if self.kv.kv_get(&program_key).await?.is_none() {
-            self.kv.kv_put(&program_key, text, Expect::Any, None).await?;
+        if self.store.kv_get(&program_key).await?.is_none() {
+            self.store.kv_put(&program_key, text, Expect::Any, None).await?;
         }
         let program = Arc::new(Program::compile(&parsed.program));
         self.programs.lock().unwrap_or_else(|e| e.into_inner()).insert(program_key.clone(), program.clone());
@@ -336,7 +336,15 @@ impl Conductor {
         };
         let mut stored = Stored { record, state: None, pending: None };
         Self::next(&mut stored, 0, state, action);
-        match self.kv.kv_put(&run_key(&id), encode(&stored), Expect::Absent, None).await {
+        // The record and its first wake-up in one commit.
+        let first = Advance {
+            key: run_key(&id),
+            value: encode(&stored),
+            expect: Expect::Absent,
+            append: Self::wake_event(&stored).into_iter().collect(),
+            ack: None,
+        };
+        match self.store.advance(first).await {
             Ok(_) => {}
             Err(StoreError::Conflict { .. }) => return Err(RunError::Exists(id)),
             Err(StoreError::ValueTooLarge { size, limit, .. }) => {
@@ -349,10 +357,9 @@ impl Conductor {
         tracing::info!(run = %id, composition = name, "run started");
         self.metrics.run_started();
         if let Some(Pending::Await { filter, .. }) = &stored.pending {
+            // A crash before this note leaves it to the first wake-up (see `try_transition`).
             self.note_await(&id, 0, filter).await?;
         }
-        // A crash here leaves a record without its first wake-up: see `recover`.
-        self.wake(&stored).await?;
         self.ended(stored.record.status);
         Ok(stored.record)
     }
@@ -361,7 +368,7 @@ impl Conductor {
         if check_run_id(id).is_err() {
             return Ok(None);
         }
-        let Some(entry) = self.kv.kv_get(&run_key(id)).await? else { return Ok(None) };
+        let Some(entry) = self.store.kv_get(&run_key(id)).await? else { return Ok(None) };
         let stored = serde_json::from_slice(&entry.value)
             .map_err(|e| RunError::Store(format!("the record of run `{id}` is damaged: {e}")))?;
         Ok(Some((stored, entry.revision)))
@@ -375,7 +382,7 @@ impl Conductor {
     /// Up to `limit` runs, by id, after `after`; and the id to continue from, if more follow.
     pub async fn list(&self, after: Option<&str>, limit: usize) -> Result<(Vec<RunRecord>, Option<String>), RunError> {
         let after = after.map(run_key);
-        let page = self.kv.kv_list("runs/", after.as_deref(), limit.clamp(1, 1000)).await?;
+        let page = self.store.kv_list("runs/", after.as_deref(), limit.clamp(1, 1000)).await?;
         let runs = page
             .entries
             .iter()
@@ -398,7 +405,7 @@ impl Conductor {
             stored.record.current = None;
             stored.state = None;
             stored.pending = None;
-            match self.kv.kv_put(&run_key(id), encode(&stored), Expect::Revision(revision), None).await {
+            match self.store.kv_put(&run_key(id), encode(&stored), Expect::Revision(revision), None).await {
                 Ok(_) => {
                     tracing::info!(run = id, "run cancelled");
                     self.forget_await(id).await;
@@ -468,19 +475,26 @@ impl Conductor {
         }
     }
 
-    /// Appends the wake-up of the run's current continuation (a no-op when it exists: de-duplicated).
-    async fn wake(&self, stored: &Stored) -> Result<(), RunError> {
+    /// The wake-up of the run's current continuation (`None` once the run has ended).
+    fn wake_event(stored: &Stored) -> Option<NewEvent> {
         if stored.record.status.is_final() {
-            return Ok(());
+            return None;
         }
         let (run, n) = (&stored.record.id, stored.record.seq);
-        let event = NewEvent {
+        Some(NewEvent {
             source: SOURCE.to_string(),
             id: format!("exec/{run}/{n}"),
             body: encode(&Wake { run: run.clone(), n, event: None }),
             targets: vec![CONDUCTOR_TARGET.to_string()],
-        };
-        if self.events.append(vec![event]).await? == [Appended::Duplicate] {
+        })
+    }
+
+    /// Appends the wake-up of the run's current continuation (a no-op when it exists: de-duplicated).
+    async fn wake(&self, stored: &Stored) -> Result<(), RunError> {
+        let Some(event) = Self::wake_event(stored) else { return Ok(()) };
+        let run = &stored.record.id;
+        let n = stored.record.seq;
+        if self.store.append(vec![event]).await? == [Appended::Duplicate] {
             tracing::debug!(run = %run, n, "wake-up already appended (a transition done again)");
         }
         Ok(())
@@ -493,7 +507,7 @@ impl Conductor {
         let mut after: Option<String> = None;
         let mut woken = 0;
         loop {
-            let page = self.kv.kv_list("runs/", after.as_deref(), 500).await?;
+            let page = self.store.kv_list("runs/", after.as_deref(), 500).await?;
             for (_, entry) in &page.entries {
                 if let Ok(stored) = serde_json::from_slice::<Stored>(&entry.value) {
                     if !stored.record.status.is_final() {
@@ -564,14 +578,14 @@ impl Conductor {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(run.to_string(), (awaiting.clone(), Some(std::time::Instant::now())));
-        self.kv.kv_put(&await_key(run), encode(&awaiting), Expect::Any, None).await?;
+        self.store.kv_put(&await_key(run), encode(&awaiting), Expect::Any, None).await?;
         Ok(())
     }
 
     /// The run waits for no event any more.
     async fn forget_await(&self, run: &str) {
         self.awaits.write().unwrap_or_else(|e| e.into_inner()).remove(run);
-        if let Err(e) = self.kv.kv_delete(&await_key(run), Expect::Any).await {
+        if let Err(e) = self.store.kv_delete(&await_key(run), Expect::Any).await {
             // Harmless: an event matching it appends a wake-up that is dropped as stale.
             tracing::warn!(run, error = %e, "removing a finished await from the store failed");
         }
@@ -583,7 +597,7 @@ impl Conductor {
         let mut found = HashMap::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self.kv.kv_list("awaits/", after.as_deref(), 1000).await?;
+            let page = self.store.kv_list("awaits/", after.as_deref(), 1000).await?;
             for (key, entry) in &page.entries {
                 if let Ok(awaiting) = serde_json::from_slice::<Awaiting>(&entry.value) {
                     found.insert(key.trim_start_matches("awaits/").to_string(), (awaiting, None));
@@ -633,7 +647,7 @@ impl Conductor {
             return Ok(p.clone());
         }
         let entry = self
-            .kv
+            .store
             .kv_get(key)
             .await?
             .ok_or_else(|| RunError::Store(format!("the program {key} of a run is missing from the store")))?;
@@ -665,7 +679,7 @@ impl Conductor {
         if let Err(e) = self.try_transition(sinks, &delivery).await {
             // The store failed: leave the wake-up to come back.
             tracing::warn!(error = %e, "a run's transition failed; it is tried again");
-            let _ = self.events.retry_at(&delivery.key, SystemTime::now() + Duration::from_secs(1)).await;
+            let _ = self.store.retry_at(&delivery.key, SystemTime::now() + Duration::from_secs(1)).await;
         }
     }
 
@@ -713,7 +727,7 @@ impl Conductor {
                 if now_ms() < *until_ms {
                     // Not due yet: the store holds the wake-up until then (a durable timer).
                     let at = UNIX_EPOCH + Duration::from_millis(*until_ms);
-                    self.events.retry_at(&delivery.key, at).await?;
+                    self.store.retry_at(&delivery.key, at).await?;
                     return Ok(());
                 }
                 (Event::Timer, "wait".to_string(), "ok".to_string())
@@ -728,7 +742,7 @@ impl Conductor {
                         if !known {
                             self.note_await(&wake.run, wake.n, filter).await?;
                         }
-                        self.events.retry_at(&delivery.key, UNIX_EPOCH + Duration::from_millis(*until_ms)).await?;
+                        self.store.retry_at(&delivery.key, UNIX_EPOCH + Duration::from_millis(*until_ms)).await?;
                         return Ok(());
                     }
                     None => Err(Error::timeout(format!(
@@ -761,7 +775,16 @@ impl Conductor {
             Ok((state, action)) => Self::next(&mut stored, wake.n + 1, state, action),
             Err(e) => Self::end(&mut stored, Err(e)),
         }
-        let mut written = self.kv.kv_put(&run_key(&wake.run), encode(&stored), Expect::Revision(revision), None).await;
+        // The atomic advance: the record, the next continuation's wake-up and the ack of this one in
+        // one store commit (one fsync on the embedded log).
+        let step = |stored: &Stored| Advance {
+            key: run_key(&wake.run),
+            value: encode(stored),
+            expect: Expect::Revision(revision),
+            append: Self::wake_event(stored).into_iter().collect(),
+            ack: Some(delivery.key.clone()),
+        };
+        let mut written = self.store.advance(step(&stored)).await;
         if let Err(StoreError::ValueTooLarge { size, limit, .. }) = &written {
             let e = Error::new(
                 ErrorKind::PayloadTooLarge,
@@ -771,7 +794,7 @@ impl Conductor {
                 ),
             );
             Self::end(&mut stored, Err(e));
-            written = self.kv.kv_put(&run_key(&wake.run), encode(&stored), Expect::Revision(revision), None).await;
+            written = self.store.advance(step(&stored)).await;
         }
         match written {
             Ok(_) => {
@@ -780,25 +803,26 @@ impl Conductor {
                     self.forget_await(&wake.run).await;
                 }
                 if let Some(Pending::Await { filter, .. }) = &stored.pending {
+                    // A crash before this note leaves it to the next wake-up, which notes it again.
                     self.note_await(&wake.run, stored.record.seq, filter).await?;
                 }
-                self.wake(&stored).await?;
                 if stored.record.status.is_final() {
                     tracing::info!(run = %wake.run, status = ?stored.record.status, steps = stored.record.steps, "run ended");
                     self.ended(stored.record.status);
                 }
+                Ok(())
             }
             Err(StoreError::Conflict { .. }) => {
                 // Another worker moved the run (or it was cancelled) meanwhile: its record wins.
                 tracing::debug!(run = %wake.run, n = wake.n, "the run moved on meanwhile; this transition is dropped");
+                self.ack(delivery).await
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => Err(e.into()),
         }
-        self.ack(delivery).await
     }
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), RunError> {
-        match self.events.ack(&delivery.key).await {
+        match self.store.ack(&delivery.key).await {
             Ok(()) | Err(StoreError::UnknownDelivery(_)) => Ok(()),
             Err(e) => Err(e.into()),
         }

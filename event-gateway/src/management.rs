@@ -412,7 +412,6 @@ mod tests {
         let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
         let conductor = std::sync::Arc::new(crate::conductor::Conductor::new(
             store.clone(),
-            store.clone(),
             registry.clone(),
             std::time::Duration::from_secs(1),
             metrics,

@@ -258,15 +258,14 @@ pub async fn start(options: GatewayOptions) -> Result<RunningGateway, GatewayErr
     let both = open_store(&config).await?;
     let store_alive = Arc::downgrade(&both);
     let store: Arc<dyn EventStore> = both.clone();
-    let kv: Arc<dyn KvStore> = both;
+    let kv: Arc<dyn KvStore> = both.clone();
     let mut declared = config.declared();
     declared.backends.extend(backends.keys().cloned());
     let registry =
         RegistryHandle::open(store.clone(), declared).await.map_err(|e| GatewayError::Registry(e.to_string()))?;
     let metrics = Arc::new(Metrics::new());
     let compositions = crate::compositions::Compositions::new(kv.clone(), registry.clone());
-    let conductor =
-        Arc::new(Conductor::new(store.clone(), kv, registry.clone(), config.delivery.attempt_timeout, metrics.clone()));
+    let conductor = Arc::new(Conductor::new(both, registry.clone(), config.delivery.attempt_timeout, metrics.clone()));
     let ingress = Arc::new(Ingress {
         store: store.clone(),
         registry: registry.clone(),

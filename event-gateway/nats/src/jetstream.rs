@@ -808,6 +808,13 @@ impl JetStreamStore {
     }
 }
 
+/// An advance on JetStream is its three parts one after another — the record's conditional publish,
+/// the wake-up's publish, the ack — each confirmed before the next: JetStream (as of the nats-server
+/// 2.9 our distributions ship) has no publish spanning two streams, and this order is the one that
+/// is safe to stop between (see [`faas_gateway_store::Advance`]).
+#[async_trait]
+impl faas_gateway_store::GatewayStore for JetStreamStore {}
+
 impl Drop for JetStreamStore {
     fn drop(&mut self) {
         // Leases end with this instance: the server hands its deliveries out again after ack_wait.

@@ -313,3 +313,11 @@ async fn a_server_that_is_down_gives_a_clear_error_naming_it() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn the_store_keeps_the_advance_contract() {
+    let Some(server) = server() else { return };
+    let store = connect(&server).await;
+    let limit = store.kv_value_limit();
+    faas_gateway_store::testing::advance_contract(store.clone(), "advance", limit).await;
+}

@@ -41,7 +41,9 @@ use self::record::{frame_at, next_valid_frame, Frame, Record, StoredDelivery};
 use self::state::{micros, EventEntry, KvChange, KvValue, NewEntry, State};
 use self::writer::{segment_name, sync_dir, write_segment, Counters, Op, Shared, Writer};
 use crate::kv::{check_key, expiry, Expect, KvEntry, KvPage, KvStore, MAX_KEY_BYTES};
-use crate::{Appended, Delivery, DeliveryKey, EventStore, NewEvent, StoreError, StoreStats};
+use crate::{
+    Advance, Advanced, Appended, Delivery, DeliveryKey, EventStore, GatewayStore, NewEvent, StoreError, StoreStats,
+};
 
 const REGISTRY_FILE: &str = "registry.json";
 const LOCK_FILE: &str = "LOCK";
@@ -244,6 +246,24 @@ impl EmbeddedStore {
         self.tx.send(op).map_err(|_| self.stopped())
     }
 
+    /// Refuses an event body over [`EmbeddedOptions::max_event_bytes`].
+    fn check_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
+        let limit = self.options.max_event_bytes;
+        match events.iter().find(|e| e.body.len() > limit) {
+            Some(big) => Err(StoreError::TooLarge { size: big.body.len(), limit }),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a key–value value over [`EmbeddedOptions::max_value_bytes`].
+    fn check_value(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let limit = self.options.max_value_bytes;
+        if value.len() > limit {
+            return Err(StoreError::ValueTooLarge { key: key.to_owned(), size: value.len(), limit });
+        }
+        Ok(())
+    }
+
     fn stopped(&self) -> StoreError {
         StoreError::Unavailable(format!("the event store writer for {} has stopped", self.dir.display()))
     }
@@ -253,61 +273,104 @@ impl EmbeddedStore {
     }
 }
 
+/// Which of `events` are new (not seen within the de-duplication window), each with the sequence
+/// number it takes; the results for the caller, in order.
+fn decide_events(
+    state: &mut State,
+    events: Vec<NewEvent>,
+    now: u64,
+    window: u64,
+) -> (Vec<Appended>, Vec<(u64, NewEvent)>) {
+    state.prune_dedupe(now, window);
+    let mut results = Vec::with_capacity(events.len());
+    let mut stored = Vec::with_capacity(events.len());
+    for event in events {
+        if state.check_and_insert_dedupe(&event.source, &event.id, now, window) {
+            results.push(Appended::Duplicate);
+            continue;
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        results.push(Appended::Stored { deliveries: event.targets.len() });
+        stored.push((seq, event));
+    }
+    (results, stored)
+}
+
+/// Frames the events [`decide_events`] kept onto `frames`; returns their index entries.
+fn frame_events(stored: Vec<(u64, NewEvent)>, now: u64, frames: &mut Vec<u8>) -> Vec<NewEntry> {
+    let mut entries = Vec::with_capacity(stored.len());
+    for (seq, event) in stored {
+        let deliveries: Vec<StoredDelivery> = event
+            .targets
+            .into_iter()
+            .enumerate()
+            .map(|(idx, target)| StoredDelivery { idx: idx as u32, target, attempt: 0, not_before: now })
+            .collect();
+        let record =
+            Record::Event { seq, received_at: now, source: event.source, id: event.id, body: event.body, deliveries };
+        let frame_len = record.encode_into(frames) as u64;
+        let Record::Event { source, id, body, deliveries, .. } = record else { unreachable!() };
+        entries.push(NewEntry {
+            seq,
+            entry: EventEntry { source, id, body, received_at: now, frame_len, live: 0 },
+            deliveries,
+        });
+    }
+    entries
+}
+
+/// The one commit of an advance: the record's write, the next wake-up and the ack of the current
+/// one are framed together and reach the log in a single `write`, made durable by a single
+/// `fdatasync` (group-committed with whatever else is queued), in [`Advance`]'s order.
+#[async_trait]
+impl GatewayStore for EmbeddedStore {
+    async fn advance(&self, advance: Advance) -> Result<Advanced, StoreError> {
+        let Advance { key, value, expect, append, ack } = advance;
+        check_key(&key)?;
+        self.check_value(&key, &value)?;
+        self.check_events(&append)?;
+        let now = SystemTime::now();
+        let (reply, done) = oneshot::channel();
+        let (revision, appended) = {
+            let mut state = self.state()?;
+            let current = state.kv_current(&key, micros(now));
+            if !expect.met_by(current) {
+                return Err(StoreError::Conflict { key, current });
+            }
+            let revision = state.kv_decide(&key, true);
+            let record = Record::KvPut { key, revision, expires_at: 0, value };
+            let mut frames = Vec::with_capacity(512 + append.iter().map(|e| e.body.len() + 128).sum::<usize>());
+            let kv_len = record.encode_into(&mut frames) as u64;
+            let Record::KvPut { key, value, .. } = record else { unreachable!() };
+            let change = KvChange { key, value: Some(KvValue { value, revision, expires_at: 0, frame_len: kv_len }) };
+            let (appended, stored) = decide_events(&mut state, append, micros(now), self.shared.window_us);
+            let entries = frame_events(stored, micros(now), &mut frames);
+            if let Some(Ok(record)) = ack.map(|delivery| state.ack(&delivery)) {
+                record.encode_into(&mut frames);
+            }
+            // Queued under the index's lock, like every key–value write (see `kv_put`).
+            self.send(Op::Kv { frame: frames, change, entries, reply })?;
+            (revision, appended)
+        };
+        self.wait(done).await?;
+        Ok(Advanced { revision, appended })
+    }
+}
+
 #[async_trait]
 impl EventStore for EmbeddedStore {
     async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, StoreError> {
-        let limit = self.options.max_event_bytes;
-        if let Some(big) = events.iter().find(|e| e.body.len() > limit) {
-            return Err(StoreError::TooLarge { size: big.body.len(), limit });
-        }
+        self.check_events(&events)?;
         let now = micros(SystemTime::now());
-        let window = self.shared.window_us;
-        let mut results = Vec::with_capacity(events.len());
-        let mut stored = Vec::with_capacity(events.len());
-        {
-            let mut state = self.state()?;
-            state.prune_dedupe(now, window);
-            for event in events {
-                if state.check_and_insert_dedupe(&event.source, &event.id, now, window) {
-                    results.push(Appended::Duplicate);
-                    continue;
-                }
-                let seq = state.next_seq;
-                state.next_seq += 1;
-                results.push(Appended::Stored { deliveries: event.targets.len() });
-                stored.push((seq, event));
-            }
-        }
+        let (results, stored) = decide_events(&mut *self.state()?, events, now, self.shared.window_us);
         let (reply, done) = oneshot::channel();
         if stored.is_empty() {
             // Only duplicates: answer once the originals (possibly still being written) are durable.
             self.send(Op::Barrier { reply })?;
         } else {
             let mut frames = Vec::with_capacity(stored.iter().map(|(_, e)| e.body.len() + 128).sum());
-            let mut entries = Vec::with_capacity(stored.len());
-            for (seq, event) in stored {
-                let deliveries: Vec<StoredDelivery> = event
-                    .targets
-                    .into_iter()
-                    .enumerate()
-                    .map(|(idx, target)| StoredDelivery { idx: idx as u32, target, attempt: 0, not_before: now })
-                    .collect();
-                let record = Record::Event {
-                    seq,
-                    received_at: now,
-                    source: event.source,
-                    id: event.id,
-                    body: event.body,
-                    deliveries,
-                };
-                let frame_len = record.encode_into(&mut frames) as u64;
-                let Record::Event { source, id, body, deliveries, .. } = record else { unreachable!() };
-                entries.push(NewEntry {
-                    seq,
-                    entry: EventEntry { source, id, body, received_at: now, frame_len, live: 0 },
-                    deliveries,
-                });
-            }
+            let entries = frame_events(stored, now, &mut frames);
             tracing::trace!(events = entries.len(), "appending events");
             self.send(Op::Append { frames, entries, reply })?;
         }
@@ -409,10 +472,7 @@ impl KvStore for EmbeddedStore {
 
     async fn kv_put(&self, key: &str, value: Bytes, expect: Expect, ttl: Option<Duration>) -> Result<u64, StoreError> {
         check_key(key)?;
-        let limit = self.options.max_value_bytes;
-        if value.len() > limit {
-            return Err(StoreError::ValueTooLarge { key: key.to_owned(), size: value.len(), limit });
-        }
+        self.check_value(key, &value)?;
         let now = SystemTime::now();
         // 0 stands for "no expiry" in the log; an expiry can never fall on the epoch itself.
         let expires_at = expiry(now, ttl).map_or(0, |at| micros(at).max(1));
@@ -429,7 +489,7 @@ impl KvStore for EmbeddedStore {
             let Record::KvPut { key, value, .. } = record else { unreachable!() };
             let value = KvValue { value, revision, expires_at, frame_len: frame.len() as u64 };
             // Queued under the index's lock, so the log holds the writes in the order they were decided.
-            self.send(Op::Kv { frame, change: KvChange { key, value: Some(value) }, reply })?;
+            self.send(Op::Kv { frame, change: KvChange { key, value: Some(value) }, entries: Vec::new(), reply })?;
             revision
         };
         self.wait(done).await?;
@@ -450,7 +510,12 @@ impl KvStore for EmbeddedStore {
             }
             let revision = state.kv_decide(key, false);
             let frame = Record::KvDelete { key: key.to_owned(), revision }.encode();
-            self.send(Op::Kv { frame, change: KvChange { key: key.to_owned(), value: None }, reply })?;
+            self.send(Op::Kv {
+                frame,
+                change: KvChange { key: key.to_owned(), value: None },
+                entries: Vec::new(),
+                reply,
+            })?;
         }
         self.wait(done).await?;
         Ok(true)

@@ -25,10 +25,62 @@ pub mod testing;
 pub use kv::{Expect, KvEntry, KvPage, KvStore};
 
 /// A store with both sides, events and key–value: what the gateway runs on (its conductor keeps runs
-/// in the key–value side). Every type implementing both traits is one.
-pub trait GatewayStore: EventStore + KvStore {}
+/// in the key–value side and their wake-ups as events).
+///
+/// [`advance`](GatewayStore::advance) is the one operation that spans both sides. The default does its
+/// three parts one after another, in the order that is safe to stop between (see [`Advance`]); a store
+/// that can commit them together (the embedded log: one write, one fsync) overrides it.
+#[async_trait]
+pub trait GatewayStore: EventStore + KvStore {
+    /// Writes `advance.value` under `advance.key` if `advance.expect` holds, appends `advance.append`
+    /// and acknowledges `advance.ack`: the conductor's step from one continuation to the next.
+    ///
+    /// Nothing at all is done when the condition fails ([`StoreError::Conflict`]) or the value or an
+    /// event is too large. An `ack` of a delivery no longer pending (acknowledged meanwhile, or its
+    /// lease expired and it was claimed again) is skipped, not an error: the write and the appends
+    /// stand.
+    async fn advance(&self, advance: Advance) -> Result<Advanced, StoreError> {
+        let Advance { key, value, expect, append, ack } = advance;
+        let revision = self.kv_put(&key, value, expect, None).await?;
+        let appended = if append.is_empty() { Vec::new() } else { self.append(append).await? };
+        if let Some(delivery) = ack {
+            match self.ack(&delivery).await {
+                Ok(()) | Err(StoreError::UnknownDelivery(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Advanced { revision, appended })
+    }
+}
 
-impl<T: EventStore + KvStore> GatewayStore for T {}
+/// What [`GatewayStore::advance`] does, in this order: a conditional key–value write, events appended,
+/// a delivery acknowledged. The order is what makes stopping between the parts safe (a store that
+/// does them one by one, or a torn write): the write without the events leaves the next continuation
+/// without its wake-up, which the conductor appends again from the record when the acknowledged one
+/// comes back (or at start); the events without the ack only redeliver the old wake-up, found stale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advance {
+    /// The key written (a run's record).
+    pub key: String,
+    /// Its new value.
+    pub value: Bytes,
+    /// The condition the write is made under; when it fails nothing is done.
+    pub expect: Expect,
+    /// Events appended with the write (the next continuation's wake-up), de-duplicated as
+    /// [`EventStore::append`] does.
+    pub append: Vec<NewEvent>,
+    /// The delivery acknowledged with the write (the wake-up just handled), if any.
+    pub ack: Option<DeliveryKey>,
+}
+
+/// What [`GatewayStore::advance`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advanced {
+    /// The key's new revision.
+    pub revision: u64,
+    /// One result per appended event, as [`EventStore::append`] returns them.
+    pub appended: Vec<Appended>,
+}
 
 /// One event to store, with the targets it must be delivered to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -144,3 +144,104 @@ pub async fn kv_contract(store: Arc<dyn KvStore>, namespace: &str, value_limit: 
     let total = s.kv_get(&counter).await.unwrap().unwrap();
     assert_eq!(total.value.as_ref(), b"20", "20 increments with compare-and-set retries end at 20");
 }
+
+/// Checks [`GatewayStore::advance`](crate::GatewayStore::advance) against `store`: the write, the
+/// appended events and the ack all happen, or (on a failed condition or a value too large) none of
+/// them. Uses keys under `namespace/` and event ids starting with it; `store` must have no other
+/// pending deliveries (the check claims whatever is due). `value_limit`: the store's largest value.
+pub async fn advance_contract(store: Arc<dyn crate::GatewayStore>, namespace: &str, value_limit: usize) {
+    use crate::{Advance, Appended, NewEvent};
+    let key = format!("{namespace}/run");
+    let wake = |n: u32| NewEvent {
+        source: "faas.test/advance".into(),
+        id: format!("{namespace}/{n}"),
+        body: Bytes::from(format!("wake-up {n}")),
+        targets: vec!["conductor".into()],
+    };
+    let lease = Duration::from_secs(30);
+    let claim_one = |what: &'static str| {
+        let store = store.clone();
+        async move {
+            let mut claimed = store.claim(10, lease, Duration::from_secs(5)).await.unwrap();
+            assert_eq!(claimed.len(), 1, "{what}: one delivery due, got {claimed:?}");
+            claimed.remove(0)
+        }
+    };
+    let nothing_due = || {
+        let store = store.clone();
+        async move { store.claim(10, lease, Duration::from_millis(300)).await.unwrap() }
+    };
+
+    store.append(vec![wake(0)]).await.unwrap();
+    let first = claim_one("the first wake-up").await;
+    assert_eq!(first.body.as_ref(), b"wake-up 0");
+
+    // All three parts: the record written, the next wake-up appended, the current one acknowledged.
+    let step = Advance {
+        key: key.clone(),
+        value: Bytes::from_static(b"at 1"),
+        expect: Expect::Absent,
+        append: vec![wake(1)],
+        ack: Some(first.key.clone()),
+    };
+    let done = store.advance(step).await.expect("an advance whose condition holds");
+    assert_eq!(done.appended, [Appended::Stored { deliveries: 1 }]);
+    let entry = store.kv_get(&key).await.unwrap().expect("the record is readable once advance returns");
+    assert_eq!((entry.value.as_ref(), entry.revision), (&b"at 1"[..], done.revision));
+    let second = claim_one("the wake-up appended by the advance").await;
+    assert_eq!(second.body.as_ref(), b"wake-up 1", "the acknowledged wake-up is not handed out again");
+    assert_eq!(store.stats().await.unwrap().backlog, 1, "only the new wake-up is pending");
+
+    // A failed condition does nothing: no write, no event, no ack.
+    let lost = Advance {
+        key: key.clone(),
+        value: Bytes::from_static(b"lost"),
+        expect: Expect::Absent,
+        append: vec![wake(2)],
+        ack: Some(second.key.clone()),
+    };
+    assert_eq!(conflict_current(store.advance(lost).await, "an advance on a stale condition"), Some(done.revision));
+    assert_eq!(store.kv_get(&key).await.unwrap().unwrap().value.as_ref(), b"at 1", "the record is unchanged");
+    assert_eq!(store.stats().await.unwrap().backlog, 1, "the wake-up held is not acknowledged");
+    assert!(nothing_due().await.is_empty(), "a failed advance appends nothing");
+
+    // So does a value too large.
+    let big = Advance {
+        key: key.clone(),
+        value: Bytes::from(vec![1u8; value_limit + 1]),
+        expect: Expect::Revision(done.revision),
+        append: vec![wake(2)],
+        ack: Some(second.key.clone()),
+    };
+    match store.advance(big).await {
+        Err(StoreError::ValueTooLarge { size, .. }) => assert_eq!(size, value_limit + 1),
+        other => panic!("an advance with a value too large: expected ValueTooLarge, got {other:?}"),
+    }
+    assert_eq!(store.stats().await.unwrap().backlog, 1, "nothing acknowledged");
+    assert!(nothing_due().await.is_empty(), "nothing appended");
+
+    // An ack of a delivery already gone is skipped; a duplicate event is reported as such.
+    let again = Advance {
+        key: key.clone(),
+        value: Bytes::from_static(b"at 2"),
+        expect: Expect::Revision(done.revision),
+        append: vec![wake(1)],
+        ack: Some(first.key.clone()),
+    };
+    let redone = store.advance(again).await.expect("an advance acknowledging a delivery already acknowledged");
+    assert!(redone.revision > done.revision);
+    assert_eq!(redone.appended, [Appended::Duplicate], "a wake-up appended twice is de-duplicated");
+    assert_eq!(store.stats().await.unwrap().backlog, 1);
+
+    // The last step of a run: the record, no wake-up, the ack.
+    let last = Advance {
+        key: key.clone(),
+        value: Bytes::from_static(b"ended"),
+        expect: Expect::Revision(redone.revision),
+        append: Vec::new(),
+        ack: Some(second.key.clone()),
+    };
+    assert!(store.advance(last).await.unwrap().appended.is_empty());
+    assert_eq!(store.stats().await.unwrap().backlog, 0, "the last wake-up is acknowledged");
+    assert_eq!(store.kv_get(&key).await.unwrap().unwrap().value.as_ref(), b"ended");
+}

@@ -97,3 +97,48 @@ async fn key_value_writes_are_refused_once_the_store_is_shut_down() {
     assert!(matches!(refused, Err(StoreError::Unavailable(ref m)) if m.contains("shut down")), "{refused:?}");
     assert!(matches!(store.kv_get("k").await, Err(StoreError::Unavailable(_))));
 }
+
+#[tokio::test]
+async fn an_advance_is_one_commit_on_the_embedded_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = EmbeddedOptions { max_value_bytes: 4096, ..Default::default() };
+    let store = EmbeddedStore::open(dir.path(), options).await.unwrap();
+    faas_gateway_store::testing::advance_contract(store.clone(), "contract", 4096).await;
+
+    // One write and one fsync per advance (record, wake-up and ack framed together), where the three
+    // operations done one by one take two fsyncs (the write's and the append's) and three writes.
+    let wake = |n: u64| NewEvent {
+        source: "faas.test/commit".into(),
+        id: format!("wake/{n}"),
+        body: Bytes::from_static(b"{}"),
+        targets: vec!["conductor".into()],
+    };
+    store.append(vec![wake(0)]).await.unwrap();
+    let mut revision = None;
+    let before = store.log_stats();
+    for n in 0..20u64 {
+        let held = store.claim(1, Duration::from_secs(30), Duration::from_secs(5)).await.unwrap().remove(0);
+        let step = faas_gateway_store::Advance {
+            key: "runs/counted".into(),
+            value: Bytes::from(n.to_string()),
+            expect: revision.map_or(Expect::Absent, Expect::Revision),
+            append: vec![wake(n + 1)],
+            ack: Some(held.key),
+        };
+        revision = Some(faas_gateway_store::GatewayStore::advance(&*store, step).await.unwrap().revision);
+    }
+    let after = store.log_stats();
+    // The 500 ms background sync may add one.
+    assert!(after.syncs - before.syncs <= 21, "{} fsyncs for 20 advances", after.syncs - before.syncs);
+    assert!(after.writes - before.writes <= 21, "{} writes for 20 advances", after.writes - before.writes);
+    assert_eq!(after.appended_events - before.appended_events, 20);
+    store.shutdown().await;
+
+    // All of it is in the log: reopened, the record is the last one and one wake-up is pending.
+    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).await.unwrap();
+    assert_eq!(store.kv_get("runs/counted").await.unwrap().unwrap().value.as_ref(), b"19");
+    let pending = store.claim(10, Duration::from_secs(30), Duration::from_millis(200)).await.unwrap();
+    let ids: Vec<String> = pending.iter().map(|d| String::from_utf8_lossy(&d.body).into_owned()).collect();
+    assert_eq!(pending.len(), 1, "only the newest wake-up is pending after a reopen: {ids:?}");
+    store.shutdown().await;
+}

@@ -52,7 +52,9 @@ pub(crate) enum Op {
     /// An ack or retry record: write in order, no fsync of its own.
     Record { frame: Vec<u8>, reply: Reply },
     /// A key–value write whose condition held (already decided in the index): write, fsync, then commit it.
-    Kv { frame: Vec<u8>, change: KvChange, reply: Reply },
+    /// `frame` may hold more records after the write's own, committed with it: the events of `entries`
+    /// (indexed once durable, as appends are) and an ack (see [`crate::GatewayStore::advance`]).
+    Kv { frame: Vec<u8>, change: KvChange, entries: Vec<NewEntry>, reply: Reply },
     /// Finish queued work, abandon a running compaction, close the files, release the lock, then answer.
     Shutdown { reply: oneshot::Sender<()> },
 }
@@ -284,9 +286,10 @@ impl Writer {
                     buf.extend_from_slice(&frame);
                     replies.push(reply);
                 }
-                Op::Kv { frame, change, reply } => {
+                Op::Kv { frame, change, entries: new, reply } => {
                     buf.extend_from_slice(&frame);
                     kv.push(change);
+                    entries.extend(new);
                     need_sync = true;
                     replies.push(reply);
                 }
@@ -317,16 +320,8 @@ impl Writer {
                 result = Err(format!("fdatasync failed: {e}"));
             }
         }
-        if result.is_ok() && !entries.is_empty() {
-            let count = entries.len() as u64;
-            let mut state = self.shared.lock();
-            for entry in entries {
-                state.insert_event(entry);
-            }
-            drop(state);
-            self.shared.counters.appended_events.fetch_add(count, Ordering::Relaxed);
-            self.shared.notify.notify_waiters();
-        }
+        // Key–value writes first: a wake-up appended with a run's record (an advance) must not be
+        // claimed before the record it wakes can be read.
         if !kv.is_empty() {
             let mut state = self.shared.lock();
             for change in kv {
@@ -336,6 +331,16 @@ impl Writer {
                     state.kv_abandon(&change);
                 }
             }
+        }
+        if result.is_ok() && !entries.is_empty() {
+            let count = entries.len() as u64;
+            let mut state = self.shared.lock();
+            for entry in entries {
+                state.insert_event(entry);
+            }
+            drop(state);
+            self.shared.counters.appended_events.fetch_add(count, Ordering::Relaxed);
+            self.shared.notify.notify_waiters();
         }
         for reply in replies {
             let _ = reply.send(result.clone().map_err(|msg| self.error(&msg)));
