@@ -39,14 +39,13 @@ pub async fn runs(global: &GlobalArgs, args: RunsArgs, out: Output) -> CliResult
     }
 }
 
+/// Every byte but RFC 3986's unreserved characters.
+const COMPONENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
 /// A path segment or query value, percent-encoded.
 fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(text, COMPONENT).to_string()
 }
 
 async fn list(client: &GatewayClient, args: RunsListArgs, out: Output) -> CliResult {

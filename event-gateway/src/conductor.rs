@@ -233,7 +233,8 @@ fn error_json(e: &Error) -> Value {
     serde_json::from_slice(&e.to_json()).unwrap_or(Value::Null)
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` as lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

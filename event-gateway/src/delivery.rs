@@ -336,7 +336,7 @@ impl Deliverer {
         };
         let text = |k: &str| event[k].as_str().unwrap_or_default().to_string();
         let key = format!("{name}\0{}\0{}", text("source"), text("id"));
-        let digest: String = sha2::Sha256::digest(key.as_bytes()).iter().take(20).map(|b| format!("{b:02x}")).collect();
+        let digest = crate::conductor::hex(&sha2::Sha256::digest(key.as_bytes())[..20]);
         let id = format!("event-{digest}");
         match self.conductor.start(name, &program, event.clone(), Some(id.clone())).await {
             Ok(_) | Err(RunError::Exists(_)) => {
