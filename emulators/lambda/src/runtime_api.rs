@@ -259,6 +259,12 @@ impl ClaimError {
 }
 
 /// Claims the reply slot of the current invocation `id`.
+/// The `{id}` of a path; one that does not decode to UTF-8 is empty, which matches no request and
+/// is answered as any unknown request id is (not with axum's plain-text 400).
+fn request_id(id: Result<AxPath<String>, axum::extract::rejection::PathRejection>) -> String {
+    id.map(|AxPath(id)| id).unwrap_or_default()
+}
+
 fn claim(state: &RuntimeState, id: &str, to: &'static str) -> Result<oneshot::Sender<Reply>, ClaimError> {
     let mut current = state.current.lock().unwrap();
     match current.as_mut() {
@@ -299,10 +305,11 @@ fn content_type(headers: &HeaderMap, default: &str) -> String {
 
 async fn response(
     State(state): State<Arc<RuntimeState>>,
-    AxPath(id): AxPath<String>,
+    id: Result<AxPath<String>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let id = request_id(id);
     if let Some(mode) = headers.get("lambda-runtime-function-response-mode") {
         if mode.as_bytes() != b"streaming" {
             if let Ok(reply) = claim(&state, &id, "Response") {
@@ -382,10 +389,11 @@ fn header_error_type(headers: &HeaderMap) -> String {
 
 async fn invocation_error(
     State(state): State<Arc<RuntimeState>>,
-    AxPath(id): AxPath<String>,
+    id: Result<AxPath<String>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let id = request_id(id);
     let reply = match claim(&state, &id, "Error") {
         Ok(reply) => reply,
         Err(e) => return e.into_response(),

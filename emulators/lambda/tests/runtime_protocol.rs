@@ -251,6 +251,12 @@ async fn runtime_api_edge_cases_over_http() {
     let r = http.post(format!("{base}/invocation/not-the-id/response")).body("{}").send().await.unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["errorType"], "InvalidRequestID");
+    // So is an id that does not percent-decode to UTF-8 (not axum's plain-text 400).
+    for what in ["response", "error"] {
+        let r = http.post(format!("{base}/invocation/%FF%FE/{what}")).body("{}").send().await.unwrap();
+        assert_eq!(r.status(), 400, "{what}");
+        assert_eq!(r.json::<Value>().await.unwrap()["errorType"], "InvalidRequestID", "{what}");
+    }
     // The real response → 202 {"status":"OK"}; a second one → 403 InvalidStateTransition.
     let r = http.post(format!("{base}/invocation/{id}/response")).body(r#"{"answer":42}"#).send().await.unwrap();
     assert_eq!(r.status(), 202);

@@ -333,5 +333,20 @@ async fn raw_http_errors_have_lambda_shape() {
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["message"], "Unknown operation");
     }
+
+    // A name that does not percent-decode to UTF-8 (found by fuzz/lambda_control: axum's plain-text
+    // 400, with no x-amzn-ErrorType) is refused as any name off Lambda's pattern is.
+    for (method, path) in [
+        (reqwest::Method::DELETE, "/2015-03-31/functions/%00~%0A.ff%ffff"),
+        (reqwest::Method::GET, "/2015-03-31/functions/%FF/configuration"),
+        (reqwest::Method::POST, "/2015-03-31/functions/a%C3/invocations"),
+    ] {
+        let response = http.request(method.clone(), format!("{}{path}", emulator.url())).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{method} {path}");
+        assert_eq!(response.headers()["x-amzn-errortype"], "ValidationException", "{method} {path}");
+        let body: Value = response.json().await.unwrap();
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("at 'functionName' failed to satisfy constraint"), "{method} {path}: {message}");
+    }
     emulator.shutdown().await;
 }
