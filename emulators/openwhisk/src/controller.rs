@@ -7,8 +7,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::error::WhiskPath;
 use axum::body::Body;
-use axum::extract::{Path as AxPath, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -212,7 +213,7 @@ async fn list_namespaces(State(shared): State<Arc<Shared>>) -> ApiResult {
     Ok(json_response(StatusCode::OK, &json!([shared.options.namespace])))
 }
 
-async fn get_limits(State(shared): State<Arc<Shared>>, AxPath(ns): AxPath<String>) -> ApiResult {
+async fn get_limits(State(shared): State<Arc<Shared>>, WhiskPath(ns): WhiskPath<String>) -> ApiResult {
     namespace(&shared, &ns)?;
     let concurrent = shared.options.concurrent_limit;
     Ok(json_response(
@@ -237,7 +238,7 @@ async fn get_limits(State(shared): State<Arc<Shared>>, AxPath(ns): AxPath<String
 
 // ---- actions -------------------------------------------------------------------------------
 
-async fn list_actions(State(shared): State<Arc<Shared>>, AxPath(ns): AxPath<String>, Query(q): Q) -> ApiResult {
+async fn list_actions(State(shared): State<Arc<Shared>>, WhiskPath(ns): WhiskPath<String>, Query(q): Q) -> ApiResult {
     namespace(&shared, &ns)?;
     list_actions_in(&shared, None, &q)
 }
@@ -256,7 +257,7 @@ fn list_actions_in(shared: &Shared, package: Option<&str>, q: &HashMap<String, S
 
 async fn action_entity(
     State(shared): State<Arc<Shared>>,
-    AxPath((ns, rest)): AxPath<(String, String)>,
+    WhiskPath((ns, rest)): WhiskPath<(String, String)>,
     Query(q): Q,
     request: Request,
 ) -> ApiResult {
@@ -578,7 +579,7 @@ pub(crate) fn blocking_answer(record: &Record, result_only: bool) -> Response {
 
 // ---- packages ------------------------------------------------------------------------------
 
-async fn list_packages(State(shared): State<Arc<Shared>>, AxPath(ns): AxPath<String>, Query(q): Q) -> ApiResult {
+async fn list_packages(State(shared): State<Arc<Shared>>, WhiskPath(ns): WhiskPath<String>, Query(q): Q) -> ApiResult {
     namespace(&shared, &ns)?;
     let (limit, skip) = paging(&q, "packages")?;
     let ns = &shared.options.namespace;
@@ -591,7 +592,7 @@ async fn list_packages(State(shared): State<Arc<Shared>>, AxPath(ns): AxPath<Str
 
 async fn package_entity(
     State(shared): State<Arc<Shared>>,
-    AxPath((ns, name)): AxPath<(String, String)>,
+    WhiskPath((ns, name)): WhiskPath<(String, String)>,
     Query(q): Q,
     request: Request,
 ) -> ApiResult {
@@ -670,7 +671,11 @@ async fn package_entity(
 
 // ---- activations ---------------------------------------------------------------------------
 
-async fn list_activations(State(shared): State<Arc<Shared>>, AxPath(ns): AxPath<String>, Query(q): Q) -> ApiResult {
+async fn list_activations(
+    State(shared): State<Arc<Shared>>,
+    WhiskPath(ns): WhiskPath<String>,
+    Query(q): Q,
+) -> ApiResult {
     namespace(&shared, &ns)?;
     let (limit, skip) = paging(&q, "activations")?;
     let docs = bool_param(&q, "docs")?.unwrap_or(false);
@@ -718,7 +723,10 @@ fn find_activation(shared: &Shared, id: &str) -> Result<Arc<Record>, ApiError> {
     shared.activations.lock().unwrap().get(id).ok_or_else(ApiError::not_found)
 }
 
-async fn get_activation(State(shared): State<Arc<Shared>>, AxPath((ns, id)): AxPath<(String, String)>) -> ApiResult {
+async fn get_activation(
+    State(shared): State<Arc<Shared>>,
+    WhiskPath((ns, id)): WhiskPath<(String, String)>,
+) -> ApiResult {
     namespace(&shared, &ns)?;
     let record = find_activation(&shared, &id)?;
     Ok(json_response(StatusCode::OK, &record.json()))
@@ -726,7 +734,7 @@ async fn get_activation(State(shared): State<Arc<Shared>>, AxPath((ns, id)): AxP
 
 async fn get_activation_part(
     State(shared): State<Arc<Shared>>,
-    AxPath((ns, id, part)): AxPath<(String, String, String)>,
+    WhiskPath((ns, id, part)): WhiskPath<(String, String, String)>,
 ) -> ApiResult {
     namespace(&shared, &ns)?;
     let record = find_activation(&shared, &id)?;
@@ -739,7 +747,7 @@ async fn get_activation_part(
 
 // ---- triggers and rules --------------------------------------------------------------------
 
-async fn list_triggers(State(shared): State<Arc<Shared>>, AxPath(ns): AxPath<String>, Query(q): Q) -> ApiResult {
+async fn list_triggers(State(shared): State<Arc<Shared>>, WhiskPath(ns): WhiskPath<String>, Query(q): Q) -> ApiResult {
     namespace(&shared, &ns)?;
     let (limit, skip) = paging(&q, "triggers")?;
     let ns = &shared.options.namespace;
@@ -753,7 +761,7 @@ async fn list_triggers(State(shared): State<Arc<Shared>>, AxPath(ns): AxPath<Str
 
 async fn trigger_entity(
     State(shared): State<Arc<Shared>>,
-    AxPath((ns, name)): AxPath<(String, String)>,
+    WhiskPath((ns, name)): WhiskPath<(String, String)>,
     Query(q): Q,
     request: Request,
 ) -> ApiResult {
@@ -878,7 +886,7 @@ fn fire_trigger(shared: &Arc<Shared>, name: &str, headers: &HeaderMap, payload: 
     Ok(with_activation_id(json_response(StatusCode::ACCEPTED, &json!({ "activationId": trigger_id })), &trigger_id))
 }
 
-async fn list_rules(State(shared): State<Arc<Shared>>, AxPath(ns): AxPath<String>, Query(q): Q) -> ApiResult {
+async fn list_rules(State(shared): State<Arc<Shared>>, WhiskPath(ns): WhiskPath<String>, Query(q): Q) -> ApiResult {
     namespace(&shared, &ns)?;
     let (limit, skip) = paging(&q, "rules")?;
     let ns = &shared.options.namespace;
@@ -891,7 +899,7 @@ async fn list_rules(State(shared): State<Arc<Shared>>, AxPath(ns): AxPath<String
 
 async fn rule_entity(
     State(shared): State<Arc<Shared>>,
-    AxPath((ns, name)): AxPath<(String, String)>,
+    WhiskPath((ns, name)): WhiskPath<(String, String)>,
     Query(q): Q,
     request: Request,
 ) -> ApiResult {

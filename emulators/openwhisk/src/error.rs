@@ -15,6 +15,29 @@ pub(crate) const AUTH_INVALID: &str = "The supplied authentication is invalid";
 /// Pekko's default rejection text for a request without credentials.
 pub(crate) const AUTH_MISSING: &str = "The resource requires authentication, which was not supplied with the request";
 
+/// `Messages.entityNameIllegal`.
+pub(crate) const ENTITY_NAME_ILLEGAL: &str = "The name of the entity contains illegal characters.";
+
+/// A path's parameters, percent-decoded, as `axum::extract::Path` gives them; a segment that does
+/// not decode to UTF-8 (`%FF`) is refused in the controller's shape, as a name with illegal
+/// characters, instead of axum's plain-text 400.
+pub(crate) struct WhiskPath<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for WhiskPath<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(WhiskPath(value)),
+            Err(_) => Err(ApiError::bad_request(ENTITY_NAME_ILLEGAL)),
+        }
+    }
+}
+
 /// A controller error: its HTTP status and message. The transaction id is added when answered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status}: {message}")]

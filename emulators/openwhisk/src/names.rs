@@ -30,7 +30,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::bad_request("The name of the entity contains illegal characters."))
+        Err(ApiError::bad_request(crate::error::ENTITY_NAME_ILLEGAL))
     }
 }
 

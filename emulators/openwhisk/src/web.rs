@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::error::WhiskPath;
 use axum::body::Body;
-use axum::extract::{Path as AxPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -59,7 +60,7 @@ fn cors(mut response: Response, request_headers: &axum::http::HeaderMap) -> Resp
 /// Serves one web action request.
 pub(crate) async fn handle(
     State(shared): State<Arc<Shared>>,
-    AxPath(path): AxPath<String>,
+    WhiskPath(path): WhiskPath<String>,
     request: Request,
 ) -> Response {
     match serve(&shared, &path, request).await {

@@ -182,6 +182,14 @@ async fn the_bad_input_catalogue() {
     check(s, &b, 400, "parameters must be an array");
     let (s, b) = put("bad$name", skeleton(b64(&exec_zip(OK_SCRIPT)))).await;
     check(s, &b, 400, "illegal characters");
+    // A path that does not percent-decode to UTF-8 is refused in the controller's shape too (not
+    // axum's plain-text 400), wherever the segment is.
+    let (s, b) = put("bad%FFname", skeleton(b64(&exec_zip(OK_SCRIPT)))).await;
+    check(s, &b, 400, "illegal characters");
+    for path in ["/namespaces/%C3/actions", "/namespaces/_/activations/%FF%FE", "/namespaces/_/packages/a%E2%82"] {
+        let (s, b) = api.get(path).await;
+        check(s, &b, 400, "illegal characters");
+    }
 
     // Zips: not a zip, escaping entries, no exec, a bomb.
     let (s, b) = put("x", skeleton(b64(b"this is not a zip file"))).await;
