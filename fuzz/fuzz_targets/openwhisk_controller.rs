@@ -179,6 +179,8 @@ fn request(u: &mut Unstructured<'_>, emu: &Emulator) -> Result<(Method, String, 
     Ok(match u.int_in_range(0..=6)? {
         0 | 1 | 2 => {
             let overwrite = pick_string(u, &["", "?overwrite=true", "?overwrite=false", "?overwrite=maybe"])?;
+            // A fuzzed tail is encoded as a query (a raw `\n` is no URI a client can send).
+            let overwrite = path(&overwrite).replace("%3F", "?").replace("%3D", "=");
             let body = serde_json::to_vec(&entity(u, kind, emu)?).unwrap();
             (Method::PUT, format!("/namespaces/_/{kind}/{name}{overwrite}"), Some(body))
         }
