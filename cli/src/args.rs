@@ -55,7 +55,7 @@ pub enum Command {
     Activations(ActivationsArgs),
     /// Show where each step of a composition runs: fused into its invocation, or invoked through
     /// the backend while it waits.
-    Plan(NameArgs),
+    Plan(PlanArgs),
     /// Run the conformance suite against a backend and print its capability matrix.
     Conformance(ConformanceArgs),
     /// Durable runs of compositions conducted by the project's gateway: list (the default), start,
@@ -186,6 +186,10 @@ pub struct DevArgs {
     /// project in the directory, starts an empty emulator that any SDK can deploy to.
     #[arg(long, value_name = "PLATFORM", value_parser = emulator_name)]
     pub emulate: Option<String>,
+    /// Run every composition unfused: each step, the app's own functions included, is invoked
+    /// as a function of its own while the composition waits (`FAAS_FUSE=off`).
+    #[arg(long)]
+    pub no_fuse: bool,
 }
 
 /// `faas invoke`.
@@ -220,6 +224,20 @@ pub struct DeployArgs {
     /// Build in release mode.
     #[arg(long)]
     pub release: bool,
+    /// Deploy every composition unfused: each step, the app's own functions included, is
+    /// invoked through the backend while the composition waits (`FAAS_FUSE=off`).
+    #[arg(long)]
+    pub no_fuse: bool,
+}
+
+/// `faas plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The composition.
+    pub name: String,
+    /// Show the plan as `faas deploy --no-fuse` would deploy it: every step invoked.
+    #[arg(long)]
+    pub no_fuse: bool,
 }
 
 /// `faas build`.

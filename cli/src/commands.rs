@@ -177,7 +177,10 @@ pub async fn deploy(global: &GlobalArgs, args: DeployArgs, out: Output) -> CliRe
     let (profile, runner) = backend::open(&project, global.backend.as_deref()).await?;
     let spinner = Spinner::new(out.is_json());
     spinner.step("building");
-    let app = backend::build_for_profile(&project, &profile, None, args.release, &spinner).await?;
+    let mut app = backend::build_for_profile(&project, &profile, None, args.release, &spinner).await?;
+    if args.no_fuse {
+        faas_composition::fused::unfuse(&mut app.functions);
+    }
     runner.check(&app.functions).map_err(|e| backend::with_hint(&profile, e))?;
     check_compositions(&app, runner.as_ref()).await.map_err(|e| backend::with_hint(&profile, e))?;
     spinner.step("packaging");
@@ -223,8 +226,12 @@ pub async fn deploy(global: &GlobalArgs, args: DeployArgs, out: Output) -> CliRe
 }
 
 /// Refuses an app whose compositions call a function that is neither one of the app's nor
-/// deployed on the target backend, or call each other in a cycle: found now, not at run time.
+/// deployed on the target backend, or call each other in a cycle, or whose `FAAS_FUSE` is
+/// neither `on` nor `off`: found now, not at run time.
 async fn check_compositions(app: &faas_api::AppSpec, runner: &dyn faas_api::Runner) -> Result<(), Error> {
+    for spec in app.functions.iter().filter(|f| f.handler == faas_api::HandlerKind::Composition) {
+        faas_composition::fused::fused(spec)?;
+    }
     let mut problems = faas_composition::plan::problems(&app.manifest, |_| false);
     if problems.is_empty() {
         return Ok(());

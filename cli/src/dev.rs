@@ -122,7 +122,7 @@ pub async fn dev(global: &GlobalArgs, args: DevArgs, out: Output) -> CliResult {
 
     let spinner = Spinner::new(out.is_json());
     out.note(format!("building `{}` in {}", project.config.app.name, project.root.display()));
-    let app = build(&project.root, &project.config, args.release, &spinner).await?;
+    let app = build(&project.root, &project.config, args.release, args.no_fuse, &spinner).await?;
 
     let runner = LocalRunner::new(options)?;
     runner.set_services_url(format!("http://{}", port.addr));
@@ -133,7 +133,8 @@ pub async fn dev(global: &GlobalArgs, args: DevArgs, out: Output) -> CliResult {
         return Err(failure);
     }
     let front_options = FrontOptions { addr: port.addr, token, max_body };
-    let mut server = Server { project, runner, front: None, release: args.release, out, info_written: false };
+    let mut server =
+        Server { project, runner, front: None, release: args.release, no_fuse: args.no_fuse, out, info_written: false };
     let result = server.run(app, &spinner, args.no_watch, port, front_options).await;
     spinner.finish();
     server.stop().await;
@@ -228,6 +229,8 @@ struct Server {
     runner: Arc<LocalRunner>,
     front: Option<Front>,
     release: bool,
+    /// `--no-fuse`: every composition deployed unfused.
+    no_fuse: bool,
     out: Output,
     info_written: bool,
 }
@@ -313,7 +316,7 @@ impl Server {
             Some(path) => Config::load(&path)?,
             None => Config::default_for(self.project.config.app.name.clone()),
         };
-        let app = build(&self.project.root, &config, self.release, spinner).await?;
+        let app = build(&self.project.root, &config, self.release, self.no_fuse, spinner).await?;
         let report = deploy(&self.runner, &app, spinner).await?;
         for f in self.runner.list().await? {
             if !app.functions.iter().any(|s| s.name == f.spec.name) {
@@ -406,9 +409,13 @@ impl Server {
     }
 }
 
-async fn build(root: &Path, config: &Config, release: bool, spinner: &Spinner) -> CliResult<AppSpec> {
+async fn build(root: &Path, config: &Config, release: bool, no_fuse: bool, spinner: &Spinner) -> CliResult<AppSpec> {
     faas_api::Progress::step(spinner, "building");
-    faas_packaging::build::build_app(root, config, release, spinner).await.map_err(Failure::from)
+    let mut app = faas_packaging::build::build_app(root, config, release, spinner).await.map_err(Failure::from)?;
+    if no_fuse {
+        faas_composition::fused::unfuse(&mut app.functions);
+    }
+    Ok(app)
 }
 
 async fn deploy(runner: &Arc<LocalRunner>, app: &AppSpec, spinner: &Spinner) -> CliResult<DeployReport> {

@@ -75,13 +75,13 @@ async fn serve_project(
     shutdown: impl std::future::Future<Output = &'static str>,
     out: &Output,
 ) -> CliResult {
-    let (release, no_watch) = (args.release, args.no_watch);
+    let (release, no_watch, no_fuse) = (args.release, args.no_watch, args.no_fuse);
     let url = emulator.url();
     let profile = emulator.profile();
     let runner: Arc<dyn Runner> = backend.runner(&profile, &Default::default()).await?;
     let spinner = Spinner::new(out.is_json());
     out.note(format!("building `{}` in {}", project.config.app.name, project.root.display()));
-    let app = deploy(&runner, &profile, &project, release, &spinner).await?;
+    let app = deploy(&runner, &profile, &project, release, no_fuse, &spinner).await?;
     spinner.finish();
     let names: Vec<&str> = app.functions.iter().map(|f| f.name.as_str()).collect();
     out.json_line(json!({"event": "deployed", "app": app.app, "functions": names, "profile": profile.settings}));
@@ -122,7 +122,7 @@ async fn serve_project(
                     }
                 }
                 let spinner = Spinner::new(out.is_json());
-                let result = deploy(&runner, &profile, &project, release, &spinner).await;
+                let result = deploy(&runner, &profile, &project, release, no_fuse, &spinner).await;
                 spinner.finish();
                 match result {
                     Ok(app) => {
@@ -144,9 +144,13 @@ async fn deploy(
     profile: &BackendProfile,
     project: &Project,
     release: bool,
+    no_fuse: bool,
     spinner: &Spinner,
 ) -> CliResult<AppSpec> {
-    let app = crate::backend::build_for_profile(project, profile, None, release, spinner).await?;
+    let mut app = crate::backend::build_for_profile(project, profile, None, release, spinner).await?;
+    if no_fuse {
+        faas_composition::fused::unfuse(&mut app.functions);
+    }
     let package = runner.package(&app, spinner).await?;
     runner.deploy(&package, spinner).await?;
     Ok(app)

@@ -5,7 +5,7 @@ use faas_composition::plan::{plan as plan_of, Placement, Step};
 use faas_composition::Composition;
 use serde_json::json;
 
-use crate::args::{GlobalArgs, NameArgs};
+use crate::args::{GlobalArgs, PlanArgs};
 use crate::output::{CliResult, Output};
 use crate::progress::Spinner;
 use crate::{backend, project};
@@ -13,8 +13,9 @@ use crate::{backend, project};
 /// Builds the project for the selected backend, reads composition `NAME` from the app's
 /// manifest and prints each step: fused (a function of the app, run inside the composition's
 /// invocation), invoked (another function, called through the backend while the invocation
-/// waits), or a wait inside the invocation.
-pub async fn plan(global: &GlobalArgs, args: NameArgs, out: Output) -> CliResult {
+/// waits), or a wait inside the invocation. With `--no-fuse`, or `FAAS_FUSE=off` in the
+/// composition's `faas.toml` environment, every call is invoked.
+pub async fn plan(global: &GlobalArgs, args: PlanArgs, out: Output) -> CliResult {
     faas_api::validate_function_name(&args.name)?;
     let project = project::load(&global.dir)?;
     let profile = backend::select(&project.config, global.backend.as_deref())?;
@@ -40,12 +41,15 @@ pub async fn plan(global: &GlobalArgs, args: NameArgs, out: Output) -> CliResult
         }
     };
     let composition = Composition::from_value(json).map_err(Error::from)?;
-    let plan = plan_of(&composition, |f| app.manifest.function(f).is_some());
+    let spec = app.functions.iter().find(|f| f.name == args.name);
+    let fused = !args.no_fuse && spec.map(faas_composition::fused::fused).transpose()?.unwrap_or(true);
+    let plan = plan_of(&composition, |f| fused && app.manifest.function(f).is_some());
     let one = plan.one_invocation();
     out.json_ok(json!({
         "composition": args.name,
         "app": app.app,
         "backend": profile.name,
+        "fused": fused,
         "oneInvocation": one,
         "steps": plan.steps,
     }));
@@ -55,10 +59,11 @@ pub async fn plan(global: &GlobalArgs, args: NameArgs, out: Output) -> CliResult
         (true, n) => format!("one invocation, every call fused into it; {n} wait(s) inside it"),
         (false, n) => format!("{n} of {} steps keep the composition's invocation waiting", plan.steps.len()),
     };
-    out.say(format!("plan of `{}` (app `{}`, backend `{}`): {summary}", args.name, app.app, profile.name));
+    let unfused = if fused { "" } else { ", unfused" };
+    out.say(format!("plan of `{}` (app `{}`, backend `{}`{unfused}): {summary}", args.name, app.app, profile.name));
     let width = plan.steps.iter().map(|s| s.path.len()).max().unwrap_or(0);
     for step in &plan.steps {
-        out.say(format!("  {:<10} {:<width$}  {}", label(step.placement), step.path, what(step)));
+        out.say(format!("  {:<10} {:<width$}  {}", label(step.placement), step.path, what(step, fused)));
     }
     Ok(())
 }
@@ -73,11 +78,14 @@ fn label(placement: Placement) -> &'static str {
     }
 }
 
-fn what(step: &Step) -> String {
+fn what(step: &Step, fused: bool) -> String {
     let function = step.function.as_deref().unwrap_or_default();
     let ms = step.ms.unwrap_or_default();
     match step.placement {
         Placement::Fused => function.to_string(),
+        Placement::Invoked if !fused => {
+            format!("{function} (unfused: invoked through the backend while the run waits)")
+        }
         Placement::Invoked => {
             format!("{function} (not a function of this app: invoked through the backend while the run waits)")
         }

@@ -57,6 +57,36 @@ fn a_composition_is_planned_invoked_and_recorded_like_a_function() {
     let o = faas(&project, &["plan", "refund", "--json"]);
     assert_eq!(json(&o)["error"]["kind"], "not_found");
     assert!(stdout(&o).contains("its compositions: checkout"), "{}", stdout(&o));
+    // Unfused, every call is invoked through the backend: `--no-fuse`, or `FAAS_FUSE=off` in
+    // the composition's environment in faas.toml; a value that is neither is named.
+    let o = faas(&project, &["plan", "checkout", "--no-fuse", "--json"]);
+    let plan = json(&o);
+    assert_eq!((plan["fused"].as_bool(), plan["oneInvocation"].as_bool()), (Some(false), Some(false)), "{plan}");
+    let placements: Vec<&str> =
+        plan["steps"].as_array().unwrap().iter().map(|s| s["placement"].as_str().unwrap()).collect();
+    assert_eq!(placements, ["invoked", "invoked", "invoked", "backoff", "invoked", "invoked"], "{plan}");
+    std::fs::write(
+        project.join("faas.toml"),
+        "[app]\nname = \"shop\"\n\n[functions.checkout]\nenv = { FAAS_FUSE = \"off\" }\n",
+    )
+    .unwrap();
+    let o = faas(&project, &["plan", "checkout"]);
+    let text = stdout(&o);
+    assert!(
+        text.contains("backend `local`, unfused): 6 of 6 steps keep the composition's invocation waiting"),
+        "{text}"
+    );
+    assert!(text.contains("validate (unfused: invoked through the backend while the run waits)"), "{text}");
+    std::fs::write(
+        project.join("faas.toml"),
+        "[app]\nname = \"shop\"\n\n[functions.checkout]\nenv = { FAAS_FUSE = \"maybe\" }\n",
+    )
+    .unwrap();
+    let o = faas(&project, &["plan", "checkout", "--json"]);
+    let v = json(&o);
+    assert_eq!(v["error"]["kind"], "bad_input", "{v}");
+    assert_eq!(v["error"]["errorMessage"], "composition `checkout`: FAAS_FUSE is `maybe`: give `on` or `off`", "{v}");
+    std::fs::write(project.join("faas.toml"), "[app]\nname = \"shop\"\n").unwrap();
 
     // Under `faas dev`, the composition is a function: invoked, its steps' logs in its activation.
     let mut server = DevServer::start(&project, &["dev", "--port", "0"]);
@@ -150,6 +180,21 @@ fn a_composition_is_planned_invoked_and_recorded_like_a_function() {
     let o = faas(&project, &["runs", "show", "nope", "--json"]);
     assert_eq!(json(&o)["error"]["kind"], "not_found");
     drop(gateway);
+    drop(server);
+
+    // `faas dev --no-fuse`: the same answer, each step an invocation (and an activation) of its
+    // own while the composition's waits.
+    let mut server = DevServer::start(&project, &["dev", "--port", "0", "--no-fuse", "--no-watch"]);
+    wait_for("dev.json", Duration::from_secs(20 * 60), &mut server, |_| std::fs::read(&info_path).ok());
+    let o = faas(&project, &["invoke", "checkout", "--data", PAID]);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), server.output());
+    assert_eq!(stdout(&o).trim(), r#"[{"receipt":"paid for 900 cents"},{"notified":true}]"#);
+    let o = faas(&project, &["activations", "--json"]); // newest first: this run's five
+    let list = json(&o);
+    let mut functions: Vec<&str> =
+        list["activations"].as_array().unwrap()[..5].iter().map(|a| a["function"].as_str().unwrap()).collect();
+    functions.sort_unstable();
+    assert_eq!(functions, ["charge", "checkout", "notify", "receipt", "validate"], "{list}");
 
     // A step naming a function that exists nowhere, and compositions calling each other in a
     // cycle, are refused at deploy time, each named, before anything is deployed.

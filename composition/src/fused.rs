@@ -7,7 +7,9 @@
 //! context of its own ([`Context::step`]: invocation id `{run}/{n}`, a child span of the run's
 //! trace, the run's deadline and log sink). A step that is not a function of the app is invoked
 //! through the backend (`cx.invoke`), and this invocation waits for it: the planner
-//! ([`crate::plan`]) reports those steps, which the durable conductor will take over.
+//! ([`crate::plan`]) reports those steps, which the durable conductor will take over. With
+//! [`ENV_FUSE`]` = off` in the composition's deployed environment (`--no-fuse`), every step is
+//! invoked so: the unfused baseline, each step its own invocation on the backend.
 //!
 //! Payloads: an empty one is `null`; a body that parses as JSON (under a JSON content type, none,
 //! or the text types a typed function reads as JSON) is its JSON value; anything else is its
@@ -46,6 +48,54 @@ use serde_json::Value;
 
 use crate::Composition;
 use crate::machine::{Action, Event, Program, State, advance};
+
+/// The variable of a composition's deployment that turns fusion off: with `FAAS_FUSE=off` every
+/// step, the app's own functions included, is invoked through the backend (`cx.invoke`) while
+/// the composition's invocation waits, as the planner shows with `faas plan --no-fuse`. It is
+/// what `faas deploy --no-fuse` and `faas dev --no-fuse` set on each composition, and what
+/// `[functions.NAME] env = { FAAS_FUSE = "off" }` in `faas.toml` sets for one; `on`, or no
+/// variable, is fusion.
+pub const ENV_FUSE: &str = "FAAS_FUSE";
+
+/// Whether the value of [`ENV_FUSE`] turns fusion on (none, `on`, `true`, `1`) or off (`off`,
+/// `false`, `0`); anything else is refused with a message naming the variable.
+///
+/// ```
+/// use faas_composition::fused::fusion;
+/// assert_eq!(fusion(None), Ok(true));
+/// assert_eq!(fusion(Some("off")), Ok(false));
+/// assert_eq!(fusion(Some("no thanks")).unwrap_err(), "FAAS_FUSE is `no thanks`: give `on` or `off`");
+/// ```
+pub fn fusion(value: Option<&str>) -> Result<bool, String> {
+    match value.map(str::trim) {
+        None | Some("on" | "true" | "1") => Ok(true),
+        Some("off" | "false" | "0") => Ok(false),
+        Some(other) => Err(format!("{ENV_FUSE} is `{other}`: give `on` or `off`")),
+    }
+}
+
+/// Turns fusion off for every composition among `functions` (sets [`ENV_FUSE`] to `off` in its
+/// deployed environment): what `--no-fuse` does before a deploy.
+///
+/// ```
+/// use faas_api::{FunctionSpec, HandlerKind};
+/// let mut specs = vec![FunctionSpec::new("inc"), FunctionSpec { handler: HandlerKind::Composition, ..FunctionSpec::new("twice") }];
+/// faas_composition::fused::unfuse(&mut specs);
+/// assert_eq!(specs[1].env.get("FAAS_FUSE").map(String::as_str), Some("off"));
+/// assert!(specs[0].env.is_empty()); // a plain function keeps its environment
+/// ```
+pub fn unfuse(functions: &mut [faas_api::FunctionSpec]) {
+    for f in functions.iter_mut().filter(|f| f.handler == faas_api::HandlerKind::Composition) {
+        f.env.insert(ENV_FUSE.to_string(), "off".to_string());
+    }
+}
+
+/// Whether composition `spec` is deployed fused ([`ENV_FUSE`] in its environment); a value that
+/// is neither is `bad_input` naming the composition.
+pub fn fused(spec: &faas_api::FunctionSpec) -> Result<bool, Error> {
+    fusion(spec.env.get(ENV_FUSE).map(String::as_str))
+        .map_err(|e| Error::bad_input(format!("composition `{}`: {e}", spec.name)))
+}
 
 /// How deep compositions of one app may call each other inside one invocation: a composition
 /// that calls itself, directly or through another, is stopped there with a `bad_input` error.
@@ -137,6 +187,8 @@ async fn run(program: &Program, app: &App, invocation: Invocation) -> Result<Pay
             cx.function_name()
         )));
     }
+    let fuse = fusion(cx.var(ENV_FUSE).as_deref())
+        .map_err(|e| Error::bad_input(format!("composition `{}`: {e}", cx.function_name())))?;
     let mut current = Current::of(payload);
     let mut state = State::default();
     let mut event = Event::Start { input: current.value.clone(), seed: seed_of(cx.invocation_id()) };
@@ -146,7 +198,7 @@ async fn run(program: &Program, app: &App, invocation: Invocation) -> Result<Pay
         event = match action {
             Action::Invoke { function, input } => {
                 let payload = current.payload_for(&input)?;
-                let answer = if app.contains(&function) {
+                let answer = if fuse && app.contains(&function) {
                     let step = cx.step(&function, &state.seq.to_string()).with_extension(Nesting(nesting + 1));
                     app.call(&function, step, payload).await
                 } else {

@@ -136,6 +136,26 @@ async fn steps_outside_the_app_go_through_the_backend() {
 }
 
 #[tokio::test]
+async fn unfused_every_step_goes_through_the_backend() {
+    let backend = Arc::new(Backend::default());
+    let seen = Seen::default();
+    let app = app(&seen).composition("twice", seq([call("echo"), call("remote")]));
+    let cx = Context::builder("twice").services(backend.clone()).var("FAAS_FUSE", "off").build();
+    let err = app.call("twice", cx, Payload::json(&json!({"n": 1})).unwrap()).await.unwrap_err();
+    // `echo` is the app's, yet invoked as a function of its own (the test backend has no `echo`).
+    assert_eq!((err.kind(), err.message()), (ErrorKind::NotFound, "no function named `echo`"));
+    assert_eq!(backend.0.lock().unwrap().clone(), [("echo".to_string(), br#"{"n":1}"#.to_vec())]);
+    // `on` is fusion, as no variable is; anything else is refused, naming the composition.
+    let cx = Context::builder("twice").services(backend.clone()).var("FAAS_FUSE", "on").build();
+    let answer = app.call("twice", cx, Payload::json(&json!({"n": 1})).unwrap()).await.unwrap();
+    assert_eq!(answer.json_as::<Value>().unwrap(), json!({"remote": {"n": 1}}));
+    let cx = Context::builder("twice").services(backend.clone()).var("FAAS_FUSE", "sometimes").build();
+    let err = app.call("twice", cx, Payload::empty()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadInput);
+    assert_eq!(err.message(), "composition `twice`: FAAS_FUSE is `sometimes`: give `on` or `off`");
+}
+
+#[tokio::test]
 async fn a_step_over_its_backends_limit_is_named_with_the_size_sent() {
     let backend = Arc::new(Backend::default());
     let app = app(&Seen::default()).composition("big", seq([call("inc"), call("small")]));
