@@ -906,6 +906,14 @@ async fn log_01(h: &Harness) -> Check {
     })
     .await;
     match found {
+        // Every backend's pricing rounds up, so a finished record bills at least its duration.
+        Some(a) if a.function == "log" && a.status != ActivationStatus::Pending && a.billed_us < a.duration_us => {
+            fail(format!(
+                "activation `{id}` of `log` took {} µs but bills {} µs: the billed time comes from the backend's \
+                 record, rounded up, never below the duration",
+                a.duration_us, a.billed_us
+            ))
+        }
         Some(a) if a.function == "log" => Ok(String::new()),
         Some(a) => fail(format!(
             "the logs of activation `{id}` hold marker `{marker}` but the activation is attributed to `{}`",

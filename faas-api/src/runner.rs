@@ -489,6 +489,7 @@ pub enum ActivationStatus {
 /// assert_eq!((a.status, a.mode, a.attempt), (ActivationStatus::Error, InvokeMode::Async, 2));
 /// assert_eq!(a.error.as_ref().map(|e| e.kind()), Some(ErrorKind::Timeout));
 /// assert!(a.logs.is_empty());
+/// assert_eq!(a.billed_us, 0); // records written before it was recorded read as 0
 ///
 /// let ok = Activation { status: ActivationStatus::Success, error: None, ..a };
 /// assert!(serde_json::to_value(&ok).unwrap().get("error").is_none());
@@ -503,6 +504,13 @@ pub struct Activation {
     pub start_ms: u64,
     /// Duration in microseconds.
     pub duration_us: u64,
+    /// The time billed for it, in microseconds, as the backend's own records state it or as
+    /// its pricing rounds the duration: Lambda's `Billed Duration` (whole milliseconds),
+    /// OpenWhisk's `duration`, Cloud Functions' request latency rounded up to 100 ms, Azure's
+    /// `Duration` rounded up to 1 ms with a 100 ms minimum (the Consumption plan); the local
+    /// backend bills nothing and reports the duration. 0 while pending.
+    #[serde(default)]
+    pub billed_us: u64,
     /// Whether a new instance had to be started.
     pub cold: bool,
     /// Outcome.

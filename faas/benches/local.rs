@@ -7,10 +7,14 @@
 //!    `/bin/true` to exit;
 //! 4. the HTTP front's requests/s vs a bare hyper echo server on the same port under the same load;
 //! 5. a composition of five steps fused into one process-mode invocation (examples/pipeline's
-//!    `five`) vs the client invoking the step five times, one after another.
+//!    `five`) vs the client invoking the step five times, one after another;
+//! 6. a 5-stage pipeline doing real work (examples/pipeline's `report` over a CSV of 20,000
+//!    order lines), fused vs unfused (`FAAS_FUSE=off`, each stage its own invocation), both in
+//!    process mode: latency, billed time (the activation records' `billed_us`, summed over every
+//!    activation a run made) and cold starts.
 //!
 //! Set `FAAS_BENCH_QUICK=1` for a short run (fewer iterations). Name sections to run only those:
-//! `cargo bench -p faas --bench local -- front` (sections: `inproc`, `process`, `cold`, `front`, `compose`; the
+//! `cargo bench -p faas --bench local -- front` (sections: `inproc`, `process`, `cold`, `front`, `compose`, `pipeline`; the
 //! in-process row always runs, as later rows use it as their baseline).
 
 use std::net::SocketAddr;
@@ -88,6 +92,9 @@ async fn main() {
     }
     if wanted("compose") {
         compose(&mut rows).await;
+    }
+    if wanted("pipeline") {
+        pipeline(&mut rows).await;
     }
     report("local", &rows);
 }
@@ -346,18 +353,8 @@ async fn drive(addr: SocketAddr, path: &'static str, conns: usize, dur: Duration
 async fn compose(rows: &mut Vec<Row>) {
     compose_in_process(rows).await;
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    eprintln!("building examples/pipeline (release)...");
-    let binary = faas_packaging::build::cargo_build(
-        &workspace.join("examples/pipeline"),
-        Some("example-pipeline"),
-        true,
-        &NoProgress,
-    )
-    .await
-    .expect("release build of examples/pipeline");
+    let spec = pipeline_app(&workspace).await;
     let runner = LocalRunner::new(LocalOptions::default()).unwrap();
-    let manifest = faas_packaging::build::describe(&binary).await.unwrap();
-    let spec = faas::AppSpec::from_parts(&faas::Config::default_for("pipeline"), binary.clone(), manifest).unwrap();
     let package = runner.package(&spec, &NoProgress).await.unwrap();
     runner.deploy(&package, &NoProgress).await.unwrap();
     let invoke = |function: &'static str, n: u64| {
@@ -401,6 +398,139 @@ async fn compose(rows: &mut Vec<Row>) {
         note: "ratio: how many times faster the fused run is; one invocation (and one instance) instead of five".into(),
     });
     runner.shutdown().await;
+}
+
+/// A release build of examples/pipeline, described.
+async fn pipeline_app(workspace: &Path) -> faas::AppSpec {
+    eprintln!("building examples/pipeline (release)...");
+    let binary = faas_packaging::build::cargo_build(
+        &workspace.join("examples/pipeline"),
+        Some("example-pipeline"),
+        true,
+        &NoProgress,
+    )
+    .await
+    .expect("release build of examples/pipeline");
+    let manifest = faas_packaging::build::describe(&binary).await.unwrap();
+    faas::AppSpec::from_parts(&faas::Config::default_for("pipeline"), binary, manifest).unwrap()
+}
+
+/// One deployment of examples/pipeline for section 6: its runner, and the front that serves
+/// the runner's `cx.invoke` to its process-mode children (what `faas dev` runs).
+struct Deployment {
+    runner: std::sync::Arc<LocalRunner>,
+    front: faas_front::Front,
+}
+
+impl Deployment {
+    async fn start(spec: &faas::AppSpec) -> Deployment {
+        let runner = LocalRunner::new(LocalOptions::default()).unwrap();
+        let options = faas_front::FrontOptions { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..Default::default() };
+        let front = faas_front::bind(runner.clone(), options).await.unwrap();
+        runner.set_services_url(front.url());
+        let package = runner.package(spec, &NoProgress).await.unwrap();
+        runner.deploy(&package, &NoProgress).await.unwrap();
+        Deployment { runner, front }
+    }
+
+    /// Runs `report` over `csv`: the time it took and the line count it answered.
+    async fn report(&self, csv: &Payload) -> (Duration, u64) {
+        let s = Instant::now();
+        let out = self.runner.invoke(InvokeRequest::new("report", csv.clone())).await.unwrap();
+        let took = s.elapsed();
+        let v: serde_json::Value = serde_json::from_slice(out.payload.body()).unwrap();
+        (took, v["lines"].as_u64().unwrap())
+    }
+
+    /// Every activation recorded so far (all functions), newest first.
+    async fn activations(&self) -> Vec<faas::Activation> {
+        let query = faas::ActivationQuery { limit: Some(100_000), ..Default::default() };
+        self.runner.activations(query).await.unwrap()
+    }
+
+    async fn stop(self) {
+        self.front.shutdown().await;
+        self.runner.shutdown().await;
+    }
+}
+
+/// Section 6: `report` fused (one invocation; its stages dispatched inside it) vs unfused (each
+/// stage invoked through the backend while `report` waits), in process mode.
+async fn pipeline(rows: &mut Vec<Row>) {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let spec = pipeline_app(&workspace).await;
+    let mut unfused_spec = spec.clone();
+    faas::composition::fused::unfuse(&mut unfused_spec.functions);
+    // 20,000 order lines over 40 categories, one in 50 malformed: about 300 KB of CSV, and JSON
+    // of the same order between the stages.
+    let mut csv = String::new();
+    for i in 0..20_000u64 {
+        if i % 50 == 49 {
+            csv.push_str("not an order line\n");
+        } else {
+            csv.push_str(&format!("cat{}-{},{},{}\n", i % 40, i, 1 + i % 7, 100 + (i * 37) % 5_000));
+        }
+    }
+    let input = Payload::json(&serde_json::json!({ "csv": csv })).unwrap();
+    let lines = 20_000 - 20_000 / 50;
+    let (fused, unfused) = (Deployment::start(&spec).await, Deployment::start(&unfused_spec).await);
+
+    // Cold: the first run of each deployment, every instance it needs started for it.
+    let (fused_cold, n) = fused.report(&input).await;
+    assert_eq!(n, lines);
+    let (unfused_cold, n) = unfused.report(&input).await;
+    assert_eq!(n, lines);
+    let colds = |acts: &[faas::Activation]| acts.iter().filter(|a| a.cold).count();
+    let (fused_colds, unfused_colds) = (colds(&fused.activations().await), colds(&unfused.activations().await));
+
+    // Warm: the two alternated, so that drift on the machine falls on both alike.
+    let rounds = if quick() { 20 } else { 200 };
+    let (mut f, mut u) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
+    for _ in 0..rounds {
+        f.push(fused.report(&input).await.0);
+        u.push(unfused.report(&input).await.0);
+    }
+    f.sort();
+    u.sort();
+    // Billed: every activation's `billed_us` (the warm runs' only: the first run is left out),
+    // per run.
+    let billed = |acts: Vec<faas::Activation>, per_run: usize| -> (f64, usize) {
+        let warm = &acts[..rounds * per_run];
+        (warm.iter().map(|a| a.billed_us).sum::<u64>() as f64 / rounds as f64, warm.len() / rounds)
+    };
+    let (fused_billed, fused_acts) = billed(fused.activations().await, 1);
+    let (unfused_billed, unfused_acts) = billed(unfused.activations().await, 6);
+    fused.stop().await;
+    unfused.stop().await;
+    let (f50, f99, u50, u99) = (percentile(&f, 0.5), percentile(&f, 0.99), percentile(&u, 0.5), percentile(&u, 0.99));
+    rows.push(Row {
+        what: "5-stage pipeline (20,000 CSV lines) fused, warm p50".into(),
+        value: format!("{:.2} ms (p99 {:.2} ms)", us(f50) / 1e3, us(f99) / 1e3),
+        baseline: format!(
+            "{:.2} ms (p99 {:.2} ms) unfused, each stage its own invocation",
+            us(u50) / 1e3,
+            us(u99) / 1e3
+        ),
+        ratio: us(f50) / us(u50),
+        note: format!("fused takes {:.0}% less time", 100.0 * (1.0 - us(f50) / us(u50))),
+    });
+    rows.push(Row {
+        what: "5-stage pipeline fused, billed time per run".into(),
+        value: format!("{:.2} ms over {fused_acts} activation(s)", fused_billed / 1e3),
+        baseline: format!("{:.2} ms over {unfused_acts} activations unfused", unfused_billed / 1e3),
+        ratio: fused_billed / unfused_billed,
+        note: format!(
+            "fused bills {:.0}% less: unfused, `report` is billed while each stage runs (double billing)",
+            100.0 * (1.0 - fused_billed / unfused_billed)
+        ),
+    });
+    rows.push(Row {
+        what: "5-stage pipeline fused, first run (cold)".into(),
+        value: format!("{:.2} ms, {fused_colds} cold start(s)", us(fused_cold) / 1e3),
+        baseline: format!("{:.2} ms, {unfused_colds} cold starts unfused", us(unfused_cold) / 1e3),
+        ratio: us(fused_cold) / us(unfused_cold),
+        note: "each unfused stage starts an instance of its own on the first run".into(),
+    });
 }
 
 /// The fused composition's own cost: `five` through `App::call` vs `step` through `App::call`

@@ -31,6 +31,7 @@ fn activation(u: &mut Unstructured<'_>) -> Result<Activation> {
         function: pick_string(u, &["f", "hello"])?,
         start_ms: u.arbitrary()?,
         duration_us: u.arbitrary()?,
+        billed_us: u.arbitrary()?,
         cold: u.arbitrary()?,
         status,
         error,

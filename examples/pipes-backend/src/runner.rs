@@ -291,11 +291,13 @@ impl Runner for PipesRunner {
         let id = uuid::Uuid::new_v4().to_string();
         let (started_at, started) = (SystemTime::now(), Instant::now());
         let outcome = self.run(&record, &pool, &id, &request).await;
+        let duration_us = started.elapsed().as_micros() as u64;
         let activation = Activation {
             id: id.clone(),
             function: request.function.clone(),
             start_ms: epoch_ms(started_at),
-            duration_us: started.elapsed().as_micros() as u64,
+            duration_us,
+            billed_us: duration_us, // nothing is billed here: the duration
             cold: outcome.cold,
             status: if outcome.result.is_ok() { ActivationStatus::Success } else { ActivationStatus::Error },
             error: outcome.result.as_ref().err().cloned(),

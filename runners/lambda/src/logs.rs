@@ -77,6 +77,7 @@ struct Open {
 /// assert_eq!(acts[0].id, "r1");
 /// assert_eq!(acts[0].logs, vec!["hi there".to_string()]);
 /// assert_eq!(acts[0].duration_us, 1500);
+/// assert_eq!(acts[0].billed_us, 2000); // REPORT's `Billed Duration`
 /// assert!(acts[0].cold);
 /// assert_eq!(acts[0].status, faas_api::ActivationStatus::Success);
 /// ```
@@ -106,8 +107,15 @@ pub fn parse(function: &str, events: Vec<LogEvent>) -> Vec<Activation> {
                     let id = rest.split('\t').next().unwrap_or_default().trim();
                     if let Some(o) = open.take_if(|o| o.id == id) {
                         let duration = field_ms(rest, "Duration: ");
+                        let billed = field_ms(rest, "Billed Duration: ");
                         let cold = field_ms(rest, "Init Duration: ").is_some();
-                        out.push(finish(function, o, duration, cold));
+                        let mut a = finish(function, o, duration, cold);
+                        // Lambda bills whole milliseconds; a REPORT without its figure is rounded so.
+                        a.billed_us = match billed {
+                            Some(ms) => (ms * 1000.0).round() as u64,
+                            None => a.duration_us.div_ceil(1000) * 1000,
+                        };
+                        out.push(a);
                     }
                 } else if let Some(o) = open.as_mut() {
                     if o.error.is_none() {
@@ -148,6 +156,7 @@ fn finish(function: &str, o: Open, duration_ms: Option<f64>, cold: bool) -> Acti
         function: function.to_string(),
         start_ms: o.start_ms,
         duration_us: duration_ms.map(|ms| (ms * 1000.0).round() as u64).unwrap_or(0),
+        billed_us: 0,
         cold,
         status,
         error: o.error,

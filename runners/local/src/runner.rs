@@ -447,11 +447,14 @@ impl LocalRunner {
                 self.options.max_body
             )));
         }
+        let duration_us = started.elapsed().as_micros() as u64;
         let activation = Activation {
             id,
             function: deployed.spec.name.clone(),
             start_ms: start.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
-            duration_us: started.elapsed().as_micros() as u64,
+            duration_us,
+            // Nothing is billed locally: the duration, so that billed figures add up the same way.
+            billed_us: duration_us,
             cold: outcome.cold,
             status: if result.is_ok() { ActivationStatus::Success } else { ActivationStatus::Error },
             error: result.as_ref().err().cloned(),
@@ -598,6 +601,7 @@ impl Runner for LocalRunner {
                     function: req.function.clone(),
                     start_ms: SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
                     duration_us: 0,
+                    billed_us: 0,
                     cold: false,
                     status: ActivationStatus::Pending,
                     error: None,

@@ -48,7 +48,9 @@ use faas_api::{
 use serde_json::{json, Value};
 
 pub use client::{CredentialChain, ARM_SCOPE, DEVELOPMENT_TOKEN};
-pub use records::{activations_of, arm_status_error, azure_error, kudu_error, outcome, ENCODING_HEADER, ERROR_LINE};
+pub use records::{
+    activations_of, arm_status_error, azure_error, billed_us, kudu_error, outcome, ENCODING_HEADER, ERROR_LINE,
+};
 
 use crate::package::{self, ENV_TIMEOUTS};
 use crate::settings::{AzureSettings, DEVELOPMENT_STORAGE};

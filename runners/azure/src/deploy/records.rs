@@ -259,6 +259,7 @@ pub fn activations_of(function: &str, files: &[String]) -> Vec<Activation> {
                     function: function.to_string(),
                     start_ms: start.unwrap_or(line.at_ms.saturating_sub(duration_ms)),
                     duration_us: duration_ms * 1000,
+                    billed_us: billed_us(duration_ms),
                     status: if error.is_some() { ActivationStatus::Error } else { ActivationStatus::Success },
                     error,
                     result_size: 0,
@@ -279,6 +280,7 @@ pub fn activations_of(function: &str, files: &[String]) -> Vec<Activation> {
                 function: function.to_string(),
                 start_ms: start,
                 duration_us: 0,
+                billed_us: 0,
                 status: ActivationStatus::Pending,
                 error: None,
                 result_size: 0,
@@ -290,6 +292,19 @@ pub fn activations_of(function: &str, files: &[String]) -> Vec<Activation> {
     }
     done.sort_by_key(|a| std::cmp::Reverse(a.start_ms));
     done
+}
+
+/// What the Consumption plan bills for an execution of `duration_ms`: rounded up to the next
+/// millisecond (the host logs whole ones) with a minimum of 100 ms (Azure Functions pricing:
+/// "minimum execution time and memory for a single function execution is 100 ms and 128 mb").
+///
+/// ```
+/// use faas_runner_azure::deploy::billed_us;
+/// assert_eq!(billed_us(3), 100_000);
+/// assert_eq!(billed_us(250), 250_000);
+/// ```
+pub fn billed_us(duration_ms: u64) -> u64 {
+    duration_ms.max(100) * 1000
 }
 
 /// Whether `e` says the resource is not there.

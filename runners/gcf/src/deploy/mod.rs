@@ -60,7 +60,7 @@ use faas_api::{
 use google_cloud_functions_v2::model::Function;
 use serde_json::{json, Value};
 
-pub use records::{activations_of, outcome, status_error};
+pub use records::{activations_of, billed_us, outcome, status_error};
 
 use crate::settings::GcfSettings;
 use client::Client;

@@ -226,6 +226,7 @@ pub fn activations_of(function: &str, entries: &[Value]) -> Vec<Activation> {
             // the time the answer was sent).
             start_ms: end_ms,
             duration_us,
+            billed_us: billed_us(duration_us),
             cold: false,
             status: status_,
             error,
@@ -248,6 +249,7 @@ pub fn activations_of(function: &str, entries: &[Value]) -> Vec<Activation> {
             function: function.to_string(),
             start_ms,
             duration_us: 0,
+            billed_us: 0,
             cold: false,
             status: ActivationStatus::Pending,
             error: None,
@@ -259,6 +261,22 @@ pub fn activations_of(function: &str, entries: &[Value]) -> Vec<Activation> {
     }
     out.sort_by_key(|a| std::cmp::Reverse(a.start_ms));
     out
+}
+
+/// What Cloud Functions bills for a request that took `duration_us`: its time rounded up to the
+/// next 100 ms (the pricing page's rounding for Cloud Functions and Cloud Run request billing;
+/// UNCONFIRMED whether 2nd gen bills the latency the request log shows or the instance's busy
+/// time, which differ by the front's own overhead: we bill the logged latency).
+///
+/// ```
+/// use faas_runner_gcf::deploy::billed_us;
+/// assert_eq!(billed_us(1), 100_000);
+/// assert_eq!(billed_us(100_000), 100_000);
+/// assert_eq!(billed_us(100_001), 200_000);
+/// assert_eq!(billed_us(0), 0); // nothing ran
+/// ```
+pub fn billed_us(duration_us: u64) -> u64 {
+    duration_us.div_ceil(100_000) * 100_000
 }
 
 #[cfg(test)]

@@ -90,6 +90,8 @@ pub(crate) fn activation(function: &str, record: &Value) -> Activation {
         function: function.to_string(),
         start_ms: record["start"].as_u64().unwrap_or(0),
         duration_us: record["duration"].as_u64().unwrap_or(0) * 1000,
+        // The record's `duration` is what a provider running OpenWhisk bills (in ms).
+        billed_us: record["duration"].as_u64().unwrap_or(0) * 1000,
         cold: annotation(record, "initTime").is_some(),
         status,
         error,
