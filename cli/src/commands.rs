@@ -42,6 +42,7 @@ pub async fn invoke(global: &GlobalArgs, args: InvokeArgs, out: Output) -> CliRe
         mode,
         traceparent: std::env::var("TRACEPARENT").ok().filter(|t| !t.is_empty()),
         with_logs: args.logs,
+        cause: None,
     };
     let invoked = runner.invoke(request).await.map_err(|e| backend::with_hint(&profile, e))?;
     match mode {

@@ -186,15 +186,26 @@ fn a_composition_is_planned_invoked_and_recorded_like_a_function() {
     // own while the composition's waits.
     let mut server = DevServer::start(&project, &["dev", "--port", "0", "--no-fuse", "--no-watch"]);
     wait_for("dev.json", Duration::from_secs(20 * 60), &mut server, |_| std::fs::read(&info_path).ok());
-    let o = faas(&project, &["invoke", "checkout", "--data", PAID]);
-    assert!(o.status.success(), "{}\n{}", stderr(&o), server.output());
-    assert_eq!(stdout(&o).trim(), r#"[{"receipt":"paid for 900 cents"},{"notified":true}]"#);
+    let o = faas(&project, &["invoke", "checkout", "--data", PAID, "--json"]);
+    let v = json(&o);
+    assert_eq!(
+        v["result"],
+        serde_json::json!([{"receipt": "paid for 900 cents"}, {"notified": true}]),
+        "{v}\n{}",
+        server.output()
+    );
+    let run = v["activationId"].as_str().unwrap().to_string();
     let o = faas(&project, &["activations", "--json"]); // newest first: this run's five
     let list = json(&o);
-    let mut functions: Vec<&str> =
-        list["activations"].as_array().unwrap()[..5].iter().map(|a| a["function"].as_str().unwrap()).collect();
+    let recent = &list["activations"].as_array().unwrap()[..5];
+    let mut functions: Vec<&str> = recent.iter().map(|a| a["function"].as_str().unwrap()).collect();
     functions.sort_unstable();
     assert_eq!(functions, ["charge", "checkout", "notify", "receipt", "validate"], "{list}");
+    // Each step's record names the composition's activation as its cause, and bills its time.
+    for a in recent.iter().filter(|a| a["function"] != "checkout") {
+        assert_eq!(a["cause"], run.as_str(), "{a}");
+        assert!(a["billed_us"].as_u64().unwrap() > 0, "{a}");
+    }
 
     // A step naming a function that exists nowhere, and compositions calling each other in a
     // cycle, are refused at deploy time, each named, before anything is deployed.

@@ -332,12 +332,12 @@ impl Machine<'_> {
         Action::Invoke { function: function.to_string(), input }
     }
 
-    /// Starts `op` on the current value: the next flow, or the action to hand out.
+    /// Starts `op` on the current value: the next flow, or the action to hand out. The value is
+    /// copied only where an operation keeps a copy (a value can be megabytes of JSON).
     fn enter(&mut self, id: OpId) -> Result<Flow, Action> {
-        let value = self.value().clone();
         let program = self.program;
         match program.op(id) {
-            Op::Call(call) => match self.input(call, &value) {
+            Op::Call(call) => match self.input(call, self.value()) {
                 Ok(input) => {
                     self.state.frames.push(Frame::Call { op: id });
                     Err(self.invoke(&call.function, input))
@@ -345,7 +345,7 @@ impl Machine<'_> {
                 Err(e) => Ok(Flow::Return(Err(e))),
             },
             Op::Seq(steps) => match steps.first() {
-                None => Ok(Flow::Return(Ok(value))),
+                None => Ok(Flow::Return(Ok(self.value().clone()))),
                 Some(first) => {
                     self.state.frames.push(Frame::Seq { op: id, next: 1 });
                     Ok(Flow::Enter(*first))
@@ -358,7 +358,7 @@ impl Machine<'_> {
             }
             Op::Repeat { times, body } => {
                 if *times == 0 {
-                    return Ok(Flow::Return(Ok(value)));
+                    return Ok(Flow::Return(Ok(self.value().clone())));
                 }
                 self.state.frames.push(Frame::Loop { op: id, count: 0 });
                 Ok(Flow::Enter(*body))
@@ -368,13 +368,14 @@ impl Machine<'_> {
                 Ok(Flow::Enter(*body))
             }
             Op::Retry { body, .. } => {
-                self.state.frames.push(Frame::Retry { op: id, attempt: 1, input: value, sleeping: false });
+                let input = self.value().clone();
+                self.state.frames.push(Frame::Retry { op: id, attempt: 1, input, sleeping: false });
                 Ok(Flow::Enter(*body))
             }
             Op::Let { vars, body } => {
                 let mut values = BTreeMap::new();
                 for (name, e) in vars {
-                    match self.eval(e, &value) {
+                    match self.eval(e, self.value()) {
                         Ok(v) => {
                             values.insert(name.clone(), v);
                         }
@@ -390,12 +391,12 @@ impl Machine<'_> {
                 self.state.frames.push(Frame::Scope);
                 Ok(Flow::Enter(*body))
             }
-            Op::Value(e) => Ok(Flow::Return(self.eval(e, &value))),
+            Op::Value(e) => Ok(Flow::Return(self.eval(e, self.value()))),
             Op::Parallel { branches, .. } => {
-                let inputs = vec![value; branches.len()];
+                let inputs = vec![self.value().clone(); branches.len()];
                 self.fan(id, inputs)
             }
-            Op::Map { items, .. } => match self.at(items, &value, "items") {
+            Op::Map { items, .. } => match self.at(items, self.value(), "items") {
                 Ok(Value::Array(inputs)) => self.fan(id, inputs),
                 Ok(other) => Ok(Flow::Return(Err(Error::bad_input(format!(
                     "composition: `map` items at `{items}` must be an array, not {}",
@@ -417,6 +418,18 @@ impl Machine<'_> {
     /// Continues `frame` with the outcome of its child.
     fn resume(&mut self, frame: Frame, outcome: Outcome) -> Result<Flow, Action> {
         let program = self.program;
+        // A `seq` going on to its next step keeps the value only as the current one: moved.
+        if let (Frame::Seq { op, next }, Ok(_)) = (&frame, &outcome) {
+            let Op::Seq(steps) = program.op(*op) else { unreachable!("a seq frame on a seq") };
+            if let Some(step) = steps.get(*next as usize) {
+                let (op, next, step) = (*op, *next, *step);
+                if let Ok(v) = outcome {
+                    self.state.value = v;
+                }
+                self.state.frames.push(Frame::Seq { op, next: next + 1 });
+                return Ok(Flow::Enter(step));
+            }
+        }
         if let Ok(v) = &outcome {
             self.state.value = v.clone();
         }

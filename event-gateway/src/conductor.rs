@@ -32,7 +32,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use faas_api::{Error, ErrorKind, EventFilter, Payload};
+use faas_api::runner::CAUSE_OF_RUN;
+use faas_api::{Error, ErrorKind, EventFilter, Payload, TraceContext};
 use faas_composition::machine::{advance, Action, Event, Program, State};
 use faas_composition::Composition;
 use faas_gateway_store::kv::Expect;
@@ -44,7 +45,7 @@ use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
 use crate::registry::RegistryHandle;
-use crate::sink::SinkClient;
+use crate::sink::{Caused, SinkClient};
 
 /// The delivery target of continuations: claimed by the delivery workers like any delivery, handed to
 /// the conductor instead of a subscription. (`$` cannot start a subscription id.)
@@ -234,6 +235,14 @@ fn error_json(e: &Error) -> Value {
 }
 
 /// `bytes` as lowercase hex.
+/// The `traceparent` of a call made for durable run `run`: trace id the first 16 bytes of the
+/// SHA-256 of the run's id (the same on every replica and after a restart), a new span each time.
+fn run_trace(run: &str) -> String {
+    let trace = hex(&Sha256::digest(run.as_bytes())[..16]);
+    let root = TraceContext::parse(&format!("00-{trace}-0000000000000001-01")).unwrap_or_else(TraceContext::random);
+    root.child().traceparent()
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -547,7 +556,7 @@ impl Conductor {
             let (mut state, mut action) = (state, action);
             loop {
                 let event = match action {
-                    Action::Invoke { function, input } => Event::Answer(self.invoke(sinks, &function, &input).await),
+                    Action::Invoke { function, input } => Event::Answer(self.invoke(sinks, None, &function, &input).await),
                     Action::Sleep { ms } => {
                         tokio::time::sleep(Duration::from_millis(ms)).await;
                         Event::Timer
@@ -659,8 +668,16 @@ impl Conductor {
         Ok(program)
     }
 
-    /// Invokes one step through the gateway's function routes.
-    async fn invoke(&self, sinks: &SinkClient, function: &str, input: &Value) -> Result<Value, Error> {
+    /// Invokes one step through the gateway's function routes; `run` is the durable run it is a
+    /// step of: the callee's activation `cause` is `runs/<id>`, and every step of a run is a
+    /// span of one trace, whose id is drawn from the run's (so a restarted gateway keeps it).
+    async fn invoke(
+        &self,
+        sinks: &SinkClient,
+        run: Option<&str>,
+        function: &str,
+        input: &Value,
+    ) -> Result<Value, Error> {
         let route = self.registry.function(function).ok_or_else(|| {
             Error::new(
                 ErrorKind::NotFound,
@@ -671,7 +688,12 @@ impl Conductor {
             )
         })?;
         let target = route.target.clone().unwrap_or_else(|| route.name.clone());
-        let answer = sinks.invoke_function(&route.backend, &target, payload_of(input), None, self.step_timeout).await?;
+        let context = match run {
+            Some(run) => Caused { traceparent: Some(run_trace(run)), cause: Some(format!("{CAUSE_OF_RUN}{run}")) },
+            None => Caused::default(),
+        };
+        let answer =
+            sinks.invoke_function(&route.backend, &target, payload_of(input), context, self.step_timeout).await?;
         Ok(value_of(&answer))
     }
 
@@ -717,7 +739,7 @@ impl Conductor {
         let started = std::time::Instant::now();
         let (event, function, outcome) = match &pending {
             Pending::Invoke { function, input } => {
-                let answer = self.invoke(sinks, function, input).await;
+                let answer = self.invoke(sinks, Some(&wake.run), function, input).await;
                 let outcome = match &answer {
                     Ok(_) => "ok".to_string(),
                     Err(e) => e.kind().as_str().to_string(),

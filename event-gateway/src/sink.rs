@@ -207,7 +207,8 @@ impl SinkClient {
         timeout: Duration,
     ) -> Attempt {
         let payload = Payload::new(body.to_vec(), Some(faas_api::payload::CLOUDEVENTS_JSON.to_string()));
-        match self.invoke_function(backend, function, payload, traceparent, timeout).await {
+        let context = Caused { traceparent, cause: None };
+        match self.invoke_function(backend, function, payload, context, timeout).await {
             Ok(_) => Attempt {
                 status: Some(200),
                 retry_after: None,
@@ -222,19 +223,21 @@ impl SinkClient {
         }
     }
 
-    /// Invokes `function` on backend profile `backend` synchronously with `payload`, waiting at most
-    /// `timeout` (then a `timeout` error); returns its answer.
+    /// Invokes `function` on backend profile `backend` synchronously with `payload` (and the
+    /// `traceparent` and `cause` of `context`), waiting at most `timeout` (then a `timeout`
+    /// error); returns its answer.
     pub async fn invoke_function(
         &self,
         backend: &str,
         function: &str,
         payload: Payload,
-        traceparent: Option<String>,
+        context: Caused,
         timeout: Duration,
     ) -> Result<Payload, Error> {
         let runner = self.functions.runner(backend).await?;
         let mut request = InvokeRequest::new(function, payload);
-        request.traceparent = traceparent;
+        request.traceparent = context.traceparent;
+        request.cause = context.cause;
         match tokio::time::timeout(timeout, runner.invoke(request)).await {
             Err(_) => Err(Error::new(
                 faas_api::ErrorKind::Timeout,
@@ -244,6 +247,16 @@ impl SinkClient {
             Ok(Err(e)) => Err(e),
         }
     }
+}
+
+/// Where a function call the gateway makes comes from: the trace it belongs to and its cause
+/// (the callee's activation `cause`, where its backend records one).
+#[derive(Debug, Clone, Default)]
+pub struct Caused {
+    /// W3C `traceparent` of the call.
+    pub traceparent: Option<String>,
+    /// What caused it (`runs/<id>` for a step of a conducted run).
+    pub cause: Option<String>,
 }
 
 /// How the gateway's own timeout of a function call starts its message.

@@ -117,7 +117,9 @@ async fn fixture() -> (Arc<AtomicU64>, tempfile::TempDir, Gateway) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_twenty_step_run_with_a_timer_ends_with_its_result_and_history() {
-    let (calls, _dir, mut gateway) = fixture().await;
+    let (calls, dir) = (Arc::new(AtomicU64::new(0)), tempfile::tempdir().unwrap());
+    let steps = runner(&calls);
+    let mut gateway = start(dir.path(), steps.clone()).await;
 
     let mut nodes: Vec<Node> = (0..10).map(|_| call("inc")).collect();
     nodes.push(wait(300));
@@ -138,6 +140,11 @@ async fn a_twenty_step_run_with_a_timer_ends_with_its_result_and_history() {
     assert!(run.get("current").is_none(), "an ended run has no current step: {run}");
     assert!(started.elapsed() >= Duration::from_millis(300), "the timer waited");
     assert_eq!(calls.load(Ordering::SeqCst), 20, "each step ran once");
+    // Each step's activation names the run that caused it.
+    let query = faas_api::ActivationQuery { function: Some("inc".into()), limit: Some(100), ..Default::default() };
+    let records = steps.activations(query).await.unwrap();
+    assert_eq!(records.len(), 20, "{records:?}");
+    assert!(records.iter().all(|a| a.cause.as_deref() == Some("runs/count-1")), "{records:?}");
     let metrics = client().get(format!("{}/metrics", gateway.url)).send().await.unwrap().text().await.unwrap();
     let series = |name: &str| -> f64 {
         let line = metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} in {metrics}"));

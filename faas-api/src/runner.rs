@@ -420,7 +420,19 @@ pub struct InvokeRequest {
     pub traceparent: Option<String>,
     /// Also return the invocation's log lines.
     pub with_logs: bool,
+    /// What caused this invocation, kept as the callee's [`Activation::cause`] where the
+    /// backend records one: the caller's activation id for `cx.invoke`, [`CAUSE_OF_RUN`] and
+    /// the run's id for a step of a conducted run.
+    pub cause: Option<String>,
 }
+
+/// The prefix of the [`Activation::cause`] of a step the event gateway's conductor invoked:
+/// `runs/<run id>`, the run's path in the gateway's runs API.
+///
+/// ```
+/// assert_eq!(format!("{}{}", faas_api::runner::CAUSE_OF_RUN, "order-7"), "runs/order-7");
+/// ```
+pub const CAUSE_OF_RUN: &str = "runs/";
 
 impl InvokeRequest {
     /// A synchronous request, with no trace context and no logs asked for.
@@ -429,7 +441,7 @@ impl InvokeRequest {
     /// use faas_api::{InvokeMode, InvokeRequest, Payload};
     /// let request = InvokeRequest::new("hello", Payload::bytes(&b"hi"[..]));
     /// assert_eq!((request.function.as_str(), request.mode), ("hello", InvokeMode::Sync));
-    /// assert_eq!((request.traceparent, request.with_logs), (None, false));
+    /// assert_eq!((request.traceparent, request.with_logs, request.cause), (None, false, None));
     /// assert_eq!(request.payload.body().as_ref(), b"hi");
     /// ```
     pub fn new(function: impl Into<String>, payload: Payload) -> InvokeRequest {
@@ -511,6 +523,13 @@ pub struct Activation {
     /// backend bills nothing and reports the duration. 0 while pending.
     #[serde(default)]
     pub billed_us: u64,
+    /// What caused it, where the backend records it: the activation of the function or
+    /// composition that invoked it with `cx.invoke`, or `runs/<id>` for a step of a run the
+    /// event gateway conducted (see [`InvokeRequest::cause`]); `None` for a call from outside.
+    /// Recorded by the local backend (both modes) and read from OpenWhisk's own `cause` (a
+    /// sequence's components); Lambda, Cloud Functions and Azure do not record it yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
     /// Whether a new instance had to be started.
     pub cold: bool,
     /// Outcome.

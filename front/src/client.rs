@@ -341,6 +341,9 @@ impl Runner for FrontClient {
         if let Some(tp) = &request.traceparent {
             headers.insert(wire::TRACEPARENT, header_value(wire::TRACEPARENT, tp)?);
         }
+        if let Some(cause) = &request.cause {
+            headers.insert(wire::CAUSE, header_value(wire::CAUSE, cause)?);
+        }
         match request.mode {
             InvokeMode::Sync => {}
             InvokeMode::Async => {

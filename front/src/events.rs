@@ -63,6 +63,7 @@ async fn deliver(shared: &Shared, events: &[Event], traceparent: Option<String>)
                 mode: InvokeMode::Async,
                 traceparent: trace.clone(),
                 with_logs: false,
+                cause: None,
             };
             let invoked = shared.runner.invoke(request).await.map_err(|e| {
                 tracing::warn!(%function, "event delivery refused: {e}");

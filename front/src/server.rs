@@ -250,6 +250,7 @@ async fn invoke_inner(shared: &Shared, function: String, headers: HeaderMap, bod
         mode,
         traceparent: wire::header(&headers, wire::TRACEPARENT).map(str::to_string),
         with_logs,
+        cause: wire::header(&headers, wire::CAUSE).map(str::to_string),
     };
     let invoked = shared.runner.invoke(request).await?;
     let mut resp = match mode {

@@ -32,6 +32,7 @@ fn activation(u: &mut Unstructured<'_>) -> Result<Activation> {
         start_ms: u.arbitrary()?,
         duration_us: u.arbitrary()?,
         billed_us: u.arbitrary()?,
+        cause: if u.arbitrary()? { Some(pick_string(u, TEXT)?) } else { None },
         cold: u.arbitrary()?,
         status,
         error,

@@ -254,6 +254,7 @@ impl HttpServices {
         &self,
         path: &str,
         traceparent: String,
+        cause: Option<&str>,
         payload: Payload,
     ) -> Result<(http::StatusCode, http::HeaderMap, Bytes), Error> {
         let url = if path.starts_with("http") { path.to_string() } else { format!("{}{path}", self.base) };
@@ -261,6 +262,9 @@ impl HttpServices {
             return Err(Error::unavailable("this host was started without the local front's URL"));
         }
         let mut req = Request::post(&url).header(wire::TRACEPARENT, traceparent);
+        if let Some(cause) = cause.and_then(|c| http::HeaderValue::from_str(c).ok()) {
+            req = req.header(wire::CAUSE, cause);
+        }
         if let Some(ct) = payload.content_type() {
             req = req.header(http::header::CONTENT_TYPE, ct);
         }
@@ -277,8 +281,9 @@ impl HttpServices {
 impl Services for HttpServices {
     async fn invoke(&self, caller: &Context, name: &str, payload: Payload) -> Result<Payload, Error> {
         faas_api::validate_function_name(name)?;
+        let cause = Some(caller.invocation_id());
         let (status, headers, body) =
-            self.post(&format!("/functions/{name}"), caller.trace().child().traceparent(), payload).await?;
+            self.post(&format!("/functions/{name}"), caller.trace().child().traceparent(), cause, payload).await?;
         if status == http::StatusCode::OK {
             Ok(Payload::new(body, wire::content_type(&headers)))
         } else {
@@ -289,7 +294,7 @@ impl Services for HttpServices {
     async fn emit(&self, caller: &Context, event: Event) -> Result<(), Error> {
         let payload = faas_api::event::encode_structured(&event)?;
         let target = self.events.clone().unwrap_or_else(|| "/events".to_string());
-        let (status, headers, body) = self.post(&target, caller.trace().child().traceparent(), payload).await?;
+        let (status, headers, body) = self.post(&target, caller.trace().child().traceparent(), None, payload).await?;
         if status.is_success() { Ok(()) } else { Err(wire::error_from_response(status, &headers, &body)) }
     }
 }

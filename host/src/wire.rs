@@ -61,6 +61,13 @@ pub const ERROR_KIND: &str = "faas-error";
 /// assert_eq!(cx.trace().traceparent(), tp);
 /// ```
 pub const TRACEPARENT: &str = "traceparent";
+/// What caused an invocation (the caller's activation id, or `runs/<id>`): sent to the local
+/// front with `cx.invoke`, recorded as the callee's activation `cause`.
+///
+/// ```
+/// assert_eq!(faas_host::wire::CAUSE, "faas-cause");
+/// ```
+pub const CAUSE: &str = "faas-cause";
 /// Env var holding the Unix socket path a child process serves the child protocol on.
 ///
 /// ```

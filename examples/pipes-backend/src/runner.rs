@@ -298,6 +298,7 @@ impl Runner for PipesRunner {
             start_ms: epoch_ms(started_at),
             duration_us,
             billed_us: duration_us, // nothing is billed here: the duration
+            cause: request.cause.clone(),
             cold: outcome.cold,
             status: if outcome.result.is_ok() { ActivationStatus::Success } else { ActivationStatus::Error },
             error: outcome.result.as_ref().err().cloned(),

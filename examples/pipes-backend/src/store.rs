@@ -216,7 +216,7 @@ impl Store {
     /// let dir = tempfile::tempdir().unwrap();
     /// let store = faas_pipes::store::Store::open(dir.path()).unwrap();
     /// for (id, function) in [("a1", "hello"), ("a2", "bye"), ("a3", "hello")] {
-    ///     let a = Activation { id: id.into(), function: function.into(), start_ms: 0, duration_us: 0, billed_us: 0, cold: false,
+    ///     let a = Activation { id: id.into(), function: function.into(), start_ms: 0, duration_us: 0, billed_us: 0, cause: None, cold: false,
     ///         status: ActivationStatus::Success, error: None, result_size: 0, mode: InvokeMode::Sync, attempt: 1,
     ///         logs: vec![] };
     ///     store.record_activation(&a).unwrap();

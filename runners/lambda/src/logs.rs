@@ -157,6 +157,7 @@ fn finish(function: &str, o: Open, duration_ms: Option<f64>, cold: bool) -> Acti
         start_ms: o.start_ms,
         duration_us: duration_ms.map(|ms| (ms * 1000.0).round() as u64).unwrap_or(0),
         billed_us: 0,
+        cause: None,
         cold,
         status,
         error: o.error,

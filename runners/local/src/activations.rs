@@ -77,7 +77,7 @@ struct Persisted {
 /// use faas_runner_local::activations::ActivationLog;
 /// use faas_api::{Activation, ActivationQuery, ActivationStatus, InvokeMode};
 /// let log = ActivationLog::in_memory(10);
-/// let a = Activation { id: "1".into(), function: "f".into(), start_ms: 0, duration_us: 5, billed_us: 5, cold: true,
+/// let a = Activation { id: "1".into(), function: "f".into(), start_ms: 0, duration_us: 5, billed_us: 5, cause: None, cold: true,
 ///     status: ActivationStatus::Success, error: None, result_size: 2, mode: InvokeMode::Sync, attempt: 1, logs: vec![] };
 /// log.record(a.clone());
 /// assert_eq!(log.query(&ActivationQuery { function: Some("f".into()), ..Default::default() }), vec![a]);
@@ -110,7 +110,7 @@ impl ActivationLog {
     /// let dir = tempfile::tempdir().unwrap();
     /// let path = dir.path().join("activations.jsonl");
     /// let log = ActivationLog::open(&path, 100).unwrap();
-    /// log.record(Activation { id: "1".into(), function: "f".into(), start_ms: 0, duration_us: 5, billed_us: 5, cold: true,
+    /// log.record(Activation { id: "1".into(), function: "f".into(), start_ms: 0, duration_us: 5, billed_us: 5, cause: None, cold: true,
     ///     status: ActivationStatus::Success, error: None, result_size: 2, mode: InvokeMode::Sync, attempt: 1,
     ///     logs: vec![] });
     /// drop(log); // writes what is queued
@@ -326,6 +326,10 @@ fn encode(buf: &mut Vec<u8>, a: &Activation) {
     buf.extend_from_slice(num.format(a.duration_us).as_bytes());
     buf.extend_from_slice(b",\"billed_us\":");
     buf.extend_from_slice(num.format(a.billed_us).as_bytes());
+    if let Some(cause) = &a.cause {
+        buf.extend_from_slice(b",\"cause\":");
+        string(buf, cause);
+    }
     buf.extend_from_slice(if a.cold { b",\"cold\":true" } else { b",\"cold\":false" });
     buf.extend_from_slice(b",\"status\":");
     serde_json::to_writer(&mut *buf, &a.status).expect("a status serialises");
@@ -356,6 +360,7 @@ mod tests {
             start_ms: 0,
             duration_us: 1,
             billed_us: 1,
+            cause: None,
             cold: false,
             status,
             error: None,
@@ -378,6 +383,7 @@ mod tests {
         failed.cold = true;
         failed.mode = InvokeMode::DryRun;
         failed.start_ms = u64::MAX;
+        failed.cause = Some("runs/order-\"7\"".into());
         let mut plain = activation("1", ActivationStatus::Success);
         plain.logs.clear();
         plain.mode = InvokeMode::Sync;

@@ -33,6 +33,7 @@
 //!     body: br#""Ada""#.to_vec(),
 //!     content_type: Some("application/json".into()),
 //!     traceparent: None,
+//!     cause: None,
 //!     attempt: 1,
 //! };
 //! queue.enqueue(job).unwrap();
@@ -62,6 +63,7 @@ use serde::{Deserialize, Serialize};
 ///     body: b"{}".to_vec(),
 ///     content_type: Some("application/json".into()),
 ///     traceparent: None,
+///     cause: None,
 ///     attempt: 1,
 /// };
 /// let line = serde_json::to_value(&job).unwrap();
@@ -81,6 +83,10 @@ pub struct Job {
     pub content_type: Option<String>,
     /// Trace context.
     pub traceparent: Option<String>,
+    /// What caused it ([`faas_api::InvokeRequest::cause`]); absent in journals written before
+    /// it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
     /// 1 for the first try.
     pub attempt: u32,
 }
@@ -92,7 +98,7 @@ mod b64 {
     ///
     /// ```
     /// # use faas_runner_local::queue::Job;
-    /// let job = Job { id: "a".into(), function: "f".into(), body: vec![0, 1, 255], content_type: None, traceparent: None, attempt: 1 };
+    /// let job = Job { id: "a".into(), function: "f".into(), body: vec![0, 1, 255], content_type: None, traceparent: None, cause: None, attempt: 1 };
     /// assert_eq!(serde_json::to_value(&job).unwrap()["body"], "AAH/");
     /// ```
     pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -133,7 +139,7 @@ enum Record {
 ///         Box::pin(async move { Err(Error::not_found(format!("no function `{}`", job.function))) })
 ///     }
 /// }
-/// # let job = Job { id: "a".into(), function: "f".into(), body: vec![], content_type: None, traceparent: None, attempt: 1 };
+/// # let job = Job { id: "a".into(), function: "f".into(), body: vec![], content_type: None, traceparent: None, cause: None, attempt: 1 };
 /// let err = futures::executor::block_on(Refuse.run(job)).unwrap_err();
 /// assert_eq!(err.message(), "no function `f`");
 /// ```
@@ -148,7 +154,7 @@ pub trait JobRunner: Send + Sync + 'static {
     ///         Box::pin(async { Ok(()) })
     ///     }
     /// }
-    /// # let job = Job { id: "a".into(), function: "f".into(), body: vec![], content_type: None, traceparent: None, attempt: 1 };
+    /// # let job = Job { id: "a".into(), function: "f".into(), body: vec![], content_type: None, traceparent: None, cause: None, attempt: 1 };
     /// assert!(futures::executor::block_on(Accept.run(job)).is_ok());
     /// ```
     fn run(&self, job: Job) -> BoxFuture<'_, Result<(), Error>>;
@@ -220,7 +226,7 @@ struct Journal {
 /// let runner = Arc::new(Report(tx));
 /// let weak: Weak<dyn JobRunner> = Arc::downgrade(&runner) as Weak<dyn JobRunner>;
 /// let queue = AsyncQueue::open(&dir.path().join("async.jsonl"), weak, 3, Duration::from_millis(100));
-/// # let job = Job { id: "act-1".into(), function: "hello".into(), body: vec![], content_type: None, traceparent: None, attempt: 1 };
+/// # let job = Job { id: "act-1".into(), function: "hello".into(), body: vec![], content_type: None, traceparent: None, cause: None, attempt: 1 };
 /// queue.enqueue(job).unwrap(); // on disk once this returns
 /// assert_eq!(ran.recv().await.unwrap(), "hello");
 /// # }
@@ -286,7 +292,7 @@ impl AsyncQueue {
     /// let not_a_dir = dir.path().join("file");
     /// std::fs::write(&not_a_dir, "").unwrap();
     /// let queue = AsyncQueue::open(&not_a_dir.join("async.jsonl"), Weak::<Nobody>::new(), 3, std::time::Duration::from_secs(1));
-    /// # let job = Job { id: "a".into(), function: "f".into(), body: vec![], content_type: None, traceparent: None, attempt: 1 };
+    /// # let job = Job { id: "a".into(), function: "f".into(), body: vec![], content_type: None, traceparent: None, cause: None, attempt: 1 };
     /// let err = queue.enqueue(job).unwrap_err();
     /// assert!(err.to_string().contains("could not be opened"), "{err}");
     /// ```
@@ -313,7 +319,7 @@ impl AsyncQueue {
     /// # }
     /// let dir = tempfile::tempdir().unwrap();
     /// let path = dir.path().join("async.jsonl");
-    /// # let job = Job { id: "act-1".into(), function: "hello".into(), body: vec![], content_type: None, traceparent: None, attempt: 1 };
+    /// # let job = Job { id: "act-1".into(), function: "hello".into(), body: vec![], content_type: None, traceparent: None, cause: None, attempt: 1 };
     /// // A queue whose runner is gone: the job is journaled but never runs, as after a crash.
     /// let gone: Weak<dyn JobRunner> = Weak::<Report>::new();
     /// AsyncQueue::open(&path, gone, 3, Duration::from_millis(100)).enqueue(job).unwrap();
@@ -430,6 +436,7 @@ mod tests {
             body: vec![0, 1, 255],
             content_type: None,
             traceparent: None,
+            cause: None,
             attempt: 1,
         };
         let mut text = String::new();

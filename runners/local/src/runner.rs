@@ -301,6 +301,7 @@ impl LocalRunner {
                 mode: InvokeMode::Async,
                 traceparent: traceparent.clone(),
                 with_logs: false,
+                cause: None,
             };
             let invoked = self.invoke(req).await?;
             out.push((name, invoked.activation_id));
@@ -401,6 +402,7 @@ impl LocalRunner {
         id: String,
         payload: Payload,
         traceparent: Option<String>,
+        cause: Option<String>,
         mode: InvokeMode,
         attempt: u32,
         want_logs: bool,
@@ -455,6 +457,7 @@ impl LocalRunner {
             duration_us,
             // Nothing is billed locally: the duration, so that billed figures add up the same way.
             billed_us: duration_us,
+            cause,
             cold: outcome.cold,
             status: if result.is_ok() { ActivationStatus::Success } else { ActivationStatus::Error },
             error: result.as_ref().err().cloned(),
@@ -593,6 +596,7 @@ impl Runner for LocalRunner {
                     body: req.payload.body().to_vec(),
                     content_type: req.payload.content_type().map(str::to_string),
                     traceparent: req.traceparent.clone(),
+                    cause: req.cause.clone(),
                     attempt: 1,
                 };
                 // Recorded before the job is queued, so the job's own (later) record replaces it.
@@ -602,6 +606,7 @@ impl Runner for LocalRunner {
                     start_ms: SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
                     duration_us: 0,
                     billed_us: 0,
+                    cause: req.cause.clone(),
                     cold: false,
                     status: ActivationStatus::Pending,
                     error: None,
@@ -622,7 +627,16 @@ impl Runner for LocalRunner {
             }
             InvokeMode::Sync => {
                 let (result, logs) = self
-                    .execute(&deployed, id.clone(), req.payload, req.traceparent, InvokeMode::Sync, 1, req.with_logs)
+                    .execute(
+                        &deployed,
+                        id.clone(),
+                        req.payload,
+                        req.traceparent,
+                        req.cause,
+                        InvokeMode::Sync,
+                        1,
+                        req.with_logs,
+                    )
                     .await;
                 Ok(Invoked { activation_id: id, payload: result?, logs })
             }
@@ -658,8 +672,9 @@ impl JobRunner for LocalRunner {
         Box::pin(async move {
             let deployed = self.lookup(&job.function)?;
             let payload = Payload::new(job.body, job.content_type);
-            let (result, _) =
-                self.execute(&deployed, job.id, payload, job.traceparent, InvokeMode::Async, job.attempt, false).await;
+            let (result, _) = self
+                .execute(&deployed, job.id, payload, job.traceparent, job.cause, InvokeMode::Async, job.attempt, false)
+                .await;
             result.map(|_| ())
         })
     }
@@ -681,6 +696,7 @@ impl Services for InProcessServices {
             mode: InvokeMode::Sync,
             traceparent: Some(caller.trace().traceparent()),
             with_logs: false,
+            cause: Some(caller.invocation_id().to_string()),
         };
         Ok(runner.invoke(req).await?.payload)
     }

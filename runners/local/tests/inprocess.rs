@@ -115,9 +115,15 @@ async fn functions_invoke_each_other_by_name_and_keep_the_trace() {
     let r = runner().await;
     let mut req = InvokeRequest::new("chain", Payload::json(&json!({"name": "Cy"})).unwrap());
     req.traceparent = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
-    let out: Value = r.invoke(req).await.unwrap().payload.json_as().unwrap();
+    let invoked = r.invoke(req).await.unwrap();
+    let out: Value = invoked.payload.json_as().unwrap();
     assert_eq!(out["inner"]["message"], "Hello, Cy!");
     assert_eq!(out["trace"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    // The callee's record names the activation that invoked it; the outer one has no cause.
+    let query = |f: &str| ActivationQuery { function: Some(f.into()), limit: Some(1), ..Default::default() };
+    let hello = r.activations(query("hello")).await.unwrap();
+    assert_eq!(hello[0].cause.as_deref(), Some(invoked.activation_id.as_str()));
+    assert_eq!(r.activations(query("chain")).await.unwrap()[0].cause, None);
 }
 
 #[tokio::test]

@@ -265,6 +265,7 @@ async fn async_invocations_are_journaled_retried_and_resumed_after_a_restart() {
         body: br#"{"name":"Ada"}"#.to_vec(),
         content_type: Some("application/json".into()),
         traceparent: None,
+        cause: Some("runs/order-7".into()),
         attempt: 1,
     };
     let line = serde_json::to_string(&json!({"op": "enqueue", "job": job})).unwrap();
@@ -276,6 +277,8 @@ async fn async_invocations_are_journaled_retried_and_resumed_after_a_restart() {
         let a =
             runner.activations(ActivationQuery { id: Some("left-over".into()), ..Default::default() }).await.unwrap();
         if a.first().is_some_and(|a| a.status == ActivationStatus::Success) {
+            // What caused it survives in the journal.
+            assert_eq!(a[0].cause.as_deref(), Some("runs/order-7"));
             break;
         }
         assert!(Instant::now() < deadline, "the recovered job did not run: {a:?}");

@@ -92,6 +92,7 @@ pub(crate) fn activation(function: &str, record: &Value) -> Activation {
         duration_us: record["duration"].as_u64().unwrap_or(0) * 1000,
         // The record's `duration` is what a provider running OpenWhisk bills (in ms).
         billed_us: record["duration"].as_u64().unwrap_or(0) * 1000,
+        cause: record["cause"].as_str().map(str::to_string),
         cold: annotation(record, "initTime").is_some(),
         status,
         error,
