@@ -264,7 +264,9 @@ impl Environment {
                 )
             }
         };
-        let billed = duration.as_millis().max(1);
+        // Lambda bills the duration rounded *up* to the next millisecond (at least 1 ms): a 12.70 ms
+        // invocation reports `Billed Duration: 13 ms`, never less than it ran.
+        let billed = duration.as_micros().div_ceil(1000).max(1);
         let mut report = format!(
             "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {} MB\tMax Memory Used: {max_memory} MB",
             duration.as_secs_f64() * 1000.0,
