@@ -113,7 +113,8 @@ pub fn parse(function: &str, events: Vec<LogEvent>) -> Vec<Activation> {
                         // Lambda bills whole milliseconds; a REPORT without its figure is rounded so.
                         a.billed_us = match billed {
                             Some(ms) => (ms * 1000.0).round() as u64,
-                            None => a.duration_us.div_ceil(1000) * 1000,
+                            // Saturating: a damaged REPORT can claim any duration.
+                            None => a.duration_us.div_ceil(1000).saturating_mul(1000),
                         };
                         out.push(a);
                     }
@@ -208,6 +209,23 @@ mod tests {
         let init = if cold { "\tInit Duration: 2.00 ms" } else { "" };
         v.push(ev(stream, t, &format!("REPORT RequestId: {id}\tDuration: 0.25 ms\tBilled Duration: 1 ms{init}")));
         v
+    }
+
+    #[test]
+    fn billed_time_is_the_reports_or_the_duration_rounded_up() {
+        let ev = |m: &str| LogEvent { stream: "s".into(), timestamp_ms: 1, message: m.into() };
+        let report = |id: &str, fields: &str| {
+            vec![
+                ev(&format!("START RequestId: {id} Version: $LATEST")),
+                ev(&format!("END RequestId: {id}")),
+                ev(&format!("REPORT RequestId: {id}\t{fields}")),
+            ]
+        };
+        let billed = |fields: &str| parse("f", report("r", fields))[0].billed_us;
+        assert_eq!(billed("Duration: 12.70 ms\tBilled Duration: 13 ms"), 13_000);
+        assert_eq!(billed("Duration: 12.70 ms"), 13_000);
+        // A damaged REPORT claiming an absurd duration saturates instead of overflowing (a fuzz find).
+        assert_eq!(billed("Duration: 1e30 ms"), u64::MAX);
     }
 
     #[test]
