@@ -7,6 +7,8 @@
 //! - [`percentile`], [`ms`], [`us`]: latency figures;
 //! - [`timed`] (sequential calls) and [`concurrent`] (a fixed number of calls on `n`
 //!   connections at once): latencies and the wall time they took;
+//! - [`release_app`]: a release build of one of the workspace's example apps, described, ready
+//!   to package and deploy (the benches' subjects);
 //! - [`Row`] and [`report`]: every figure is a ratio against a baseline measured in the same run,
 //!   printed as a Markdown table and written as JSON to `$CARGO_TARGET_DIR/bench/NAME.json`.
 //!
@@ -143,6 +145,19 @@ impl Row {
         self.note = note.into();
         self
     }
+}
+
+/// A release build of the app in `dir` (relative to the workspace, `examples/pipeline`), cargo
+/// package `package`, described as app `app` with default settings.
+pub async fn release_app(dir: &str, package: &str, app: &str) -> faas_api::AppSpec {
+    eprintln!("building {dir} (release)...");
+    let progress = faas_api::NoProgress;
+    let binary = faas_packaging::build::cargo_build(&workspace_root().join(dir), Some(package), true, &progress)
+        .await
+        .unwrap_or_else(|e| panic!("release build of {dir}: {e}"));
+    let manifest = faas_packaging::build::describe(&binary).await.unwrap_or_else(|e| panic!("describing {dir}: {e}"));
+    faas_api::AppSpec::from_parts(&faas_api::Config::default_for(app), binary, manifest)
+        .unwrap_or_else(|e| panic!("the app of {dir}: {e}"))
 }
 
 /// The workspace's root (the directory above this crate).

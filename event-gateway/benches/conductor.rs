@@ -131,19 +131,8 @@ fn sorted(mut v: Vec<Duration>) -> Vec<Duration> {
 #[tokio::main]
 async fn main() {
     let quick = quick();
-    eprintln!("building examples/pipeline (release)...");
-    let workspace = faas_bench_support::workspace_root();
-    let binary = faas_packaging::build::cargo_build(
-        &workspace.join("examples/pipeline"),
-        Some("example-pipeline"),
-        true,
-        &NoProgress,
-    )
-    .await
-    .expect("release build of examples/pipeline");
+    let spec = faas_bench_support::release_app("examples/pipeline", "example-pipeline", "pipeline").await;
     let runner = LocalRunner::new(LocalOptions::default()).unwrap();
-    let manifest = faas_packaging::build::describe(&binary).await.unwrap();
-    let spec = faas_api::AppSpec::from_parts(&faas_api::Config::default_for("pipeline"), binary, manifest).unwrap();
     let package = runner.package(&spec, &NoProgress).await.unwrap();
     runner.deploy(&package, &NoProgress).await.unwrap();
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use faas::{App, Context, Error, InvokeRequest, NoProgress, Payload, Runner};
-use faas_bench_support::{Row, percentile, quick, report, us};
+use faas_bench_support::{Row, percentile, quick, release_app, report, us};
 use faas_runner_local::pool::{FunctionPool, PoolOptions};
 use faas_runner_local::{LocalOptions, LocalRunner};
 use http_body_util::{BodyExt, Full};
@@ -352,8 +352,7 @@ async fn drive(addr: SocketAddr, path: &'static str, conns: usize, dur: Duration
 /// process, what the machine adds per step: the fused run vs calling the step's handler 5 times.
 async fn compose(rows: &mut Vec<Row>) {
     compose_in_process(rows).await;
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    let spec = pipeline_app(&workspace).await;
+    let spec = release_app("examples/pipeline", "example-pipeline", "pipeline").await;
     let runner = LocalRunner::new(LocalOptions::default()).unwrap();
     let package = runner.package(&spec, &NoProgress).await.unwrap();
     runner.deploy(&package, &NoProgress).await.unwrap();
@@ -400,21 +399,6 @@ async fn compose(rows: &mut Vec<Row>) {
     runner.shutdown().await;
 }
 
-/// A release build of examples/pipeline, described.
-async fn pipeline_app(workspace: &Path) -> faas::AppSpec {
-    eprintln!("building examples/pipeline (release)...");
-    let binary = faas_packaging::build::cargo_build(
-        &workspace.join("examples/pipeline"),
-        Some("example-pipeline"),
-        true,
-        &NoProgress,
-    )
-    .await
-    .expect("release build of examples/pipeline");
-    let manifest = faas_packaging::build::describe(&binary).await.unwrap();
-    faas::AppSpec::from_parts(&faas::Config::default_for("pipeline"), binary, manifest).unwrap()
-}
-
 /// One deployment of examples/pipeline for section 6: its runner, and the front that serves
 /// the runner's `cx.invoke` to its process-mode children (what `faas dev` runs).
 struct Deployment {
@@ -457,8 +441,7 @@ impl Deployment {
 /// Section 6: `report` fused (one invocation; its stages dispatched inside it) vs unfused (each
 /// stage invoked through the backend while `report` waits), in process mode.
 async fn pipeline(rows: &mut Vec<Row>) {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    let spec = pipeline_app(&workspace).await;
+    let spec = release_app("examples/pipeline", "example-pipeline", "pipeline").await;
     let mut unfused_spec = spec.clone();
     faas::composition::fused::unfuse(&mut unfused_spec.functions);
     // 20,000 order lines over 40 categories, one in 50 malformed: about 300 KB of CSV, and JSON

@@ -85,13 +85,14 @@ pub(crate) fn activation(function: &str, record: &Value) -> Activation {
             Err(e) => (ActivationStatus::Error, Some(e)),
         }
     };
+    let duration_us = record["duration"].as_u64().unwrap_or(0) * 1000;
     Activation {
         id: record["activationId"].as_str().unwrap_or_default().to_string(),
         function: function.to_string(),
         start_ms: record["start"].as_u64().unwrap_or(0),
-        duration_us: record["duration"].as_u64().unwrap_or(0) * 1000,
+        duration_us,
         // The record's `duration` is what a provider running OpenWhisk bills (in ms).
-        billed_us: record["duration"].as_u64().unwrap_or(0) * 1000,
+        billed_us: duration_us,
         cause: record["cause"].as_str().map(str::to_string),
         cold: annotation(record, "initTime").is_some(),
         status,
