@@ -61,6 +61,9 @@ pub enum Command {
     /// Durable runs of compositions conducted by the project's gateway: list (the default), start,
     /// show, cancel.
     Runs(RunsArgs),
+    /// The app's portable state, kept by the project's gateway (what `cx.state()` reads and
+    /// writes): get, set, delete, list.
+    State(StateArgs),
     /// Run the CloudEvents gateway: ingress at `POST /`, subscriptions, durable delivery to functions
     /// on any backend and to HTTP sinks, management API, `/metrics`.
     Gateway(GatewayArgs),
@@ -81,6 +84,81 @@ pub struct GatewayArgs {
     /// NATS URL for `--store nats` (e.g. nats://127.0.0.1:4222).
     #[arg(long, value_name = "URL")]
     pub nats_url: Option<String>,
+}
+
+/// `faas state`.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// The app whose keys these are (default: `[app] name` of faas.toml).
+    #[arg(long, global = true)]
+    pub app: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: StateCommand,
+}
+
+/// The subcommands of `faas state`.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Print a key's value (and, on stderr, its version).
+    Get(StateKeyArgs),
+    /// Write a key's value (from the argument, `--file`, or standard input with `--file -`).
+    Set(StateSetArgs),
+    /// Delete a key.
+    Delete(StateDeleteArgs),
+    /// List keys (by prefix), with their versions, sizes and expiry.
+    List(StateListArgs),
+}
+
+/// A `faas state` command that takes one key.
+#[derive(Debug, Args)]
+pub struct StateKeyArgs {
+    /// The key.
+    pub key: String,
+}
+
+/// `faas state set`.
+#[derive(Debug, Args)]
+pub struct StateSetArgs {
+    /// The key.
+    pub key: String,
+    /// The value (text).
+    #[arg(conflicts_with = "file", required_unless_present = "file")]
+    pub value: Option<String>,
+    /// Read the value from a file (`-` for standard input).
+    #[arg(long, short = 'f', value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Write only if the key is at this version (what a read returned); otherwise fail with
+    /// `conflict`, naming the current version.
+    #[arg(long, value_name = "VERSION", conflicts_with = "if_absent")]
+    pub if_version: Option<u64>,
+    /// Write only if the key does not exist.
+    #[arg(long)]
+    pub if_absent: bool,
+    /// The key expires after this long (`30s`, `10m`, `1h`, at most a year).
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+}
+
+/// `faas state delete`.
+#[derive(Debug, Args)]
+pub struct StateDeleteArgs {
+    /// The key.
+    pub key: String,
+    /// Delete only if the key is at this version.
+    #[arg(long, value_name = "VERSION")]
+    pub if_version: Option<u64>,
+}
+
+/// `faas state list`.
+#[derive(Debug, Args)]
+pub struct StateListArgs {
+    /// Only keys starting with this.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Show at most this many.
+    #[arg(long, short = 'n', default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub limit: u32,
 }
 
 /// `faas runs`.

@@ -122,6 +122,19 @@ pub async fn build_for_profile(
     backend.build(&request, progress).await.map_err(|e| with_hint(profile, e))
 }
 
+/// [`build_for_profile`] for a deployment: the profile's `state` key then reaches every
+/// function's environment, whatever the backend ([`faas_api::state::bind`]).
+pub async fn build_to_deploy(
+    project: &Project,
+    profile: &BackendProfile,
+    release: bool,
+    progress: &dyn faas_api::Progress,
+) -> CliResult<faas_api::AppSpec> {
+    let mut app = build_for_profile(project, profile, None, release, progress).await?;
+    faas_api::state::bind(&mut app, profile, &|k| std::env::var(k).ok())?;
+    Ok(app)
+}
+
 /// Selects the backend profile ([`Backends::select`]: [`Config::select_backend`]'s precedence;
 /// a backend kind named where no profile of that name exists, `--backend lambda` in a project
 /// without `[backends.lambda]`, is that kind with the platform's usual defaults; a planned kind

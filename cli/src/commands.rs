@@ -178,7 +178,7 @@ pub async fn deploy(global: &GlobalArgs, args: DeployArgs, out: Output) -> CliRe
     let (profile, runner) = backend::open(&project, global.backend.as_deref()).await?;
     let spinner = Spinner::new(out.is_json());
     spinner.step("building");
-    let mut app = backend::build_for_profile(&project, &profile, None, args.release, &spinner).await?;
+    let mut app = backend::build_to_deploy(&project, &profile, args.release, &spinner).await?;
     if args.no_fuse {
         faas_composition::fused::unfuse(&mut app.functions);
     }

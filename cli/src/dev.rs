@@ -122,7 +122,7 @@ pub async fn dev(global: &GlobalArgs, args: DevArgs, out: Output) -> CliResult {
 
     let spinner = Spinner::new(out.is_json());
     out.note(format!("building `{}` in {}", project.config.app.name, project.root.display()));
-    let app = build(&project.root, &project.config, args.release, args.no_fuse, &spinner).await?;
+    let app = build(&project.root, &project.config, &profile, args.release, args.no_fuse, &spinner).await?;
 
     let runner = LocalRunner::new(options)?;
     runner.set_services_url(format!("http://{}", port.addr));
@@ -133,8 +133,16 @@ pub async fn dev(global: &GlobalArgs, args: DevArgs, out: Output) -> CliResult {
         return Err(failure);
     }
     let front_options = FrontOptions { addr: port.addr, token, max_body };
-    let mut server =
-        Server { project, runner, front: None, release: args.release, no_fuse: args.no_fuse, out, info_written: false };
+    let mut server = Server {
+        project,
+        profile,
+        runner,
+        front: None,
+        release: args.release,
+        no_fuse: args.no_fuse,
+        out,
+        info_written: false,
+    };
     let result = server.run(app, &spinner, args.no_watch, port, front_options).await;
     spinner.finish();
     server.stop().await;
@@ -226,6 +234,8 @@ async fn check_recorded_server(root: &Path, noted: Option<u32>, out: Output) -> 
 
 struct Server {
     project: Project,
+    /// The local profile served (its `state` key reaches every function, see `faas_api::state::bind`).
+    profile: BackendProfile,
     runner: Arc<LocalRunner>,
     front: Option<Front>,
     release: bool,
@@ -316,7 +326,7 @@ impl Server {
             Some(path) => Config::load(&path)?,
             None => Config::default_for(self.project.config.app.name.clone()),
         };
-        let app = build(&self.project.root, &config, self.release, self.no_fuse, spinner).await?;
+        let app = build(&self.project.root, &config, &self.profile, self.release, self.no_fuse, spinner).await?;
         let report = deploy(&self.runner, &app, spinner).await?;
         for f in self.runner.list().await? {
             if !app.functions.iter().any(|s| s.name == f.spec.name) {
@@ -409,12 +419,20 @@ impl Server {
     }
 }
 
-async fn build(root: &Path, config: &Config, release: bool, no_fuse: bool, spinner: &Spinner) -> CliResult<AppSpec> {
+async fn build(
+    root: &Path,
+    config: &Config,
+    profile: &BackendProfile,
+    release: bool,
+    no_fuse: bool,
+    spinner: &Spinner,
+) -> CliResult<AppSpec> {
     faas_api::Progress::step(spinner, "building");
     let mut app = faas_packaging::build::build_app(root, config, release, spinner).await.map_err(Failure::from)?;
     if no_fuse {
         faas_composition::fused::unfuse(&mut app.functions);
     }
+    faas_api::state::bind(&mut app, profile, &|k| std::env::var(k).ok())?;
     Ok(app)
 }
 

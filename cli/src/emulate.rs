@@ -147,7 +147,7 @@ async fn deploy(
     no_fuse: bool,
     spinner: &Spinner,
 ) -> CliResult<AppSpec> {
-    let mut app = crate::backend::build_for_profile(project, profile, None, release, spinner).await?;
+    let mut app = crate::backend::build_to_deploy(project, profile, release, spinner).await?;
     if no_fuse {
         faas_composition::fused::unfuse(&mut app.functions);
     }

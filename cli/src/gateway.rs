@@ -138,6 +138,15 @@ impl GatewayClient {
         Ok(Some(GatewayClient { url, token, http }))
     }
 
+    /// The state service of `app` on this gateway, with the app's own token (derived from the
+    /// management token, as `faas deploy` gives it to the app's functions).
+    pub fn state_of(&self, app: &str) -> faas_host::state::HttpState {
+        faas_host::state::HttpState::new(
+            format!("{}{}/{app}", self.url, faas_gateway::state::PREFIX),
+            faas_api::state::app_token(&self.token, app),
+        )
+    }
+
     /// [`GatewayClient::find`], or an error saying how to start one.
     pub fn connect(root: &std::path::Path) -> CliResult<GatewayClient> {
         GatewayClient::find(root)?.ok_or_else(|| {

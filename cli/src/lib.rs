@@ -25,6 +25,7 @@ pub mod progress;
 pub mod project;
 pub mod runs;
 pub mod scaffold;
+pub mod state;
 
 use std::ffi::OsString;
 
@@ -130,6 +131,7 @@ async fn dispatch(cli: Cli, out: Output) -> CliResult {
         Command::Plan(args) => plan::plan(&global, args, out).await,
         Command::Conformance(args) => conformance::conformance(&global, args, out).await,
         Command::Runs(args) => runs::runs(&global, args, out).await,
+        Command::State(args) => state::state(&global, args, out).await,
         Command::Gateway(args) => gateway::gateway(&global, args, out).await,
     }
 }

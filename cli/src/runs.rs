@@ -127,22 +127,7 @@ fn input(args: &RunsStartArgs) -> CliResult<Value> {
     let (what, bytes) = if let Some(data) = &args.data {
         ("--data".to_string(), data.clone().into_bytes())
     } else if let Some(path) = &args.file {
-        let mut bytes = Vec::new();
-        let what = if path == Path::new("-") {
-            std::io::stdin()
-                .lock()
-                .take(MAX_INPUT as u64 + 1)
-                .read_to_end(&mut bytes)
-                .map(|_| ())
-                .map_err(|e| Error::bad_input(format!("cannot read standard input: {e}")))?;
-            "standard input".to_string()
-        } else {
-            std::fs::File::open(path)
-                .and_then(|f| f.take(MAX_INPUT as u64 + 1).read_to_end(&mut bytes))
-                .map_err(|e| Error::bad_input(format!("--file {}: cannot read it: {e}", path.display())))?;
-            format!("--file {}", path.display())
-        };
-        (what, bytes)
+        read_limited(path, MAX_INPUT)?
     } else {
         return Ok(Value::Null);
     };
@@ -154,6 +139,26 @@ fn input(args: &RunsStartArgs) -> CliResult<Value> {
     }
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::bad_input(format!("{what} is not JSON (a run's input is a JSON value): {e}")).into())
+}
+
+/// What `path` holds (`-`: standard input), reading at most one byte over `max` (so the caller
+/// can tell an oversized input), with how to name it in a message.
+pub(crate) fn read_limited(path: &Path, max: usize) -> CliResult<(String, Vec<u8>)> {
+    let mut bytes = Vec::new();
+    let what = if path == Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .take(max as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::bad_input(format!("cannot read standard input: {e}")))?;
+        "standard input".to_string()
+    } else {
+        std::fs::File::open(path)
+            .and_then(|f| f.take(max as u64 + 1).read_to_end(&mut bytes))
+            .map_err(|e| Error::bad_input(format!("--file {}: cannot read it: {e}", path.display())))?;
+        format!("--file {}", path.display())
+    };
+    Ok((what, bytes))
 }
 
 async fn start(client: &GatewayClient, args: RunsStartArgs, out: Output) -> CliResult {

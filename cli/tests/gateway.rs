@@ -132,3 +132,76 @@ fn without_faas_toml_faas_gateway_token_is_the_management_token() {
     assert!(child.wait().unwrap().success(), "{err}");
     assert!(!err.contains(token), "the token is never logged: {err}");
 }
+
+/// `faas state` against the project's running `faas gateway` (found through `.faas/gateway.json`):
+/// set, get, a lost compare-and-set naming the current version, list, delete, with `--json`;
+/// bad input refused, naming it; the keys survive a restart of the gateway.
+#[test]
+fn faas_state_reads_and_writes_the_apps_keys_on_the_gateway() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("faas.toml"), "[app]\nname = \"shop\"\n\n[gateway]\ndata_dir = \"events\"\n")
+        .unwrap();
+    let mut cmd = faas_cmd(tmp.path(), &["gateway", "--port", "0", "--json"]);
+    let (mut child, _) = start_gateway(cmd.stderr(std::process::Stdio::null()));
+
+    let o = faas(tmp.path(), &["--json", "state", "set", "carts/ada", "{\"items\":1}"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v1 = json(&o)["version"].as_u64().unwrap();
+    let o = faas(tmp.path(), &["state", "get", "carts/ada"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "{\"items\":1}");
+    assert!(stderr(&o).contains(&format!("version {v1}")), "{}", stderr(&o));
+    let o = faas(tmp.path(), &["--json", "state", "get", "carts/ada"]);
+    let entry = &json(&o)["entry"];
+    assert_eq!((entry["value"].as_str(), entry["version"].as_u64()), (Some("{\"items\":1}"), Some(v1)), "{entry}");
+    assert_eq!(json(&o)["app"], "shop");
+
+    let o = faas(tmp.path(), &["state", "set", "carts/ada", "two", "--if-version", &v1.to_string()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = faas(tmp.path(), &["--json", "state", "set", "carts/ada", "three", "--if-version", &v1.to_string()]);
+    assert!(!o.status.success());
+    let failure = json(&o);
+    assert_eq!(failure["error"]["kind"], "conflict", "{failure}");
+    assert!(failure["error"]["errorMessage"].as_str().unwrap().contains("current version"), "{failure}");
+    let o = faas(tmp.path(), &["state", "set", "carts/ada", "x", "--if-absent"]);
+    assert!(stderr(&o).contains("conflict"), "{}", stderr(&o));
+    let o = faas(tmp.path(), &["state", "set", "session/1", "t", "--ttl", "1h"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let o = faas(tmp.path(), &["--json", "state", "list"]);
+    let keys: Vec<String> =
+        json(&o)["entries"].as_array().unwrap().iter().map(|e| e["key"].as_str().unwrap().to_string()).collect();
+    assert_eq!(keys, ["carts/ada", "session/1"]);
+    let o = faas(tmp.path(), &["state", "list", "--prefix", "session/"]);
+    let table = stdout(&o);
+    assert!(table.contains("session/1") && !table.contains("carts/ada") && table.contains("in 3"), "{table}");
+
+    // Bad input: a key with `..`, a value over the limit, a bad TTL, another app's name.
+    let o = faas(tmp.path(), &["state", "set", "a/../b", "x"]);
+    assert!(stderr(&o).contains("`..`"), "{}", stderr(&o));
+    let big = tmp.path().join("big");
+    std::fs::write(&big, vec![b'x'; faas_api::state::MAX_VALUE_BYTES + 1]).unwrap();
+    let o = faas(tmp.path(), &["state", "set", "big", "--file", big.to_str().unwrap()]);
+    assert!(stderr(&o).contains("limit of 262144 bytes"), "{}", stderr(&o));
+    let o = faas(tmp.path(), &["state", "set", "k", "v", "--ttl", "soon"]);
+    assert!(stderr(&o).contains("--ttl soon"), "{}", stderr(&o));
+    let o = faas(tmp.path(), &["state", "--app", "no/such", "get", "k"]);
+    assert!(stderr(&o).contains("not an app name"), "{}", stderr(&o));
+    let o = faas(tmp.path(), &["state", "--app", "blog", "get", "carts/ada"]);
+    assert!(stderr(&o).contains("is absent"), "another app's keys are its own: {}", stderr(&o));
+
+    let o = faas(tmp.path(), &["--json", "state", "delete", "carts/ada"]);
+    assert_eq!(json(&o)["deleted"], true);
+    let o = faas(tmp.path(), &["state", "get", "carts/ada"]);
+    assert!(!o.status.success() && stderr(&o).contains("is absent"), "{}", stderr(&o));
+
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    let _ = std::fs::remove_file(tmp.path().join(".faas").join("gateway.json"));
+    let mut cmd = faas_cmd(tmp.path(), &["gateway", "--port", "0", "--json"]);
+    let (mut child, _) = start_gateway(cmd.stderr(std::process::Stdio::null()));
+    let o = faas(tmp.path(), &["state", "get", "session/1"]);
+    assert_eq!(stdout(&o), "t", "kept across a SIGKILL of the gateway: {}", stderr(&o));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().unwrap();
+}

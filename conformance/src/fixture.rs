@@ -27,7 +27,7 @@ pub const BIG_LIMIT: usize = 128 * 1024 * 1024;
 pub const SLEEP_LIMIT_MS: u64 = 15 * 60 * 1000;
 
 /// Names of every probe function, in declaration order (the compositions last).
-pub const PROBES: [&str; 17] = [
+pub const PROBES: [&str; 18] = [
     "echo",
     "typed",
     "fail",
@@ -42,6 +42,7 @@ pub const PROBES: [&str; 17] = [
     "log",
     "collect",
     "call",
+    "state",
     "seq-echo",
     "seq-typed",
     "seq-fail",
@@ -77,7 +78,8 @@ pub fn fixture_app() -> App {
         .function("log", log)
         .event("collect", collect)
         .subscribe("collect", EventFilter::new().event_type(EMITTED_TYPE))
-        .function("call", call);
+        .function("call", call)
+        .function("state", state);
     COMPOSITIONS.iter().fold(app, |app, (name, step)| app.composition(name, seq([composition_call(*step)])))
 }
 
@@ -237,6 +239,72 @@ async fn call(cx: Context, req: Call) -> Result<serde_json::Value, Error> {
             "content_type": reply.content_type(),
         }),
     })
+}
+
+/// What the `state` probe is asked to do with `cx.state()`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+enum StateOp {
+    /// Read `key`: `{"value": <JSON or null>, "version": <n or null>, "expires": <bool>}`.
+    Get { key: String },
+    /// Write `value` to `key` (only at `version`, or only if absent with `version: null`, when
+    /// `if_version` is given; for `ttl_ms` when given): `{"version": n}`.
+    Set {
+        key: String,
+        value: serde_json::Value,
+        #[serde(default, with = "serde_with_double_option")]
+        if_version: Option<Option<u64>>,
+        ttl_ms: Option<u64>,
+    },
+    /// Adds one to the number at `key` with a `set_if` retry loop: `{"value": n, "conflicts": c}`.
+    Incr { key: String },
+}
+
+/// `if_version` absent (write whatever the version), `null` (only if absent) or a number.
+mod serde_with_double_option {
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+        Option::<u64>::deserialize(d).map(Some)
+    }
+}
+
+/// Reads and writes the app's portable state (`cx.state()`), as `op` says (see [`StateOp`]); a
+/// write whose condition fails is the portable `conflict` error, unchanged.
+async fn state(cx: Context, op: StateOp) -> Result<serde_json::Value, Error> {
+    use faas_api::state::{Expect, SetOptions, Version};
+    let state = cx.state();
+    match op {
+        StateOp::Get { key } => {
+            let read = state.get_json::<serde_json::Value>(&key).await?;
+            Ok(serde_json::json!({
+                "value": read.as_ref().map(|r| r.value.clone()),
+                "version": read.as_ref().map(|r| r.version.0),
+                "expires": read.as_ref().is_some_and(|r| r.expires_at.is_some()),
+            }))
+        }
+        StateOp::Set { key, value, if_version, ttl_ms } => {
+            let expect = match if_version {
+                None => Expect::Any,
+                Some(v) => Expect::read(v.map(Version)),
+            };
+            let bytes = serde_json::to_vec(&value).map_err(|e| Error::bad_input(e.to_string()))?;
+            let options = SetOptions { expect, ttl: ttl_ms.map(Duration::from_millis) };
+            let version = state.set_with(&key, bytes, options).await?;
+            Ok(serde_json::json!({ "version": version.0 }))
+        }
+        StateOp::Incr { key } => {
+            let mut conflicts = 0u64;
+            loop {
+                let current = state.get_json::<u64>(&key).await?;
+                let (n, version) = current.map_or((0, None), |c| (c.value, Some(c.version)));
+                match state.set_json_if(&key, &(n + 1), version).await {
+                    Ok(_) => return Ok(serde_json::json!({ "value": n + 1, "conflicts": conflicts })),
+                    Err(e) if e.kind() == faas_api::ErrorKind::Conflict => conflicts += 1,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

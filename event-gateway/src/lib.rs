@@ -39,6 +39,7 @@ pub mod registry;
 pub mod runs;
 pub mod server;
 pub mod sink;
+pub mod state;
 pub mod subscription;
 
 pub use server::{start, GatewayError, GatewayOptions, RunningGateway};

@@ -402,7 +402,8 @@ impl BackendProfile {
         })
     }
 
-    /// Rejects settings not in `known`, naming the first unknown one (in key order) and listing
+    /// Rejects settings not in `known` (nor in the keys every profile takes,
+    /// [`crate::state::PROFILE_KEYS`]), naming the first unknown one (in key order) and listing
     /// the known ones. Runners call this so a typo in `faas.toml` is not silently ignored.
     ///
     /// ```
@@ -410,17 +411,18 @@ impl BackendProfile {
     /// assert!(p.deny_unknown(&["mode", "port", "prot"]).is_ok());
     /// let err = p.deny_unknown(&["mode", "port"]).unwrap_err();
     /// assert!(err.message().contains("key `backends.dev.prot`: unknown setting for a `local` backend"));
-    /// assert!(err.message().ends_with("known settings: mode, port"));
+    /// assert!(err.message().ends_with("known settings: mode, port, state, state_token"));
+    /// assert!(p.clone().with("state", "http://127.0.0.1:8090").deny_unknown(&["mode", "prot"]).is_ok());
     /// ```
     pub fn deny_unknown(&self, known: &[&str]) -> Result<(), Error> {
         for key in self.settings.keys() {
-            if !known.contains(&key.as_str()) {
+            if !known.contains(&key.as_str()) && !crate::state::PROFILE_KEYS.contains(&key.as_str()) {
                 return Err(Error::bad_input(format!(
                     "{}: key `backends.{}.{key}`: unknown setting for a `{}` backend; known settings: {}",
                     self.origin,
                     self.name,
                     self.kind,
-                    known.join(", ")
+                    known.iter().chain(&crate::state::PROFILE_KEYS).copied().collect::<Vec<_>>().join(", ")
                 ))
                 .with_type("InvalidConfig"));
             }

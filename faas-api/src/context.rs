@@ -457,6 +457,7 @@ struct Inner {
     backend: String,
     logger: Logger,
     services: Arc<dyn Services>,
+    state: Arc<dyn crate::state::StateStore>,
     vars: BTreeMap<String, String>,
     extensions: http::Extensions,
 }
@@ -478,6 +479,7 @@ impl Context {
             backend: "local".to_string(),
             sink: None,
             services: None,
+            state: None,
             vars: BTreeMap::new(),
             extensions: http::Extensions::new(),
         }
@@ -582,6 +584,12 @@ impl Context {
         &self.inner.logger
     }
 
+    /// The function's state: keys of its app kept by the backend's state service, the same on
+    /// every backend (see [`crate::state`]).
+    pub fn state(&self) -> crate::state::State {
+        crate::state::State::new(self.inner.state.clone())
+    }
+
     /// A configuration variable of the function: the deployed variables where the host carries
     /// them explicitly, otherwise the process environment.
     ///
@@ -619,6 +627,7 @@ impl Context {
                 backend: inner.backend.clone(),
                 logger,
                 services: inner.services.clone(),
+                state: inner.state.clone(),
                 vars: inner.vars.clone(),
                 extensions: inner.extensions.clone(),
             }),
@@ -781,6 +790,7 @@ pub struct ContextBuilder {
     backend: String,
     sink: Option<Arc<dyn LogSink>>,
     services: Option<Arc<dyn Services>>,
+    state: Option<Arc<dyn crate::state::StateStore>>,
     vars: BTreeMap<String, String>,
     extensions: http::Extensions,
 }
@@ -907,6 +917,21 @@ impl ContextBuilder {
         self.services = Some(services);
         self
     }
+    /// Sets where [`Context::state`] keeps the function's state (default: none, every
+    /// operation refused with `backend_unavailable`); [`crate::state::MemoryState`] in a test.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let cx = faas_api::Context::builder("f").state(Arc::new(faas_api::state::MemoryState::default())).build();
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// cx.state().set("k", "v").await.unwrap();
+    /// assert_eq!(&cx.state().get("k").await.unwrap().unwrap().value[..], b"v");
+    /// # });
+    /// ```
+    pub fn state(mut self, store: Arc<dyn crate::state::StateStore>) -> Self {
+        self.state = Some(store);
+        self
+    }
     /// Adds a configuration variable visible through [`Context::var`].
     ///
     /// ```
@@ -985,6 +1010,7 @@ impl ContextBuilder {
                 backend: self.backend,
                 logger,
                 services: self.services.unwrap_or_else(|| Arc::new(NoServices)),
+                state: self.state.unwrap_or_else(|| Arc::new(crate::state::NoState)),
                 vars: self.vars,
                 extensions: self.extensions,
             }),

@@ -28,6 +28,9 @@ pub enum ErrorKind {
     Unauthorized,
     /// The function, activation or resource does not exist (404).
     NotFound,
+    /// A conditional write lost: what it was conditioned on has changed (409); a state
+    /// `set_if` that lost the race, for instance (its message names the current version).
+    Conflict,
     /// The request or response is over a size limit (413).
     PayloadTooLarge,
     /// Too many concurrent or queued invocations (429).
@@ -47,14 +50,15 @@ impl ErrorKind {
     ///
     /// ```
     /// use faas_api::ErrorKind;
-    /// assert_eq!(ErrorKind::ALL.len(), 9);
+    /// assert_eq!(ErrorKind::ALL.len(), 10);
     /// assert_eq!(ErrorKind::ALL[0], ErrorKind::BadInput);
     /// assert!(ErrorKind::ALL.iter().all(|k| ErrorKind::parse(k.as_str()) == Some(*k)));
     /// ```
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::BadInput,
         ErrorKind::Unauthorized,
         ErrorKind::NotFound,
+        ErrorKind::Conflict,
         ErrorKind::PayloadTooLarge,
         ErrorKind::Throttled,
         ErrorKind::Function,
@@ -75,6 +79,7 @@ impl ErrorKind {
             ErrorKind::BadInput => 400,
             ErrorKind::Unauthorized => 401,
             ErrorKind::NotFound => 404,
+            ErrorKind::Conflict => 409,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::Throttled => 429,
             ErrorKind::Function => 500,
@@ -96,6 +101,7 @@ impl ErrorKind {
             ErrorKind::BadInput => "bad_input",
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::Throttled => "throttled",
             ErrorKind::Function => "function",
@@ -124,6 +130,7 @@ impl ErrorKind {
     /// assert_eq!(ErrorKind::from_status(429), ErrorKind::Throttled);
     /// assert_eq!(ErrorKind::from_status(403), ErrorKind::Unauthorized);
     /// assert_eq!(ErrorKind::from_status(408), ErrorKind::Timeout);
+    /// assert_eq!(ErrorKind::from_status(409), ErrorKind::Conflict);
     /// assert_eq!(ErrorKind::from_status(500), ErrorKind::Function);
     /// assert_eq!(ErrorKind::from_status(418), ErrorKind::Function);
     /// ```
@@ -132,6 +139,7 @@ impl ErrorKind {
             400 | 405 | 415 | 422 => ErrorKind::BadInput,
             401 | 403 => ErrorKind::Unauthorized,
             404 | 410 => ErrorKind::NotFound,
+            409 | 412 => ErrorKind::Conflict,
             413 => ErrorKind::PayloadTooLarge,
             429 => ErrorKind::Throttled,
             502 => ErrorKind::Crash,
@@ -182,6 +190,7 @@ impl Error {
             ErrorKind::BadInput => "BadInput",
             ErrorKind::Unauthorized => "Unauthorized",
             ErrorKind::NotFound => "NotFound",
+            ErrorKind::Conflict => "Conflict",
             ErrorKind::PayloadTooLarge => "PayloadTooLarge",
             ErrorKind::Throttled => "Throttled",
             ErrorKind::Function => "FunctionError",
@@ -214,6 +223,16 @@ impl Error {
     /// ```
     pub fn bad_input(message: impl Into<String>) -> Error {
         Error::new(ErrorKind::BadInput, message)
+    }
+
+    /// Conflict (409): a conditional write whose condition no longer holds.
+    ///
+    /// ```
+    /// let e = faas_api::Error::conflict("key `n` is at version 8, not 7");
+    /// assert_eq!((e.kind().status(), e.error_type()), (409, "Conflict"));
+    /// ```
+    pub fn conflict(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Conflict, message)
     }
 
     /// Not found (404).

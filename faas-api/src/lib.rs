@@ -36,6 +36,7 @@ pub mod event;
 pub mod handler;
 pub mod payload;
 pub mod runner;
+pub mod state;
 pub mod terminal;
 
 pub use app::{App, EventFilter, FunctionDescription, HandlerKind, Manifest, Trigger, validate_function_name};

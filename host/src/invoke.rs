@@ -184,6 +184,7 @@ pub struct Invoker {
     vars: Arc<BTreeMap<String, String>>,
     limits: Limits,
     log_sink: Option<Arc<dyn faas_api::LogSink>>,
+    state: Option<Arc<dyn faas_api::state::StateStore>>,
 }
 
 impl std::fmt::Debug for Invoker {
@@ -215,6 +216,7 @@ impl Invoker {
             vars: Arc::new(BTreeMap::new()),
             limits: Limits::new(backend),
             log_sink: None,
+            state: state_named_by(&|k| std::env::var(k).ok()),
         }
     }
 
@@ -255,8 +257,28 @@ impl Invoker {
     /// let invoker = faas_host::Invoker::new(faas_api::App::new(), "lambda").vars(vars);
     /// # let _ = invoker;
     /// ```
+    ///
+    /// They also name the state service `cx.state()` uses ([`crate::state::ENV_STATE_URL`] and
+    /// [`crate::state::ENV_STATE_TOKEN`], which `faas_api::state::bind` puts in every function's
+    /// environment), falling back to the process environment, so every host that hands its
+    /// function's variables here gives it its state the same way.
     pub fn vars(mut self, vars: BTreeMap<String, String>) -> Invoker {
+        self.state = state_named_by(&|k| vars.get(k).cloned().or_else(|| std::env::var(k).ok()));
         self.vars = Arc::new(vars);
+        self
+    }
+
+    /// Where `cx.state()` keeps the function's state, instead of the service the environment
+    /// names.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let invoker = faas_host::Invoker::new(faas_api::App::new(), "local")
+    ///     .state(Arc::new(faas_api::state::MemoryState::default()));
+    /// # let _ = invoker;
+    /// ```
+    pub fn state(mut self, store: Arc<dyn faas_api::state::StateStore>) -> Invoker {
+        self.state = Some(store);
         self
     }
 
@@ -416,6 +438,9 @@ impl Invoker {
         if let Some(sink) = &self.log_sink {
             cx = cx.log_sink(sink.clone());
         }
+        if let Some(state) = &self.state {
+            cx = cx.state(state.clone());
+        }
         cx.build()
     }
 
@@ -477,6 +502,11 @@ fn joined(function: &str, result: Result<Result<Payload, Error>, tokio::task::Jo
         }
         Err(e) => Err(Error::crash(format!("function `{function}` was cancelled: {e}"))),
     }
+}
+
+/// The state service `env` names, if it names one.
+fn state_named_by(env: &dyn Fn(&str) -> Option<String>) -> Option<Arc<dyn faas_api::state::StateStore>> {
+    crate::state::HttpState::from_env(env).map(|s| Arc::new(s) as Arc<dyn faas_api::state::StateStore>)
 }
 
 #[cfg(test)]

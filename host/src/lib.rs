@@ -56,6 +56,7 @@ pub mod invoke;
 pub mod lines;
 pub mod local_child;
 pub mod logging;
+pub mod state;
 #[cfg(feature = "tls")]
 mod tls;
 pub mod trace;

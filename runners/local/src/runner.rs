@@ -163,6 +163,10 @@ struct Deployed {
     spec: FunctionSpec,
     digest: String,
     executor: Executor,
+    /// In-process mode: the state service the function's variables name (`FAAS_STATE_URL`,
+    /// `FAAS_STATE_TOKEN`, put there by `faas_api::state::bind`); a process finds it in its
+    /// environment.
+    state: Option<Arc<dyn faas_api::state::StateStore>>,
 }
 
 /// The local backend. Construct with [`LocalRunner::new`] (process mode, functions arrive by
@@ -374,7 +378,10 @@ impl LocalRunner {
                     )),
                 };
                 let name = spec.name.clone();
-                functions.insert(name.clone(), Arc::new(Deployed { spec, digest: digest.to_string(), executor }));
+                let state = faas_host::state::HttpState::from_env(&|k| spec.env.get(k).cloned())
+                    .map(|s| Arc::new(s) as Arc<dyn faas_api::state::StateStore>);
+                functions
+                    .insert(name.clone(), Arc::new(Deployed { spec, digest: digest.to_string(), executor, state }));
                 match previous {
                     Some(p) => {
                         report.updated.push(name);
@@ -430,6 +437,9 @@ impl LocalRunner {
                     .vars(deployed.spec.env.clone());
                 if let Some(t) = trace {
                     cx = cx.trace(t);
+                }
+                if let Some(state) = &deployed.state {
+                    cx = cx.state(state.clone());
                 }
                 exec.run(cx, payload, &deployed.spec).await
             }
