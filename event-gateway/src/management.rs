@@ -161,6 +161,16 @@ pub fn router(state: ManagementState) -> Router {
     Router::new().route(paths::OPENAPI, openapi).merge(protected)
 }
 
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case), if there is one.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+}
+
 /// Checks the bearer token in constant time: 401 + `WWW-Authenticate: Bearer` without one, 403 when wrong.
 pub(crate) async fn authorize(State(state): State<ManagementState>, request: Request, next: Next) -> Response {
     let Some(expected) = state.token.as_deref() else {
@@ -173,14 +183,7 @@ pub(crate) async fn authorize(State(state): State<ManagementState>, request: Req
         }
         .into_response();
     };
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    match given {
+    match bearer(request.headers()) {
         None => {
             let mut response = ApiError {
                 status: StatusCode::UNAUTHORIZED,

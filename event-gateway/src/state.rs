@@ -43,12 +43,8 @@ use subtle::ConstantTimeEq;
 
 /// Where the state routes start.
 pub const PREFIX: &str = "/state/v1";
-/// The version of a key, on a read and after a write (and on a conflict, the current one).
-pub const VERSION_HEADER: &str = "faas-state-version";
-/// When a key with a time-to-live expires, Unix epoch milliseconds.
-pub const EXPIRES_HEADER: &str = "faas-state-expires-ms";
-/// A write's time-to-live, in milliseconds.
-pub const TTL_HEADER: &str = "faas-state-ttl-ms";
+/// The service's headers (one definition, shared with the client, `faas_host::state::HttpState`).
+pub use faas_api::state::{EXPIRES_HEADER, TTL_HEADER, VERSION_HEADER};
 
 /// App `app`'s state token ([`faas_api::state::app_token`]: HMAC-SHA256 of the app's name under
 /// the gateway's management token), the one the runners put in each function's environment.
@@ -112,13 +108,7 @@ fn authorize(service: &StateService, headers: &HeaderMap, app: &str, management:
     };
     faas_api::validate_function_name(app)
         .map_err(|_| Error::bad_input(format!("`{app}` is not an app name (letters, digits, `-`, `_`)")))?;
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    let Some(given) = given else {
+    let Some(given) = crate::management::bearer(headers) else {
         return Err(Error::unauthorized("missing `Authorization: Bearer <token>` header").into());
     };
     let own = bool::from(given.as_bytes().ct_eq(app_token(expected, app).as_bytes()));

@@ -65,6 +65,14 @@ pub const ENV_STATE_TOKEN: &str = "FAAS_STATE_TOKEN";
 /// has no `state_token`.
 pub const ENV_GATEWAY_TOKEN: &str = "FAAS_GATEWAY_TOKEN";
 
+/// The state service's header with a key's version: on a read, after a write, and on a conflict
+/// (the current one, `none` for an absent key).
+pub const VERSION_HEADER: &str = "faas-state-version";
+/// The state service's header with when a key with a time-to-live expires (Unix epoch ms).
+pub const EXPIRES_HEADER: &str = "faas-state-expires-ms";
+/// The state service's header with a write's time-to-live, in milliseconds.
+pub const TTL_HEADER: &str = "faas-state-ttl-ms";
+
 /// The settings every backend profile takes, whatever its kind: `state`, the event gateway whose
 /// state service its functions use (`http://127.0.0.1:8090`), and `state_token`, a secret
 /// reference (`env:NAME` or `file:PATH`) to that gateway's management token (default: the

@@ -216,7 +216,7 @@ impl Invoker {
             vars: Arc::new(BTreeMap::new()),
             limits: Limits::new(backend),
             log_sink: None,
-            state: state_named_by(&|k| std::env::var(k).ok()),
+            state: crate::state::HttpState::store_from_env(&|k| std::env::var(k).ok()),
         }
     }
 
@@ -263,7 +263,8 @@ impl Invoker {
     /// environment), falling back to the process environment, so every host that hands its
     /// function's variables here gives it its state the same way.
     pub fn vars(mut self, vars: BTreeMap<String, String>) -> Invoker {
-        self.state = state_named_by(&|k| vars.get(k).cloned().or_else(|| std::env::var(k).ok()));
+        self.state =
+            crate::state::HttpState::store_from_env(&|k| vars.get(k).cloned().or_else(|| std::env::var(k).ok()));
         self.vars = Arc::new(vars);
         self
     }
@@ -502,11 +503,6 @@ fn joined(function: &str, result: Result<Result<Payload, Error>, tokio::task::Jo
         }
         Err(e) => Err(Error::crash(format!("function `{function}` was cancelled: {e}"))),
     }
-}
-
-/// The state service `env` names, if it names one.
-fn state_named_by(env: &dyn Fn(&str) -> Option<String>) -> Option<Arc<dyn faas_api::state::StateStore>> {
-    crate::state::HttpState::from_env(env).map(|s| Arc::new(s) as Arc<dyn faas_api::state::StateStore>)
 }
 
 #[cfg(test)]

@@ -18,10 +18,7 @@ use crate::client::{HttpClient, SendError};
 
 pub use faas_api::state::{ENV_STATE_TOKEN, ENV_STATE_URL};
 
-/// Header names of the service (kept in step with `faas_gateway::state`).
-const VERSION: &str = "faas-state-version";
-const EXPIRES: &str = "faas-state-expires-ms";
-const TTL: &str = "faas-state-ttl-ms";
+use faas_api::state::{EXPIRES_HEADER as EXPIRES, TTL_HEADER as TTL, VERSION_HEADER as VERSION};
 
 /// Largest answer read: a value at its limit, or a page of them in base64.
 const MAX_ANSWER: usize = 64 << 20;
@@ -62,6 +59,15 @@ impl HttpState {
         let url = env(ENV_STATE_URL).filter(|u| !u.trim().is_empty())?;
         let token = env(ENV_STATE_TOKEN).filter(|t| !t.trim().is_empty())?;
         Some(HttpState::new(url, token))
+    }
+
+    /// [`HttpState::from_env`] as the store a context takes, what every host gives `cx.state()`.
+    ///
+    /// ```
+    /// assert!(faas_host::state::HttpState::store_from_env(&|_| None).is_none());
+    /// ```
+    pub fn store_from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<std::sync::Arc<dyn StateStore>> {
+        HttpState::from_env(env).map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn StateStore>)
     }
 
     fn url(&self, key: &str) -> String {

@@ -378,8 +378,7 @@ impl LocalRunner {
                     )),
                 };
                 let name = spec.name.clone();
-                let state = faas_host::state::HttpState::from_env(&|k| spec.env.get(k).cloned())
-                    .map(|s| Arc::new(s) as Arc<dyn faas_api::state::StateStore>);
+                let state = faas_host::state::HttpState::store_from_env(&|k| spec.env.get(k).cloned());
                 functions
                     .insert(name.clone(), Arc::new(Deployed { spec, digest: digest.to_string(), executor, state }));
                 match previous {
