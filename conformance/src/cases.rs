@@ -134,9 +134,9 @@ const CORE: &[Capability] = &[];
 ///
 /// ```
 /// let ids: Vec<&str> = faas_conformance::cases::catalogue().iter().map(|c| c.id).collect();
-/// assert_eq!(ids.len(), 30);
+/// assert_eq!(ids.len(), 35);
 /// assert_eq!(ids[0], "INV-01");
-/// assert_eq!(ids.last(), Some(&"TRI-01"));
+/// assert_eq!(ids.last(), Some(&"STA-05"));
 /// ```
 pub fn catalogue() -> Vec<Case> {
     vec![
@@ -170,6 +170,11 @@ pub fn catalogue() -> Vec<Case> {
         case!("LOG-01", &[Logs], "logs attributed to the invocation", log_01),
         case!("CAP-01", CORE, "unclaimed capability refused", cap_01),
         case!("TRI-01", CORE, "a composition answers as its step", tri_01),
+        case!("STA-01", CORE, "state: reads its writes", sta_01),
+        case!("STA-02", CORE, "state: lost set_if is a conflict", sta_02),
+        case!("STA-03", CORE, "state: a key expires after its TTL", sta_03),
+        case!("STA-04", CORE, "state: 50 racing increments end at 50", sta_04),
+        case!("STA-05", CORE, "state: kept across a gateway restart", sta_05),
     ]
 }
 
@@ -1078,5 +1083,120 @@ async fn tri_01(h: &Harness) -> Check {
             }
         }
     }
+    Ok(String::new())
+}
+
+// ---------------------------------------------------------------------------------------------
+// STA: portable state (`cx.state()` through the `state` probe, against the suite's state gateway)
+
+/// Sends `op` to the `state` probe and expects a JSON reply.
+async fn state_op(h: &Harness, op: serde_json::Value) -> Result<serde_json::Value, Outcome> {
+    call_json(h, "state", op).await
+}
+
+async fn sta_01(h: &Harness) -> Check {
+    let key = unique("sta-01/cart");
+    let value = serde_json::json!({"items": ["tea", "ü"], "n": 2});
+    let set = serde_json::json!({"op": "set", "key": key, "value": value});
+    let written = state_op(h, set.clone()).await?;
+    let Some(version) = written["version"].as_u64() else {
+        return fail(format!("sent {set} to `state`: expected {{\"version\": n}}, got {written}"));
+    };
+    let read = state_op(h, serde_json::json!({"op": "get", "key": key})).await?;
+    ensure!(
+        read["value"] == value && read["version"].as_u64() == Some(version),
+        "wrote {value} to `{key}` (version {version}) then read it in another invocation: got {read}"
+    );
+    // The app's own client sees the same value and version (one store, not a per-instance cache).
+    let seen = h.state().client(crate::harness::FIXTURE_APP).get_json::<serde_json::Value>(&key).await;
+    match seen {
+        Ok(Some(v)) => ensure!(
+            v.value == value && v.version.0 == version,
+            "the state gateway holds {} (version {}) for `{key}`, not what the function wrote",
+            v.value,
+            v.version
+        ),
+        other => {
+            return fail(format!("the state gateway does not hold `{key}` after the function wrote it: {other:?}"))
+        }
+    }
+    let absent = state_op(h, serde_json::json!({"op": "get", "key": unique("sta-01/never")})).await?;
+    ensure!(absent["value"].is_null() && absent["version"].is_null(), "a key never written read as {absent}");
+    Ok(String::new())
+}
+
+async fn sta_02(h: &Harness) -> Check {
+    let key = unique("sta-02/doc");
+    let first = state_op(h, serde_json::json!({"op": "set", "key": key, "value": 1, "if_version": null})).await?;
+    let v1 = first["version"].as_u64().ok_or_else(|| Outcome::Fail(format!("a create answered {first}")))?;
+    let second = state_op(h, serde_json::json!({"op": "set", "key": key, "value": 2, "if_version": v1})).await?;
+    let v2 = second["version"].as_u64().ok_or_else(|| Outcome::Fail(format!("a set_if answered {second}")))?;
+    ensure!(v2 != v1, "a write at version {v1} answered the same version");
+    let stale = serde_json::json!({"op": "set", "key": key, "value": 3, "if_version": v1});
+    let e =
+        call_err(h, InvokeRequest::new("state", json(stale.clone())), &stale.to_string(), ErrorKind::Conflict).await?;
+    ensure!(
+        faas_api::state::conflict_version(&e) == Some(Some(faas_api::state::Version(v2))),
+        "sent {stale} (key now at version {v2}): the conflict does not name the current version: {}",
+        show_error(&e)
+    );
+    let create = serde_json::json!({"op": "set", "key": key, "value": 4, "if_version": null});
+    call_err(h, InvokeRequest::new("state", json(create.clone())), &create.to_string(), ErrorKind::Conflict).await?;
+    let read = state_op(h, serde_json::json!({"op": "get", "key": key})).await?;
+    ensure!(read["value"] == 2, "after two refused writes `{key}` holds {read}, not the last accepted value 2");
+    Ok(String::new())
+}
+
+async fn sta_03(h: &Harness) -> Check {
+    let key = unique("sta-03/session");
+    let ttl_ms = 1500;
+    state_op(h, serde_json::json!({"op": "set", "key": key, "value": "token", "ttl_ms": ttl_ms})).await?;
+    let written = Instant::now();
+    let read = state_op(h, serde_json::json!({"op": "get", "key": key})).await?;
+    if written.elapsed() < Duration::from_millis(ttl_ms) {
+        ensure!(read["value"] == "token" && read["expires"] == true, "read `{key}` within its {ttl_ms} ms TTL: {read}");
+    }
+    tokio::time::sleep(Duration::from_millis(ttl_ms + 300).saturating_sub(written.elapsed())).await;
+    let read = state_op(h, serde_json::json!({"op": "get", "key": key})).await?;
+    ensure!(
+        read["value"].is_null(),
+        "read `{key}` {} ms after writing it with a {ttl_ms} ms TTL: {read}",
+        written.elapsed().as_millis()
+    );
+    Ok(String::new())
+}
+
+async fn sta_04(h: &Harness) -> Check {
+    let key = unique("sta-04/counter");
+    let calls = (0..50).map(|_| state_op(h, serde_json::json!({"op": "incr", "key": key})));
+    let mut values = vec![];
+    let mut conflicts = 0;
+    for reply in futures::future::join_all(calls).await {
+        let reply = reply?;
+        values.push(reply["value"].as_u64().unwrap_or(0));
+        conflicts += reply["conflicts"].as_u64().unwrap_or(0);
+    }
+    values.sort_unstable();
+    ensure!(
+        values == (1..=50).collect::<Vec<u64>>(),
+        "50 concurrent `incr` of `{key}` (a set_if retry loop) answered {values:?}, not each of 1..=50 once"
+    );
+    let read = state_op(h, serde_json::json!({"op": "get", "key": key})).await?;
+    ensure!(read["value"] == 50, "after 50 increments `{key}` holds {read}");
+    Ok(format!("{conflicts} conflicts retried"))
+}
+
+async fn sta_05(h: &Harness) -> Check {
+    let key = unique("sta-05/kept");
+    let written = state_op(h, serde_json::json!({"op": "set", "key": key, "value": "durable"})).await?;
+    if let Err(e) = h.state().restart().await {
+        return fail(format!("could not restart the suite's state gateway: {}", show_error(&e)));
+    }
+    let read = state_op(h, serde_json::json!({"op": "get", "key": key})).await?;
+    ensure!(
+        read["value"] == "durable" && read["version"] == written["version"],
+        "wrote `{key}` ({written}), restarted the state gateway on its data, read {read}"
+    );
+    state_op(h, serde_json::json!({"op": "set", "key": key, "value": "again", "if_version": read["version"]})).await?;
     Ok(String::new())
 }

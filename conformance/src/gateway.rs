@@ -97,6 +97,96 @@ pub(crate) async fn start() -> Result<Box<dyn ConformanceGateway>, Error> {
     Ok(Box::new(SuiteGateway { url, runner, running, dir }))
 }
 
+/// The state service the suite gives the fixture app for the STA cases: a gateway of its own on
+/// 127.0.0.1 with an embedded store in a temporary directory and a fresh management token. The
+/// fixture is deployed with its address and the app's token in every function's environment, as
+/// `faas deploy` does for a profile's `state` key ([`faas_api::state::bind`]).
+pub struct StateGateway {
+    addr: std::net::SocketAddr,
+    token: String,
+    dir: PathBuf,
+    running: tokio::sync::Mutex<Option<faas_gateway::RunningGateway>>,
+}
+
+impl std::fmt::Debug for StateGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateGateway").field("addr", &self.addr).field("token", &"<redacted>").finish()
+    }
+}
+
+impl StateGateway {
+    /// Starts one (see the type's docs).
+    pub async fn start() -> Result<StateGateway, Error> {
+        let dir = std::env::temp_dir().join(format!("faas-conformance-state-{}", uuid::Uuid::new_v4().simple()));
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let running = Self::launch(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), &dir, &token).await?;
+        let addr = running.addr();
+        Ok(StateGateway { addr, token, dir, running: tokio::sync::Mutex::new(Some(running)) })
+    }
+
+    async fn launch(
+        addr: std::net::SocketAddr,
+        dir: &std::path::Path,
+        token: &str,
+    ) -> Result<faas_gateway::RunningGateway, Error> {
+        let config = faas_gateway::config::GatewayConfig {
+            data_dir: dir.to_path_buf(),
+            token: Some(token.to_string()),
+            ..Default::default()
+        };
+        faas_gateway::start(faas_gateway::GatewayOptions {
+            config,
+            backends: Default::default(),
+            runners: Registry::new(),
+            bind: Some(addr),
+        })
+        .await
+        .map_err(|e| Error::unavailable(format!("cannot start the suite's state gateway on {addr}: {e}")))
+    }
+
+    /// Its base URL (`http://127.0.0.1:PORT`), what a profile's `state` key names.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The profile the fixture is bound with (`state` naming this gateway) and the token lookup
+    /// [`faas_api::state::bind`] takes.
+    pub fn bind(&self, app: &mut faas_api::AppSpec) -> Result<(), Error> {
+        let profile = BackendProfile::new("conformance-state", "conformance").with("state", self.url());
+        let token = self.token.clone();
+        faas_api::state::bind(app, &profile, &move |k| {
+            (k == faas_api::state::ENV_GATEWAY_TOKEN).then(|| token.clone())
+        })?;
+        Ok(())
+    }
+
+    /// The app's keys as the app's own client sees them.
+    pub fn client(&self, app: &str) -> faas_api::state::State {
+        faas_api::state::State::new(Arc::new(faas_host::state::HttpState::new(
+            format!("{}{}/{app}", self.url(), faas_gateway::state::PREFIX),
+            faas_api::state::app_token(&self.token, app),
+        )))
+    }
+
+    /// Stops it and starts it again on the same address and data (STA-05).
+    pub async fn restart(&self) -> Result<(), Error> {
+        let mut running = self.running.lock().await;
+        if let Some(r) = running.take() {
+            r.shutdown().await;
+        }
+        *running = Some(Self::launch(self.addr, &self.dir, &self.token).await?);
+        Ok(())
+    }
+
+    /// Stops it and removes its data.
+    pub async fn stop(&self) {
+        if let Some(r) = self.running.lock().await.take() {
+            r.shutdown().await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

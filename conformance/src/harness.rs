@@ -73,6 +73,7 @@ pub struct Harness {
     app: AppSpec,
     capabilities: Capabilities,
     options: HarnessOptions,
+    state: crate::StateGateway,
 }
 
 impl std::fmt::Debug for Harness {
@@ -103,11 +104,32 @@ impl Harness {
             progress.step(&format!("{label}: not deploying {} (capabilities not claimed)", skipped.join(", ")));
             app.functions.retain(|f| !skipped.contains(&f.name));
         }
+        progress.step(&format!("{label}: starting the state gateway the fixture's `cx.state()` uses"));
+        let state = crate::StateGateway::start().await?;
+        state.bind(&mut app)?;
         progress.step(&format!("{label}: packaging the fixture app"));
-        let package = runner.package(&app, progress).await?;
-        progress.step(&format!("{label}: deploying {} probe functions", package.functions.len()));
-        runner.deploy(&package, progress).await?;
-        Ok(Harness { runner, label: label.to_string(), app, capabilities, options })
+        let deployed = match runner.package(&app, progress).await {
+            Ok(package) => {
+                progress.step(&format!("{label}: deploying {} probe functions", package.functions.len()));
+                runner.deploy(&package, progress).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = deployed {
+            state.stop().await;
+            return Err(e);
+        }
+        Ok(Harness { runner, label: label.to_string(), app, capabilities, options, state })
+    }
+
+    /// The state gateway the fixture's functions use (the STA cases).
+    pub fn state(&self) -> &crate::StateGateway {
+        &self.state
+    }
+
+    /// Stops what the harness started (its state gateway), once its cases ran.
+    pub async fn finish(self) {
+        self.state.stop().await;
     }
 
     /// The runner under test.

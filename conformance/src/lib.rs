@@ -36,6 +36,7 @@ use faas_api::backend::{Backend, ConformanceSetup};
 use faas_api::{BackendProfile, Capabilities, Error, Progress, Runner};
 
 pub use fixture::fixture_app;
+pub use gateway::StateGateway;
 pub use harness::{fixture_spec, Harness, HarnessOptions};
 pub use matrix::{render_readme_table, update_readme, Matrix};
 
@@ -58,7 +59,9 @@ pub async fn run(
     let manifest = faas_packaging::build::describe(probe_binary).await?;
     let app = fixture_spec(probe_binary.to_path_buf(), manifest);
     let harness = Harness::deploy(runner, backend_label, app, HarnessOptions::default(), progress).await?;
-    Ok(harness.run_all(progress).await)
+    let matrix = harness.run_all(progress).await;
+    harness.finish().await;
+    Ok(matrix)
 }
 
 /// The suite's results on one matrix column: its label, what its runner claims, and its rows.

@@ -94,6 +94,7 @@ async fn run(bugs: Bugs, cases: &[&str]) -> Matrix {
     let harness = Harness::deploy(runner, "broken", app, HarnessOptions::default(), &NoProgress).await.unwrap();
     let wanted: BTreeSet<&str> = cases.iter().copied().collect();
     let matrix = harness.run_where(|c| wanted.contains(c.id), &NoProgress).await;
+    harness.finish().await;
     inner.shutdown().await;
     assert_eq!(matrix.results.len(), cases.len());
     matrix

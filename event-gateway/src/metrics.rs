@@ -7,6 +7,8 @@
 //! | `faas_gateway_deliveries_total{result}` | counter | delivery attempts by result: `delivered`, `retried`, `deadlettered`, `dropped` |
 //! | `faas_gateway_backlog` | gauge | deliveries not yet done (the store's count, read at scrape time) |
 //! | `faas_gateway_delivery_latency_seconds` | histogram | ingress to successful delivery |
+//! | `faas_gateway_state_operations_total{op,outcome}` | counter | state service requests (`op`: `get`, `set`, `delete`, `list`; `outcome`: `ok`, `absent`, `conflict`, `refused`, `failed`) |
+//! | `faas_gateway_state_operation_seconds{op}` | histogram | time the state service took to answer |
 //!
 //! ```
 //! let metrics = faas_gateway::metrics::Metrics::new();
@@ -69,6 +71,24 @@ struct StatusLabel {
     status: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StateLabel {
+    op: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OpLabel {
+    op: &'static str,
+}
+
+type OpHistograms = Family<OpLabel, Histogram, fn() -> Histogram>;
+
+fn state_latency() -> Histogram {
+    // 0.1 ms .. ~3 s.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 15))
+}
+
 /// The gateway's metrics; cheap to share behind an `Arc`.
 pub struct Metrics {
     registry: Registry,
@@ -81,6 +101,8 @@ pub struct Metrics {
     runs_ended: Family<StatusLabel, Counter>,
     transitions: Counter,
     step_latency: Histogram,
+    state_operations: Family<StateLabel, Counter>,
+    state_latency: OpHistograms,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -131,6 +153,14 @@ impl Metrics {
         for status in ["succeeded", "failed", "cancelled"] {
             let _ = runs_ended.get_or_create(&StatusLabel { status: status.into() });
         }
+        let state_operations = Family::<StateLabel, Counter>::default();
+        let state_latency: OpHistograms = Family::new_with_constructor(state_latency);
+        registry.register(
+            "state_operations",
+            "State service requests, by operation and outcome",
+            state_operations.clone(),
+        );
+        registry.register("state_operation_seconds", "Time the state service took to answer", state_latency.clone());
         Metrics {
             registry,
             received,
@@ -142,7 +172,24 @@ impl Metrics {
             runs_ended,
             transitions,
             step_latency,
+            state_operations,
+            state_latency,
         }
+    }
+
+    /// Counts one state service request `op` (`get`, `set`, `delete`, `list`) that ended with
+    /// `outcome` (`ok`, `absent`, `conflict`, `refused`, `failed`) after `took`.
+    ///
+    /// ```
+    /// let metrics = faas_gateway::metrics::Metrics::new();
+    /// metrics.state_operation("set", "conflict", std::time::Duration::from_millis(2));
+    /// let text = metrics.render(0);
+    /// assert!(text.contains(r#"faas_gateway_state_operations_total{op="set",outcome="conflict"} 1"#), "{text}");
+    /// assert!(text.contains(r#"faas_gateway_state_operation_seconds_count{op="set"} 1"#), "{text}");
+    /// ```
+    pub fn state_operation(&self, op: &'static str, outcome: &'static str, took: Duration) {
+        self.state_operations.get_or_create(&StateLabel { op, outcome }).inc();
+        self.state_latency.get_or_create(&OpLabel { op }).observe(took.as_secs_f64());
     }
 
     /// Counts `n` events stored at ingress.

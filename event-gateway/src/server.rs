@@ -287,7 +287,11 @@ pub async fn start(options: GatewayOptions) -> Result<RunningGateway, GatewayErr
         .route("/metrics", get(metrics_route).with_state((metrics.clone(), store.clone())))
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .merge(management)
-        .merge(crate::state::router(crate::state::StateService { kv: kv.clone(), token: config.token.clone() }))
+        .merge(crate::state::router(crate::state::StateService {
+            kv: kv.clone(),
+            token: config.token.clone(),
+            metrics: metrics.clone(),
+        }))
         .merge(crate::runs::router(conductor.clone(), compositions.clone(), sinks.clone(), management_state));
 
     let (stop, stopped) = watch::channel(false);

@@ -57,16 +57,46 @@ pub struct StateService {
     pub kv: Arc<dyn KvStore>,
     /// The management token (`None`: the state service is disabled, like the management API).
     pub token: Option<String>,
+    /// Where operations are counted (`faas_gateway_state_operations_total`, ...).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The state routes (see the [module documentation](self)).
 pub fn router(service: StateService) -> Router {
+    let service = Arc::new(service);
     Router::new()
         .route("/state/v1/{app}", get(list))
         .route("/state/v1/{app}/{*key}", get(read).put(write).delete(remove))
+        .layer(axum::middleware::from_fn_with_state(service.clone(), counted))
         // A value over the limit is refused by `write` with its own message; this bounds what is read.
         .layer(DefaultBodyLimit::max(MAX_VALUE_BYTES + 1))
-        .with_state(Arc::new(service))
+        .with_state(service)
+}
+
+/// Counts every request by operation and outcome, with how long it took to answer.
+async fn counted(
+    State(service): State<Arc<StateService>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let op = match *request.method() {
+        axum::http::Method::GET if request.uri().path().trim_end_matches('/').matches('/').count() <= 3 => "list",
+        axum::http::Method::GET => "get",
+        axum::http::Method::PUT => "set",
+        axum::http::Method::DELETE => "delete",
+        _ => "other",
+    };
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let outcome = match response.status() {
+        s if s.is_success() => "ok",
+        StatusCode::NOT_FOUND if op == "get" => "absent",
+        StatusCode::CONFLICT => "conflict",
+        s if s.is_client_error() => "refused",
+        _ => "failed",
+    };
+    service.metrics.state_operation(op, outcome, started.elapsed());
+    response
 }
 
 /// A portable error as the state routes answer it.

@@ -158,6 +158,19 @@ async fn bad_requests_are_refused_and_change_nothing() {
     assert_eq!(r.status(), 409);
     assert!(r.headers().get("faas-state-version").is_some());
     assert_eq!(&shop.get("secret").await.unwrap().unwrap().value[..], b"s", "nothing changed");
+
+    // Every request was counted, by operation and outcome.
+    let metrics = client.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+    for line in [
+        r#"faas_gateway_state_operations_total{op="set",outcome="conflict"} 1"#,
+        r#"faas_gateway_state_operations_total{op="set",outcome="refused"} 7"#,
+        r#"faas_gateway_state_operations_total{op="get",outcome="refused"} 3"#,
+        r#"faas_gateway_state_operations_total{op="list",outcome="ok"} 1"#,
+        r#"faas_gateway_state_operations_total{op="get",outcome="ok"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
+    assert!(metrics.contains(r#"faas_gateway_state_operation_seconds_count{op="set"} 9"#), "{metrics}");
     running.shutdown().await;
 }
 
@@ -226,4 +239,79 @@ async fn local_functions_in_both_modes_share_one_state_through_the_profile() {
         runner.shutdown().await;
     }
     running.shutdown().await;
+}
+
+/// Two gateway replicas on one JetStream serve one state: 40 racing `set_if` increments split
+/// across them end at exactly 40; with one replica gone the other serves every key; a SIGKILL of
+/// nats-server loses nothing acknowledged, and the state is served again once it is back (until
+/// then an operation is `backend_unavailable`, never a wrong answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_jetstream_share_one_state_through_the_loss_of_one() {
+    let mut nats = match faas_gateway_nats::testing::NatsServer::start() {
+        Ok(Some(server)) => server,
+        Ok(None) => {
+            assert!(std::env::var_os("FAAS_REQUIRE_NATS").is_none(), "nats-server is required (FAAS_REQUIRE_NATS)");
+            eprintln!("skipped: nats-server not found");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let replica = |side: &str| {
+        let config = faas_gateway::config::GatewayConfig {
+            data_dir: dir.path().join(side),
+            token: Some(TOKEN.to_string()),
+            store: faas_gateway::config::StoreKind::Nats,
+            nats_url: Some(nats.url()),
+            ..Default::default()
+        };
+        faas_gateway::start(faas_gateway::GatewayOptions {
+            config,
+            backends: Default::default(),
+            runners: faas_api::Registry::new(),
+            bind: Some("127.0.0.1:0".parse().unwrap()),
+        })
+    };
+    let a = replica("a").await.unwrap();
+    let b = replica("b").await.unwrap();
+    let (url_a, url_b) = (format!("http://{}", a.addr()), format!("http://{}", b.addr()));
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let state = state_of(if i % 2 == 0 { &url_a } else { &url_b }, "shop");
+            tokio::spawn(async move {
+                loop {
+                    let read = state.get_json::<u64>("visits").await.unwrap();
+                    let (n, version) = read.map_or((0, None), |r| (r.value, Some(r.version)));
+                    match state.set_json_if("visits", &(n + 1), version).await {
+                        Ok(_) => return,
+                        Err(e) if e.kind() == ErrorKind::Conflict => continue,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let on_b = state_of(&url_b, "shop");
+    let v = on_b.set("written-on-b", "b").await.unwrap();
+    assert_eq!(state_of(&url_a, "shop").get("written-on-b").await.unwrap().unwrap().version, v, "read on the other");
+    a.shutdown().await;
+    assert_eq!(on_b.get_json::<u64>("visits").await.unwrap().unwrap().value, 40, "no increment lost");
+
+    nats.kill(); // SIGKILL
+    let down = on_b.get("visits").await.unwrap_err();
+    assert_eq!(down.kind(), ErrorKind::BackendUnavailable, "{down}");
+    nats.restart().expect("restart nats-server on the same store directory");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let visits = loop {
+        match on_b.get_json::<u64>("visits").await {
+            Ok(v) => break v.unwrap().value,
+            Err(e) => assert!(std::time::Instant::now() < deadline, "not back: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(visits, 40, "kept across a SIGKILL of nats-server");
+    b.shutdown().await;
 }

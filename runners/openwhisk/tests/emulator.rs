@@ -221,3 +221,48 @@ async fn a_declared_route_is_a_web_action() {
     assert_eq!(hello.status().as_u16(), 404);
     emulator.shutdown().await;
 }
+
+/// A caller's trace context travels in the faas envelope, which only a faas action unwraps: an
+/// action made by hand (here a Python ActionLoop `exec` without the `faas:function` annotation)
+/// gets its parameters as they were sent, traced or not, while a faas function still sees the
+/// trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_faas_actions_get_the_envelope_a_traceparent_travels_in() {
+    let (emulator, runner) = start(Duration::from_secs(60)).await;
+    deploy(&runner, &app_spec(None).await).await;
+    let python = String::from_utf8(
+        std::process::Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("python3 runs")
+            .stdout,
+    )
+    .unwrap();
+    // An ActionLoop child gets no PATH: the shebang names python3 by its full path.
+    let script = format!(
+        "#!{}\nimport json, os, sys\nout = os.fdopen(3, 'w')\nif os.environ.get('__OW_WAIT_FOR_ACK'):\n    \
+         out.write(json.dumps({{'ok': True}}) + '\\n'); out.flush()\nfor line in sys.stdin:\n    \
+         out.write(json.dumps({{'got': json.loads(line).get('value')}}) + '\\n'); out.flush()\n",
+        python.trim()
+    );
+    let zip =
+        faas_packaging::zip::zip_bytes(vec![faas_packaging::zip::Entry::bytes("exec", script.into_bytes(), 0o755)])
+            .unwrap();
+    use base64::Engine;
+    let code = base64::engine::general_purpose::STANDARD.encode(zip);
+    let body = json!({"exec": {"kind": "go:1.24", "code": code, "binary": true}});
+    let resp = rest(&emulator, reqwest::Method::PUT, &format!("actions/{APP}/plain")).json(&body).send().await.unwrap();
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let traced = InvokeRequest { traceparent: Some(tp.into()), ..sync("plain", json!({"name": "Ada"})) };
+    let out = runner.invoke(traced).await.unwrap();
+    let v: Value = serde_json::from_slice(out.payload.body()).unwrap();
+    assert_eq!(v, json!({"got": {"name": "Ada"}}), "the plain action got its parameters as sent");
+
+    // A faas function still sees the caller's trace.
+    let traced = InvokeRequest { traceparent: Some(tp.into()), ..sync("facts", json!({})) };
+    let facts: Value = serde_json::from_slice(runner.invoke(traced).await.unwrap().payload.body()).unwrap();
+    assert_eq!(facts["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "{facts}");
+    emulator.shutdown().await;
+}

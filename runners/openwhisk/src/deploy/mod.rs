@@ -73,6 +73,9 @@ pub const MANAGED_ENV: [&str; 2] = [crate::services::ENV_EVENTS, crate::host::we
 /// The Apache OpenWhisk backend (see the [module docs](self)).
 pub struct OpenWhiskRunner {
     client: Client,
+    /// Whether each action invoked so far is a faas function (`faas:function` annotation): only
+    /// those read the envelope a caller's `traceparent` travels in.
+    faas_actions: std::sync::Mutex<std::collections::HashMap<String, bool>>,
 }
 
 impl std::fmt::Debug for OpenWhiskRunner {
@@ -89,7 +92,7 @@ impl OpenWhiskRunner {
 
     /// A runner with `settings`.
     pub fn new(settings: OpenWhiskSettings) -> Result<Arc<OpenWhiskRunner>, Error> {
-        Ok(Arc::new(OpenWhiskRunner { client: Client::new(settings)? }))
+        Ok(Arc::new(OpenWhiskRunner { client: Client::new(settings)?, faas_actions: Default::default() }))
     }
 
     /// Its settings.
@@ -103,6 +106,33 @@ impl OpenWhiskRunner {
 
     fn action_path(&self, function: &str) -> String {
         format!("actions/{}", wire::url_path(&self.settings().action_name(function)))
+    }
+
+    /// Whether `function`'s action is a faas function (its `faas:function` annotation names it),
+    /// read once per action and remembered. Any other action (made with `wsk`, in another
+    /// language) takes its parameters as OpenWhisk gives them, so a payload must reach it as it is,
+    /// not in the faas envelope. An action that cannot be read is taken for a faas one, unremembered.
+    async fn is_faas_action(&self, function: &str) -> bool {
+        if let Some(known) = self.faas_actions.lock().expect("faas actions lock").get(function) {
+            return *known;
+        }
+        let path = format!("{}?code=false", self.action_path(function));
+        match self.client.call(Method::GET, &path, None, Duration::from_secs(30)).await {
+            Ok(answer) if answer.status == StatusCode::OK => {
+                let ours = OpenWhiskRunner::annotation(&answer.json(), FUNCTION_ANNOTATION).is_some();
+                self.faas_actions.lock().expect("faas actions lock").insert(function.to_string(), ours);
+                ours
+            }
+            _ => true,
+        }
+    }
+
+    fn remember(&self, function: &str, ours: Option<bool>) {
+        let mut known = self.faas_actions.lock().expect("faas actions lock");
+        match ours {
+            Some(ours) => known.insert(function.to_string(), ours),
+            None => known.remove(function),
+        };
     }
 
     fn not_found(&self, function: &str) -> Error {
@@ -323,6 +353,7 @@ impl Runner for OpenWhiskRunner {
                     if OpenWhiskRunner::annotation(&current, DIGEST_ANNOTATION).and_then(Value::as_str) == Some(&digest)
                     {
                         report.unchanged.push(spec.name.clone());
+                        self.remember(&spec.name, Some(true));
                         continue;
                     }
                     false
@@ -350,6 +381,7 @@ impl Runner for OpenWhiskRunner {
                     &what,
                 )
                 .await?;
+            self.remember(&spec.name, Some(true));
             if created {
                 report.created.push(spec.name.clone())
             } else {
@@ -362,7 +394,12 @@ impl Runner for OpenWhiskRunner {
 
     async fn invoke(&self, request: InvokeRequest) -> Result<Invoked, Error> {
         let function = request.function.clone();
-        let params = wire::params_of_traced(&request.payload, request.traceparent.as_deref());
+        // The trace context travels in the faas envelope, which only a faas action unwraps.
+        let traceparent = match request.traceparent.as_deref() {
+            Some(t) if self.is_faas_action(&function).await => Some(t),
+            _ => None,
+        };
+        let params = wire::params_of_traced(&request.payload, traceparent);
         let enveloped = params.as_slice() != request.payload.body().as_ref();
         if params.len() > wire::MAX_PAYLOAD || (enveloped && request.payload.len() > MAX_CARRIED) {
             return Err(Error::payload_too_large(format!(
@@ -438,6 +475,7 @@ impl Runner for OpenWhiskRunner {
     async fn remove(&self, function: &str) -> Result<(), Error> {
         let answer =
             self.client.call(Method::DELETE, &self.action_path(function), None, Duration::from_secs(30)).await?;
+        self.remember(function, None);
         match answer.status {
             s if s.is_success() => triggers::remove_function(&self.client, function).await,
             StatusCode::NOT_FOUND => Err(self.not_found(function)),
