@@ -74,7 +74,6 @@ pub enum GatewayError {
 
 /// A started gateway. Dropping it leaves the tasks running until the runtime ends; call
 /// [`shutdown`](RunningGateway::shutdown) or [`wait`](RunningGateway::wait) to stop it cleanly.
-#[derive(Debug)]
 pub struct RunningGateway {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
@@ -83,6 +82,14 @@ pub struct RunningGateway {
     refresher: JoinHandle<()>,
     /// The store, until the last task using it lets it go (so that shutdown can wait for that).
     store: std::sync::Weak<dyn GatewayStore>,
+    /// Resolves when the store has let go of the data directory (after the last handle is dropped).
+    released: Released,
+}
+
+impl std::fmt::Debug for RunningGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningGateway").field("addr", &self.addr).finish_non_exhaustive()
+    }
 }
 
 impl RunningGateway {
@@ -109,6 +116,11 @@ impl RunningGateway {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The last handle gone, the embedded store's writer still syncs the log and closes the lock
+        // file on its own thread: a restart on the same directory right now could find it locked.
+        if tokio::time::timeout_at(deadline, self.released).await.is_err() {
+            tracing::warn!("the store had not released its data directory 10 s after the shutdown");
         }
         tracing::info!("gateway stopped");
     }
@@ -178,7 +190,11 @@ fn stored_limit(max_event_bytes: usize) -> usize {
     max_event_bytes / 3 * 4 + 64 * 1024
 }
 
-async fn open_store(config: &GatewayConfig) -> Result<Arc<dyn GatewayStore>, GatewayError> {
+/// What resolves once an opened store has let go of its resources (the embedded store's directory
+/// lock); JetStream has nothing to wait for.
+type Released = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>;
+
+async fn open_store(config: &GatewayConfig) -> Result<(Arc<dyn GatewayStore>, Released), GatewayError> {
     let max_event_bytes = stored_limit(config.max_event_bytes);
     match config.store {
         crate::config::StoreKind::Embedded => {
@@ -186,7 +202,8 @@ async fn open_store(config: &GatewayConfig) -> Result<Arc<dyn GatewayStore>, Gat
                 EmbeddedOptions { dedupe_window: config.dedupe_window, max_event_bytes, ..Default::default() };
             let store = EmbeddedStore::open(&config.data_dir, options).await?;
             tracing::info!(data_dir = %config.data_dir.display(), "embedded event store opened");
-            Ok(store)
+            let released: Released = Box::pin(store.released());
+            Ok((store, released))
         }
         crate::config::StoreKind::Nats => {
             let url = config
@@ -202,7 +219,8 @@ async fn open_store(config: &GatewayConfig) -> Result<Arc<dyn GatewayStore>, Gat
             };
             let store = faas_gateway_nats::JetStreamStore::connect(url, options).await?;
             tracing::info!(url, "JetStream event store connected");
-            Ok(store)
+            let released: Released = Box::pin(std::future::ready(()));
+            Ok((store, released))
         }
     }
 }
@@ -255,7 +273,7 @@ async fn stopped_signal(rx: &mut watch::Receiver<bool>) {
 /// ```
 pub async fn start(options: GatewayOptions) -> Result<RunningGateway, GatewayError> {
     let GatewayOptions { config, backends, runners, bind } = options;
-    let both = open_store(&config).await?;
+    let (both, released) = open_store(&config).await?;
     let store_alive = Arc::downgrade(&both);
     let store: Arc<dyn EventStore> = both.clone();
     let kv: Arc<dyn KvStore> = both.clone();
@@ -351,5 +369,5 @@ pub async fn start(options: GatewayOptions) -> Result<RunningGateway, GatewayErr
         }
     });
     tracing::info!(%addr, "gateway listening");
-    Ok(RunningGateway { addr, stop, server, workers, refresher, store: store_alive })
+    Ok(RunningGateway { addr, stop, server, workers, refresher, store: store_alive, released })
 }

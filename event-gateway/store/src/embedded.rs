@@ -131,6 +131,8 @@ pub struct EmbeddedStore {
     registry_lock: tokio::sync::Mutex<()>,
     /// The writer thread, joined by [`EmbeddedStore::shutdown`].
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Closed (its sender dropped) when the writer thread has ended and the lock file is closed.
+    released: tokio::sync::watch::Receiver<()>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -153,9 +155,10 @@ impl EmbeddedStore {
     pub async fn open(dir: &Path, options: EmbeddedOptions) -> Result<Arc<EmbeddedStore>, StoreError> {
         let owned = dir.to_path_buf();
         let opts = options.clone();
-        let (shared, tx, writer) = tokio::task::spawn_blocking(move || open_blocking(&owned, &opts))
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("opening the event store panicked: {e}")))??;
+        let (shared, tx, writer, released) =
+            tokio::task::spawn_blocking(move || open_blocking(&owned, &opts))
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("opening the event store panicked: {e}")))??;
         Ok(Arc::new(EmbeddedStore {
             shared,
             tx,
@@ -163,7 +166,30 @@ impl EmbeddedStore {
             options,
             registry_lock: tokio::sync::Mutex::new(()),
             writer: Mutex::new(Some(writer)),
+            released,
         }))
+    }
+
+    /// Resolves once the directory's lock is released: the writer thread has ended, after
+    /// [`shutdown`](EmbeddedStore::shutdown) or after the last handle was dropped (which does not
+    /// wait for it). Keeping this future does not keep the store open, so an owner that only
+    /// drops its handles can still wait until the directory can be opened again.
+    ///
+    /// ```
+    /// # use faas_gateway_store::embedded::{EmbeddedOptions, EmbeddedStore};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).await.unwrap();
+    /// let released = store.released();
+    /// drop(store);
+    /// released.await;
+    /// let again = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).await.unwrap();
+    /// # again.shutdown().await;
+    /// # });
+    /// ```
+    pub fn released(&self) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+        let mut released = self.released.clone();
+        async move { while released.changed().await.is_ok() {} }
     }
 
     /// The data directory.
@@ -573,7 +599,7 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
 }
 
 /// An opened store's parts: the shared index, the writer's queue and its thread.
-type Opened = (Arc<Shared>, mpsc::Sender<Op>, std::thread::JoinHandle<()>);
+type Opened = (Arc<Shared>, mpsc::Sender<Op>, std::thread::JoinHandle<()>, tokio::sync::watch::Receiver<()>);
 
 /// Opens the directory: lock, pick the segment, replay it, start the writer.
 fn open_blocking(dir: &Path, options: &EmbeddedOptions) -> Result<Opened, StoreError> {
@@ -634,11 +660,16 @@ fn open_blocking(dir: &Path, options: &EmbeddedOptions) -> Result<Opened, StoreE
     let (tx, rx) = mpsc::channel();
     let writer =
         Writer::new(shared.clone(), rx, dir.to_path_buf(), file, path, gen, len, options.compact_min_bytes, lock);
+    let (release, released) = tokio::sync::watch::channel(());
     let handle = std::thread::Builder::new()
         .name("faas-store-writer".into())
-        .spawn(move || writer.run())
+        .spawn(move || {
+            // `run` consumes the writer and with it the lock file; only then is the release told.
+            writer.run();
+            drop(release);
+        })
         .map_err(|e| StoreError::Unavailable(format!("cannot start the event store writer thread: {e}")))?;
-    Ok((shared, tx, handle))
+    Ok((shared, tx, handle, released))
 }
 
 /// Replays a segment into a fresh index, truncating a torn tail. Returns the index and the segment's length.
