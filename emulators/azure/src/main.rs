@@ -38,6 +38,7 @@ struct Args {
 async fn main() {
     faas_emulator_kit::init_logging();
     let args = Args::parse();
+    let token_set = args.token.is_some();
     let options = faas_emulator_azure::EmulatorOptions {
         addr: std::net::SocketAddr::from(([127, 0, 0, 1], args.port)),
         state_dir: args.state_dir,
@@ -52,16 +53,23 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    println!("Azure Functions host listening on {}", emulator.url());
-    println!("  ARM:   {}/subscriptions/... (Authorization: Bearer <any token>)", emulator.url());
-    println!("  sites: Host: <app>.azurewebsites.net; Kudu: Host: <app>.scm.azurewebsites.net");
-    println!("  state: {}", emulator.state_dir().display());
+    let mut lines = vec![
+        format!("Azure Functions host listening on {}", emulator.url()),
+        format!(
+            "  ARM:   {}/subscriptions/... (Authorization: Bearer {})",
+            emulator.url(),
+            if token_set { "<the --token>" } else { "<any token>" }
+        ),
+        "  sites: Host: <app>.azurewebsites.net; Kudu: Host: <app>.scm.azurewebsites.net".to_string(),
+        format!("  state: {}", emulator.state_dir().display()),
+    ];
     for site in emulator.sites() {
-        println!(
+        lines.push(format!(
             "  site {site}: http://{site}.azurewebsites.net (Host header) — master key {}",
             emulator.master_key(&site).unwrap_or_default()
-        );
+        ));
     }
+    faas_emulator_kit::banner(&lines);
     let _ = tokio::signal::ctrl_c().await;
     emulator.shutdown().await;
 }

@@ -50,12 +50,14 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    println!("Cloud Functions emulator listening on {}", emulator.url());
-    println!("  gcloud config set api_endpoint_overrides/cloudfunctions {}/", emulator.url());
-    match emulator.functions_framework() {
-        Some(ff) => println!("  Python functions run with {}", ff.display()),
-        None => println!("  no functions-framework found: main.py is imported by a launcher"),
-    }
+    faas_emulator_kit::banner(&[
+        format!("Cloud Functions emulator listening on {}", emulator.url()),
+        format!("  gcloud config set api_endpoint_overrides/cloudfunctions {}/", emulator.url()),
+        match emulator.functions_framework() {
+            Some(ff) => format!("  Python functions run with {}", ff.display()),
+            None => "  no functions-framework found: main.py is imported by a launcher".to_string(),
+        },
+    ]);
     let _ = tokio::signal::ctrl_c().await;
     emulator.shutdown().await;
 }

@@ -155,6 +155,25 @@ impl Tasks {
     }
 }
 
+/// Prints an emulator binary's start-up banner (its first line says where it listens) on stdout in
+/// one write, and carries on if nobody reads it. A supervisor or a test that reads the first line
+/// and closes the pipe (`faas-lambda-emulator | head -1`) must not kill the emulator: `println!`
+/// panics on a closed stdout, and a banner written line by line can meet the closed pipe halfway.
+///
+/// ```
+/// faas_emulator_kit::banner(&[
+///     "Example emulator listening on http://127.0.0.1:9000".to_string(),
+///     "  try: curl http://127.0.0.1:9000/".to_string(),
+/// ]);
+/// ```
+pub fn banner(lines: &[String]) {
+    use std::io::Write;
+    let mut text = lines.join("\n");
+    text.push('\n');
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 /// Logs of an emulator binary: on stderr, coloured on a terminal (unless `NO_COLOR`), filtered
 /// by `RUST_LOG` (default `info`).
 pub fn init_logging() {

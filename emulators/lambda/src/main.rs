@@ -62,8 +62,10 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    println!("Lambda emulator listening on {}", emulator.url());
-    println!("  AWS_ENDPOINT_URL={} aws lambda list-functions", emulator.url());
+    faas_emulator_kit::banner(&[
+        format!("Lambda emulator listening on {}", emulator.url()),
+        format!("  AWS_ENDPOINT_URL={} aws lambda list-functions", emulator.url()),
+    ]);
     let _ = tokio::signal::ctrl_c().await;
     emulator.shutdown().await;
 }

@@ -62,8 +62,10 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    println!("OpenWhisk emulator listening on {}", emulator.url());
-    println!("  wsk property set --apihost {} --auth {}", emulator.url(), emulator.auth());
+    faas_emulator_kit::banner(&[
+        format!("OpenWhisk emulator listening on {}", emulator.url()),
+        format!("  wsk property set --apihost {} --auth {}", emulator.url(), emulator.auth()),
+    ]);
     let _ = tokio::signal::ctrl_c().await;
     emulator.shutdown().await;
 }
